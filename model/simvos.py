@@ -1,0 +1,165 @@
+"""SimVOS: one ViT over reference frames (with mask embeddings) and the query frame.
+
+Stages (no string-dispatched forward):
+  encode_memory(frames, object_masks)  -> memory   [B, K, M, C]  (tokens or prototypes)
+  encode_query(frames)                 -> query    [B, N, C]     (within-frame stage done once)
+  joint(memory, query, grid)           -> m16      [B, K, C, h, w]
+  decode(m16)                          -> logits   [B', 1, H, W]
+Objects are a batch dimension (K); they never interact before soft aggregation.
+Frames are ImageNet-normalised [B, 3, H, W] with H, W multiples of 16; masks are in [0, 1].
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from timm.layers import PatchEmbed
+
+from model.decoder import STCNDecoder, build_fpn_heads
+from model.presets import ModelConfig
+from model.token_refine import TokenLearner, prototype_weights
+from model.vit import Block, resample_grid_pos_embed, window_partition, window_unpartition
+
+
+def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
+    """Fixed 2D sine-cosine embedding (as MAE's) with a zero class row: [1, 1 + grid*grid, dim]."""
+    quarter = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    coords = torch.arange(grid, dtype=torch.float64)
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    parts = []
+    for pos in (xs.flatten(), ys.flatten()):
+        angles = pos[:, None] * omega[None]
+        parts += [angles.sin(), angles.cos()]
+    emb = torch.cat(parts, dim=1)
+    emb = torch.nn.functional.pad(emb, (0, dim - emb.shape[1]))
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), emb]).unsqueeze(0).float()
+
+
+class SimVOS(nn.Module):
+    def __init__(self, config: ModelConfig, drop_path_rate: float = 0.0):
+        super().__init__()
+        c = config.validate()
+        self.config = c
+        dim, c8, c4 = c.embed_dim, *c.decoder_channels
+        self.patch_embed = PatchEmbed(img_size=None, patch_size=c.patch_size, in_chans=3, embed_dim=dim)
+        self.mask_patch_embed = PatchEmbed(img_size=None, patch_size=c.patch_size, in_chans=1, embed_dim=dim)
+        # Frozen (S/16)^2 grid + class row, resampled to each frame's grid at run time.
+        self.register_buffer("pos_embed_new", sincos_pos_embed(dim, c.train_grid))
+        rates = torch.linspace(0, drop_path_rate, c.depth).tolist()
+        self.blocks = nn.ModuleList(Block(dim, c.num_heads, c.mlp_ratio, rate) for rate in rates)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.fpn1, self.fpn2 = build_fpn_heads(dim, c8, c4)
+        self.stcn_decoder = STCNDecoder(dim, c8, c4)
+        if c.use_token_learner:
+            self.tlearner = TokenLearner(dim, c.num_bases_foreground)
+            self.tlearner_back = TokenLearner(dim, c.num_bases_background)
+        self.apply(self._init_linear)
+
+    @staticmethod
+    def _init_linear(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.xavier_uniform_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    # ------------------------------------------------------------------ embeddings
+    def grid_size(self, frames: torch.Tensor) -> tuple[int, int]:
+        """Token grid (h, w) of frames [..., H, W]; H and W must be multiples of the patch size."""
+        p = self.config.patch_size
+        height, width = frames.shape[-2:]
+        if height % p or width % p:
+            raise ValueError(f"frame size {height}x{width} is not a multiple of {p}: pad frames first")
+        return height // p, width // p
+
+    def position_embedding(self, grid_hw: tuple[int, int]) -> torch.Tensor:
+        """[1, h*w, C]: ``pos_embed_new`` resampled to the grid, class row dropped."""
+        return resample_grid_pos_embed(self.pos_embed_new, grid_hw)[:, 1:]
+
+    def embed(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """frames [B, 3, H, W] (+ masks [B, K, H, W]) -> tokens [B, N, C] (or [B, K, N, C] with masks)."""
+        tokens = self.patch_embed(frames) + self.position_embedding(self.grid_size(frames))
+        if masks is None:
+            return tokens
+        b, k = masks.shape[:2]
+        mask_tokens = self.mask_patch_embed(masks.reshape(b * k, 1, *masks.shape[-2:]).to(frames.dtype))
+        return tokens.unsqueeze(1) + mask_tokens.view(b, k, *mask_tokens.shape[1:])
+
+    def within_frame(self, tokens: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+        """blocks[0:L] on each frame alone (windowed if configured): [B, N, C] -> [B, N, C]."""
+        blocks = self.blocks[: self.config.layer_index]
+        if not self.config.use_local_window:
+            for blk in blocks:
+                tokens = blk(tokens)
+            return tokens
+        h, w = grid_hw
+        window = h // 2
+        if window < 1:
+            raise ValueError(f"token grid {h}x{w} is too small for local windows (needs at least 2 rows)")
+        x, padded = window_partition(tokens.view(-1, h, w, tokens.shape[-1]), window)
+        for blk in blocks:
+            x = blk(x)
+        return window_unpartition(x, window, padded, grid_hw).reshape(tokens.shape)
+
+    # ------------------------------------------------------------------ stages
+    def encode_query(self, frames: torch.Tensor) -> torch.Tensor:
+        """Query frames [B, 3, H, W] -> tokens [B, N, C] after the within-frame stage (if any)."""
+        return self.within_frame(self.embed(frames), self.grid_size(frames))
+
+    def encode_memory(self, frames: torch.Tensor, object_masks: torch.Tensor) -> torch.Tensor:
+        """A reference frame and each object's mask -> that frame's memory for each object.
+
+        frames [B, 3, H, W]; object_masks [B, K, H, W] in [0, 1] (one-hot or soft), all objects
+        of the frame together: the prototype weights of one object depend on the others.
+        Returns [B, K, M, C] with M = h*w tokens, or N_fg + N_bg prototypes (token learner).
+        """
+        grid = self.grid_size(frames)
+        tokens = self.embed(frames, object_masks)
+        if self.config.layer_index == 0:
+            return tokens
+        b, k, n, c = tokens.shape
+        tokens = self.within_frame(tokens.reshape(b * k, n, c), grid)
+        if not self.config.use_token_learner:
+            return tokens.view(b, k, n, c)
+        w_fg, w_bg = prototype_weights(object_masks, grid)
+        features = tokens.view(b * k, *grid, c)
+        fg = self.tlearner(features, w_fg.reshape(b * k, 1, *grid))
+        bg = self.tlearner_back(features, w_bg.reshape(b * k, 1, *grid))
+        return torch.cat([fg, bg], dim=1).view(b, k, -1, c)
+
+    def joint(self, memory: torch.Tensor, query: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+        """memory [B, K, M, C] + query [B, N, C] -> m16 [B, K, C, h, w].
+
+        blocks[L:] over [memory; query]; the last block computes the query rows only.
+        """
+        b, k, _, c = memory.shape
+        n = query.shape[1]
+        x = torch.cat([memory, query.unsqueeze(1).expand(b, k, n, c).to(memory.dtype)], dim=2).flatten(0, 1)
+        blocks = self.blocks[self.config.layer_index:]
+        for blk in blocks[:-1]:
+            x = blk(x)
+        x = self.norm(blocks[-1](x, query_rows=n))
+        return x.transpose(1, 2).reshape(b, k, c, *grid_hw)
+
+    def decode(self, m16: torch.Tensor) -> torch.Tensor:
+        """m16 [B, C, h, w] -> per-object logits [B, 1, 16h, 16w]."""
+        return self.stcn_decoder(m16, self.fpn2(m16), self.fpn1(m16))
+
+    def segment(self, memory: torch.Tensor, query: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+        """memory [B, K, M, C], query [B, N, C] -> logits [B, K, H, W]."""
+        m16 = self.joint(memory, query, grid_hw)
+        b, k = m16.shape[:2]
+        logits = self.decode(m16.flatten(0, 1))
+        return logits.view(b, k, *logits.shape[-2:])
+
+    def forward(self, memory_frames: torch.Tensor, memory_masks: torch.Tensor, query_frames: torch.Tensor) -> torch.Tensor:
+        """Training entry: memory_frames [B, T, 3, H, W], memory_masks [B, T, K, H, W],
+        query_frames [B, 3, H, W] -> per-object logits [B, K, H, W]."""
+        memory = torch.cat([self.encode_memory(memory_frames[:, t], memory_masks[:, t])
+                            for t in range(memory_frames.shape[1])], dim=2)
+        return self.segment(memory, self.encode_query(query_frames), self.grid_size(query_frames))
+
+
+def build_model(config: ModelConfig, drop_path_rate: float = 0.0) -> SimVOS:
+    return SimVOS(config, drop_path_rate)

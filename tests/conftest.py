@@ -1,0 +1,32 @@
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+torch.set_num_threads(2)
+
+from model import build_model, config_from_flags  # noqa: E402
+
+
+def tiny_config(token_learner: bool = False, local_window: bool = False, depth: int = 4, **kw):
+    """A 4-block ViT-Ti-sized SimVOS for CPU tests (B path, or BS path with 3 within-frame blocks)."""
+    return config_from_flags("vit_tiny", layer_index=2 if token_learner or local_window else 0,
+                             use_token_learner=token_learner, num_bases_foreground=6, num_bases_background=5,
+                             use_local_window=local_window, train_img_size=64, depth=depth, **kw)
+
+
+@pytest.fixture
+def tiny_b():
+    torch.manual_seed(0)
+    return build_model(tiny_config()).eval()
+
+
+@pytest.fixture
+def tiny_bs():
+    torch.manual_seed(0)
+    return build_model(tiny_config(token_learner=True, local_window=True)).eval()

@@ -1,0 +1,183 @@
+"""The network against independent computations written from the spec."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model import build_model
+from model.aggregate import aggregate
+from model.token_refine import TokenLearner, prototype_weights
+from model.vit import resample_grid_pos_embed, window_partition, window_unpartition
+from tests.conftest import tiny_config
+
+
+def _frames(n, h=48, w=80, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, h, w, generator=g)
+
+
+def _masks(n, k, h=48, w=80, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, k + 1, (n, h // 8, w // 8), generator=g)
+    labels = F.interpolate(labels[:, None].float(), size=(h, w), mode="nearest")[:, 0].long()
+    return F.one_hot(labels, k + 1).permute(0, 3, 1, 2)[:, 1:].float()
+
+
+def _naive_vit_query_tokens(model, memory_frames, memory_masks, query):
+    """Spec section 3 (B path) for ONE object written out directly: every frame's tokens are
+    patch_embed (+ mask_patch_embed) + bicubic pos, all concatenated, full attention, all rows."""
+    p = model.patch_embed.proj
+    mp = model.mask_patch_embed.proj
+    h, w = query.shape[-2] // 16, query.shape[-1] // 16
+    grid = model.pos_embed_new[:, 1:].reshape(1, model.config.train_grid, model.config.train_grid, -1).permute(0, 3, 1, 2)
+    pos = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+
+    def tokens(frame, mask=None):
+        t = F.conv2d(frame, p.weight, p.bias, stride=16).flatten(2).transpose(1, 2)
+        if mask is not None:
+            t = t + F.conv2d(mask, mp.weight, mp.bias, stride=16).flatten(2).transpose(1, 2)
+        return t + pos
+
+    x = torch.cat([tokens(f, m) for f, m in zip(memory_frames, memory_masks)] + [tokens(query)], dim=1)
+    for blk in model.blocks:
+        y = F.layer_norm(x, (x.shape[-1],), blk.norm1.weight, blk.norm1.bias, 1e-6)
+        heads = blk.attn.num_heads
+        q, k, v = (y @ blk.attn.qkv.weight.T + blk.attn.qkv.bias).chunk(3, dim=-1)
+        split = lambda t: t.view(1, t.shape[1], heads, -1).transpose(1, 2)
+        q, k, v = split(q), split(k), split(v)
+        att = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+        o = (att @ v).transpose(1, 2).reshape(1, -1, x.shape[-1])
+        x = x + o @ blk.attn.proj.weight.T + blk.attn.proj.bias
+        y = F.layer_norm(x, (x.shape[-1],), blk.norm2.weight, blk.norm2.bias, 1e-6)
+        x = x + blk.mlp.fc2(F.gelu(blk.mlp.fc1(y)))
+    x = F.layer_norm(x, (x.shape[-1],), model.norm.weight, model.norm.bias, 1e-6)
+    return x[:, -h * w:].transpose(1, 2).reshape(1, -1, h, w)
+
+
+@torch.no_grad()
+def test_b_path_matches_direct_computation_and_batches_objects(tiny_b):
+    torch.manual_seed(3)
+    tiny_b.pos_embed_new.normal_()
+    f0, f1, q = _frames(1, seed=0), _frames(1, seed=1), _frames(1, seed=2)
+    m0, m1 = _masks(1, 3, seed=5), torch.rand(1, 3, 48, 80)
+    memory = torch.cat([tiny_b.encode_memory(f0, m0), tiny_b.encode_memory(f1, m1)], dim=2)
+    m16 = tiny_b.joint(memory, tiny_b.encode_query(q), (3, 5))
+    for k in range(3):
+        expected = _naive_vit_query_tokens(tiny_b, [f0, f1], [m0[:, k:k + 1], m1[:, k:k + 1]], q)
+        torch.testing.assert_close(m16[:, k], expected, atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("bs", [False, True])
+def test_batched_objects_equal_single_objects(bs, tiny_b, tiny_bs):
+    model = tiny_bs if bs else tiny_b
+    f, q, masks = _frames(1), _frames(1, seed=4), _masks(1, 3)
+    memory = model.encode_memory(f, masks)
+    logits = model.segment(memory, model.encode_query(q), (3, 5))
+    for k in range(3):
+        # BS: an object's prototypes depend on the other objects' masks (background weights), so
+        # its memory comes from the joint call; the joint stage and decoder still run alone.
+        single_memory = memory[:, k:k + 1] if bs else model.encode_memory(f, masks[:, k:k + 1])
+        single = model.segment(single_memory, model.encode_query(q), (3, 5))
+        torch.testing.assert_close(logits[:, k], single[:, 0], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_pruned_last_block_equals_full_block(tiny_b):
+    x = torch.randn(2, 40, 192)
+    blk = tiny_b.blocks[-1]
+    torch.testing.assert_close(blk(x, query_rows=15), blk(x)[:, -15:], atol=1e-5, rtol=1e-5)
+
+
+def test_soft_aggregation_sums_to_one_and_matches_direct_formula():
+    p = torch.rand(3, 1, 7, 9, dtype=torch.float64)
+    p[0, 0, 0, 0] = 1.0  # exercises the clamp
+    out = aggregate(p, dim=0)
+    torch.testing.assert_close(out.sum(0), torch.ones(1, 7, 9, dtype=torch.float64))
+    pn = p.numpy()
+    full = np.concatenate([np.prod(1 - pn, axis=0, keepdims=True), pn]).clip(1e-7, 1 - 1e-7)
+    odds = full / (1 - full)
+    np.testing.assert_allclose(out.numpy(), odds / odds.sum(0, keepdims=True), rtol=1e-10)
+
+
+def test_token_learner_all_zero_weight_gives_zero_rows():
+    torch.manual_seed(0)
+    tl = TokenLearner(16, 5)
+    feats = torch.randn(2, 3, 4, 16)
+    weight = torch.zeros(2, 1, 3, 4)
+    weight[1, 0, 1, 2] = 0.7
+    attn = tl.attention(feats, weight)
+    assert not torch.isnan(attn).any()
+    assert torch.all(attn[0] == 0)
+    # Only the one non-zero position can be attended to.
+    torch.testing.assert_close(attn[1, :, 1 * 4 + 2], torch.ones(5))
+    tokens = tl(feats, weight)
+    torch.testing.assert_close(tokens[0], tl.norm(torch.zeros(5, 16)))
+
+
+def test_prototype_weights_follow_the_spec():
+    torch.manual_seed(0)
+    masks = torch.rand(1, 2, 32, 48) * 0.5
+    masks[:, :, :8] = 0  # a region with no object: background there
+    w_fg, w_bg = prototype_weights(masks, (4, 6))
+    m = masks.numpy()[0].astype(np.float32)
+    bg = (np.float32(1) - m.sum(0) == 1).astype(np.float32)
+    stack = torch.from_numpy(np.concatenate([bg[None], m]))[None]
+    small = F.interpolate(stack, size=(4, 6), mode="bilinear", align_corners=False)[0].numpy()
+    winner = small.argmax(0)
+    for k in range(2):
+        hard = (winner == k + 1).astype(np.float32)
+        np.testing.assert_allclose(w_fg[0, k].numpy(), small[k + 1] * hard, rtol=1e-6)
+        np.testing.assert_allclose(w_bg[0, k].numpy(), (1 - small[k + 1]) * (1 - hard), rtol=1e-6)
+    assert (winner[:1] == 0).all() and (winner[1:] > 0).all()
+
+
+@pytest.mark.parametrize("h,w,window", [(4, 6, 2), (5, 7, 2), (3, 8, 1), (6, 4, 3)])
+def test_window_partition_round_trips(h, w, window):
+    x = torch.randn(2, h, w, 8)
+    windows, padded = window_partition(x, window)
+    assert windows.shape[1] == window * window
+    torch.testing.assert_close(window_unpartition(windows, window, padded, (h, w)), x)
+    # Padding is zeros at the bottom/right.
+    full = window_unpartition(windows, window, padded, padded)
+    assert torch.all(full[:, h:] == 0) and torch.all(full[:, :, w:] == 0)
+
+
+def test_pos_embed_resampling_keeps_same_grid_and_class_row():
+    pos = torch.randn(1, 1 + 24 * 24, 8)
+    assert resample_grid_pos_embed(pos, (24, 24)) is pos
+    out = resample_grid_pos_embed(pos, (30, 54))
+    assert out.shape == (1, 1 + 30 * 54, 8)
+    torch.testing.assert_close(out[:, :1], pos[:, :1])
+    grid = pos[:, 1:].reshape(1, 24, 24, 8).permute(0, 3, 1, 2)
+    ref = F.interpolate(grid, size=(30, 54), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+    torch.testing.assert_close(out[:, 1:], ref)
+
+
+@pytest.mark.parametrize("bs", [False, True])
+def test_backward_reaches_every_trainable_parameter(bs):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(token_learner=bs, local_window=bs), drop_path_rate=0.1).train()
+    frames, query = _frames(2, 64, 64)[:, None], _frames(2, 64, 64, seed=9)
+    masks = _masks(2, 2, 64, 64)[:, None]
+    logits = model(frames, masks, query)
+    assert logits.shape == (2, 2, 64, 64)
+    logits.square().mean().backward()
+    no_grad = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert no_grad == []
+    assert "pos_embed_new" not in dict(model.named_parameters())
+
+
+@torch.no_grad()
+def test_bf16_autocast_on_cpu_is_close_to_fp32(tiny_b):
+    f, q, masks = _frames(1), _frames(1, seed=4), _masks(1, 2)
+    fp32 = torch.sigmoid(tiny_b.segment(tiny_b.encode_memory(f, masks), tiny_b.encode_query(q), (3, 5)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        bf16 = torch.sigmoid(tiny_b.segment(tiny_b.encode_memory(f, masks), tiny_b.encode_query(q), (3, 5)))
+    assert bf16.dtype in (torch.float32, torch.bfloat16)
+    assert (bf16.float() - fp32).abs().max() < 0.05
+
+
+def test_frames_not_multiple_of_patch_are_rejected(tiny_b):
+    with pytest.raises(ValueError, match="multiple of 16"):
+        tiny_b.encode_query(torch.zeros(1, 3, 50, 64))
