@@ -1,0 +1,60 @@
+"""DAVIS-layout folders: ``JPEGImages/480p/<seq>/*.jpg``, ``Annotations/480p/<seq>/*.png``,
+``ImageSets/<year>/<split>.txt``."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from util.errors import InputError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+@dataclass
+class VideoSequence:
+    """name; frames: paths in order; annotations: {frame index: mask path}."""
+
+    name: str
+    frames: list[str]
+    annotations: dict[int, str]
+
+    @property
+    def stems(self) -> list[str]:
+        return [os.path.splitext(os.path.basename(f))[0] for f in self.frames]
+
+
+def list_frames(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        raise InputError(f"{folder}: frame folder not found")
+    frames = sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not frames:
+        raise InputError(f"{folder}: no frames (.jpg/.png) in the folder")
+    return frames
+
+
+def read_split(path: str) -> list[str]:
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: split file not found")
+    with open(path) as f:
+        names = [line.strip() for line in f if line.strip()]
+    if not names:
+        raise InputError(f"{path}: split file lists no sequences")
+    return names
+
+
+def davis_sequence(root: str, name: str, resolution: str = "480p") -> VideoSequence:
+    """A semi-supervised DAVIS sequence: all frames, the first frame's annotation."""
+    frames = list_frames(os.path.join(root, "JPEGImages", resolution, name))
+    stem = os.path.splitext(os.path.basename(frames[0]))[0]
+    first = os.path.join(root, "Annotations", resolution, name, stem + ".png")
+    if not os.path.isfile(first):
+        raise InputError(f"{first}: first-frame annotation of sequence {name} not found")
+    return VideoSequence(name, frames, {0: first})
+
+
+def davis_split(root: str, split_file: str) -> list[str]:
+    """Sequence names of ``root/ImageSets/<split_file>``; checks the layout first."""
+    for sub in ("JPEGImages", "Annotations"):
+        if not os.path.isdir(os.path.join(root, sub)):
+            raise InputError(f"{os.path.join(root, sub)}: folder not found (is --davis_path the DAVIS/2017 folder?)")
+    return read_split(os.path.join(root, "ImageSets", split_file))

@@ -1,0 +1,92 @@
+"""Evaluate every checkpoint in --model_path on DAVIS-2017 val / test-dev (published command line).
+
+python submit_eval_davis_ours_all.py --model_path test_checkpoints --davis_path ../DAVIS/2017 \
+    --output ./results --split val --layer_index 4 --use_token_learner --use_local_window
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import torch
+
+from dataset.davis import davis_sequence, davis_split
+from inference_core import SimVOSPredictor
+from inference_core.runner import run_sequences
+from model import build_model
+from model.checkpoint import load_weights
+from util.args import add_model_flags, config_from_args
+from util.cli import run_cli
+from util.device import pick_device
+from util.errors import InputError
+
+CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
+SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt"),
+          "val2016": ("trainval", "2016/val.txt")}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_path", default="test_checkpoints", help="a folder of checkpoints (or one file)")
+    p.add_argument("--davis_path", default="../DAVIS/2017", help="the DAVIS/2017 folder holding trainval/ and test-dev/")
+    p.add_argument("--output", default="results")
+    p.add_argument("--split", default="val", choices=sorted(SPLITS),
+                   help="val / testdev (DAVIS-2017); val2016: DAVIS-2016 single-object val from trainval/ImageSets/2016")
+    p.add_argument("--top", type=int, default=20, help="accepted for compatibility; unused by SimVOS")
+    p.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on CPU")
+    add_model_flags(p)
+    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA if available)")
+    p.add_argument("--save_scores", action="store_true",
+                   help="also write each frame's (K+1, H, W) float16 probabilities to <output>/<ckpt>_scores")
+    p.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
+    p.add_argument("--overwrite", action="store_true", help="recompute sequences that are already complete")
+    p.add_argument("--max_objects_per_batch", type=int, default=None, help="chunk objects to bound memory")
+    return p.parse_args(argv)
+
+
+def checkpoint_files(model_path: str) -> list[str]:
+    if os.path.isfile(model_path):
+        return [model_path]
+    if not os.path.isdir(model_path):
+        raise InputError(f"{model_path}: --model_path not found")
+    files = sorted(os.path.join(model_path, f) for f in os.listdir(model_path) if f.endswith(CHECKPOINT_EXTENSIONS))
+    if not files:
+        raise InputError(f"{model_path}: no checkpoint files ({', '.join(CHECKPOINT_EXTENSIONS)}) in --model_path")
+    return files
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    print(args)
+    config = config_from_args(args)
+    device = pick_device(args.device)
+    subdir, imset = SPLITS[args.split]
+    root = os.path.join(args.davis_path, subdir)
+    names = davis_split(root, imset)
+    if args.sequences:
+        unknown = sorted(set(args.sequences) - set(names))
+        if unknown:
+            raise InputError(f"--sequences: {', '.join(unknown)} not in {imset}")
+        names = [n for n in names if n in set(args.sequences)]
+    checkpoints = checkpoint_files(args.model_path)
+    torch.set_grad_enabled(False)
+    for ckpt in checkpoints:
+        name = os.path.splitext(os.path.basename(ckpt))[0]
+        model = build_model(config)
+        report = load_weights(model, ckpt)
+        for note in report.notes:
+            print(f"note: {ckpt}: {note}")
+        predictor = SimVOSPredictor(model, device, args.amp, args.max_objects_per_batch)
+        out = os.path.join(args.output, name)
+        scores = os.path.join(args.output, name + "_scores") if args.save_scores else None
+        print(f"{ckpt} -> {out}")
+        sequences = [lambda n=n: davis_sequence(root, n) for n in names]
+        stats = run_sequences(predictor, sequences, out, scores, args.overwrite)
+        print(stats.summary(device, args.amp))
+        if args.split in ("val", "val2016") and not args.sequences:
+            from util.davis_metrics import score_davis
+            score_davis(root, "val", out, single_object=args.split == "val2016")
+
+
+if __name__ == "__main__":
+    run_cli(main)

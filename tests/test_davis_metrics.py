@@ -1,0 +1,214 @@
+"""util.davis_metrics against a direct, per-frame per-object computation of the official toolkit's
+algorithm (seg2bmap, skimage disk, full-image cv2.dilate, pandas to_csv)."""
+import os
+import subprocess
+import sys
+import warnings
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from skimage.morphology import disk as sk_disk
+
+from util import davis_metrics
+from util.errors import InputError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# ----------------------------------------------------------------- the obvious way
+def ref_seg2bmap(seg):
+    seg = seg.astype(bool)
+    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+    e[:, :-1] = seg[:, 1:]
+    s[:-1, :] = seg[1:, :]
+    se[:-1, :-1] = seg[1:, 1:]
+    b = seg ^ e | seg ^ s | seg ^ se
+    b[-1, :] = seg[-1, :] ^ e[-1, :]
+    b[:, -1] = seg[:, -1] ^ s[:, -1]
+    b[-1, -1] = 0
+    return b
+
+
+def ref_f(fg, gt):
+    bound_pix = np.ceil(0.008 * np.linalg.norm(fg.shape))
+    fb, gb = ref_seg2bmap(fg), ref_seg2bmap(gt)
+    fd = cv2.dilate(fb.astype(np.uint8), sk_disk(bound_pix).astype(np.uint8))
+    gd = cv2.dilate(gb.astype(np.uint8), sk_disk(bound_pix).astype(np.uint8))
+    n_fg, n_gt = np.sum(fb), np.sum(gb)
+    if n_fg == 0 and n_gt > 0:
+        p, r = 1, 0
+    elif n_fg > 0 and n_gt == 0:
+        p, r = 0, 1
+    elif n_fg == 0 and n_gt == 0:
+        p, r = 1, 1
+    else:
+        p, r = np.sum(fb * gd) / float(n_fg), np.sum(gb * fd) / float(n_gt)
+    return 0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+def ref_j(gt, fg):
+    inter, union = np.sum(gt & fg), np.sum(gt | fg)
+    return 1 if np.isclose(union, 0) else inter / union
+
+
+def ref_stats(v):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m, o = np.nanmean(v), np.nanmean(v > 0.5)
+        ids = (np.round(np.linspace(1, len(v), 5) + 1e-10) - 1).astype(np.uint8)
+        bins = [v[ids[i]:ids[i + 1] + 1] for i in range(4)]
+        d = np.nanmean(bins[0]) - np.nanmean(bins[3])
+    return m, o, d
+
+
+def ref_evaluate(gt_root, pred_root, names):
+    res = {"J": {"M": [], "R": [], "D": [], "per": {}}, "F": {"M": [], "R": [], "D": [], "per": {}}}
+    for name in names:
+        files = sorted(os.listdir(os.path.join(gt_root, name)))
+        gts = [np.array(Image.open(os.path.join(gt_root, name, f))) for f in files]
+        n_obj = int(np.where(gts[0] == 255, 0, gts[0]).max())
+        preds = [np.array(Image.open(os.path.join(pred_root, name, f))) for f in files[1:-1]]
+        for k in range(1, n_obj + 1):
+            js = np.array([ref_j(g == k, p == k) for g, p in zip(gts[1:-1], preds)], dtype=float)
+            fs = np.array([ref_f(p == k, g == k) for g, p in zip(gts[1:-1], preds)], dtype=float)
+            for key, v in (("J", js), ("F", fs)):
+                m, r, d = ref_stats(v)
+                res[key]["M"].append(m)
+                res[key]["R"].append(r)
+                res[key]["D"].append(d)
+                res[key]["per"][f"{name}_{k}"] = m
+    return res
+
+
+def ref_csvs(res):
+    J, F = res["J"], res["F"]
+    g = np.array([(np.mean(J["M"]) + np.mean(F["M"])) / 2., np.mean(J["M"]), np.mean(J["R"]), np.mean(J["D"]),
+                  np.mean(F["M"]), np.mean(F["R"]), np.mean(F["D"])]).reshape(1, -1)
+    table_g = pd.DataFrame(data=g, columns=davis_metrics.GLOBAL_COLUMNS)
+    names = list(J["per"])
+    table_s = pd.DataFrame(data=list(zip(names, [J["per"][n] for n in names], [F["per"][n] for n in names])),
+                           columns=davis_metrics.SEQUENCE_COLUMNS)
+    return table_g.to_csv(index=False, float_format="%.3f"), table_s.to_csv(index=False, float_format="%.3f")
+
+
+# ----------------------------------------------------------------- synthetic data
+def _save(path, labels):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    img = Image.fromarray(labels.astype(np.uint8), mode="P")
+    img.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] * 64)
+    img.save(path)
+
+
+def make_dataset(root, sequences, h=60, w=90, seed=0):
+    """sequences: {name: (n_frames, n_objects)}. Moving discs / boxes with edge cases."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    for name, (n, k) in sequences.items():
+        for t in range(n):
+            gt = np.zeros((h, w), np.uint8)
+            pred = np.zeros((h, w), np.uint8)
+            for obj in range(1, k + 1):
+                cy, cx = 10 + 8 * obj + t % 7, 10 + 15 * obj + (2 * t) % 11
+                r = 4 + obj
+                if not (obj == 2 and t % 3 == 1):  # object 2 missing in some frames
+                    gt[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = obj
+                dy, dx = rng.integers(-3, 4, 2)
+                if not (obj == 1 and t % 4 == 2):  # empty prediction sometimes
+                    pred[(yy - cy - dy) ** 2 + (xx - cx - dx) ** 2 <= (r + rng.integers(-2, 3)) ** 2] = obj
+            if t % 5 == 3:
+                gt[0:3, 0:w] = 255                      # void band
+            if k >= 2 and t % 6 == 0:
+                gt[h - 1, w - 1] = 1                    # a one-pixel object part
+                pred[h - 2:, w - 2:] = 2
+            if t % 9 == 4:
+                gt[:] = 0                               # an empty ground-truth frame
+            _save(os.path.join(root, "Annotations", "480p", name, f"{t:05d}.png"), gt)
+            _save(os.path.join(root, "pred", name, f"{t:05d}.png"), pred)
+    os.makedirs(os.path.join(root, "ImageSets", "2017"), exist_ok=True)
+    with open(os.path.join(root, "ImageSets", "2017", "val.txt"), "w") as f:
+        f.write("\n".join(sequences) + "\n")
+
+
+def test_matches_official_algorithm_byte_for_byte(tmp_path):
+    seqs = {"alpha": (3, 1), "bravo": (12, 3), "charlie": (7, 2), "delta": (9, 4)}
+    make_dataset(str(tmp_path), seqs)
+    # Touching objects in one frame of bravo.
+    touching = np.zeros((60, 90), np.uint8)
+    touching[20:40, 10:30], touching[20:40, 30:50] = 1, 2
+    _save(str(tmp_path / "Annotations/480p/bravo/00004.png"), touching)
+    metrics = davis_metrics.evaluate(davis_metrics.davis_jobs(str(tmp_path), "val", str(tmp_path / "pred")), workers=2)
+    g_path, s_path = davis_metrics.write_csvs(metrics, str(tmp_path / "out"), "val")
+    expected_g, expected_s = ref_csvs(ref_evaluate(str(tmp_path / "Annotations/480p"), str(tmp_path / "pred"), seqs))
+    assert open(g_path).read() == expected_g
+    assert open(s_path).read() == expected_s
+    assert expected_s.count("\n") == 1 + 1 + 3 + 2 + 4
+
+
+def test_long_sequence_decay_keeps_official_binning():
+    values = np.linspace(1, 0, 300)
+    expected = ref_stats(values)
+    assert davis_metrics.statistics(values) == pytest.approx(expected, nan_ok=True)
+    # Past 256 frames the official uint8 bin indices wrap: the decay is not first - last quarter.
+    honest = values[:75].mean() - values[-75:].mean()
+    decay = davis_metrics.statistics(values)[2]
+    assert np.isnan(decay) or abs(decay - honest) > 0.1
+
+
+def test_command_line_and_generic_mode(tmp_path):
+    make_dataset(str(tmp_path), {"a": (5, 2), "b": (6, 1)})
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    out = subprocess.run([sys.executable, "-m", "util.davis_metrics", "--davis_path", str(tmp_path), "--set", "val",
+                          "--results_path", str(tmp_path / "pred"), "--workers", "1"],
+                         capture_output=True, text=True, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "Global results for val" in out.stdout
+    davis_csv = (tmp_path / "pred" / "per-sequence_results-val.csv").read_text()
+    generic = subprocess.run([sys.executable, "-m", "util.davis_metrics", "--gt", str(tmp_path / "Annotations/480p"),
+                              "--pred", str(tmp_path / "pred"), "--results_path", str(tmp_path / "g")],
+                             capture_output=True, text=True, env=env, cwd=ROOT)
+    assert generic.returncode == 0, generic.stderr
+    assert (tmp_path / "g" / "per-sequence_results-val.csv").read_text() == davis_csv
+
+
+def test_objects_appearing_later_are_scored_in_generic_mode(tmp_path):
+    gt_frames = [np.zeros((40, 40), np.uint8) for _ in range(5)]
+    for t in range(5):
+        gt_frames[t][5:15, 5:15] = 1
+        if t >= 2:
+            gt_frames[t][20:30, 20:30] = 3  # id 3 enters on frame 2
+    for t, g in enumerate(gt_frames):
+        _save(str(tmp_path / "gt/s" / f"{t:05d}.png"), g)
+        _save(str(tmp_path / "pr/s" / f"{t:05d}.png"), np.where(g == 3, 0, g))  # object 3 missed
+    metrics = davis_metrics.evaluate(davis_metrics.generic_jobs(str(tmp_path / "gt"), str(tmp_path / "pr")))
+    assert metrics["J"]["M_per_object"] == pytest.approx({"s_1": 1.0, "s_3": 1 / 3})
+
+
+@pytest.mark.parametrize("problem,message", [
+    ("missing_seq", "no predictions for sequence b"),
+    ("missing_frame", "00002.png: prediction of sequence a not found"),
+    ("size", "prediction is 20x10, ground truth is 90x60"),
+    ("extra_object", "a/00001.png: prediction has object id 5, ground truth has 2 object(s)"),
+    ("rgb", "is an RGB image, not an indexed PNG"),
+    ("short", "b: 2 annotated frames"),
+])
+def test_bad_input_is_one_clear_error_and_no_csv(tmp_path, problem, message):
+    make_dataset(str(tmp_path), {"a": (5, 2), "b": (2 if problem == "short" else 4, 1)})
+    pred = tmp_path / "pred"
+    if problem == "missing_seq":
+        for f in (pred / "b").iterdir():
+            f.unlink()
+        (pred / "b").rmdir()
+    elif problem == "missing_frame":
+        (pred / "a" / "00002.png").unlink()
+    elif problem == "size":
+        _save(str(pred / "a" / "00001.png"), np.zeros((10, 20), np.uint8))
+    elif problem == "extra_object":
+        _save(str(pred / "a" / "00001.png"), np.full((60, 90), 5, np.uint8))
+    elif problem == "rgb":
+        Image.new("RGB", (90, 60)).save(pred / "a" / "00001.png")
+    with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        davis_metrics.main(["--davis_path", str(tmp_path), "--results_path", str(pred), "--workers", "1"])
+    assert not list(pred.glob("*.csv"))
