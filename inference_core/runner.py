@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +22,19 @@ from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
 
 MAX_OBJECTS = 64  # more distinct values than this in a first mask means it is not a label map
+
+
+class CurrentStderr:
+    """Whatever sys.stderr is at write time (progressbar2 otherwise pins the stream it saw first)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
 
 
 @dataclass
@@ -100,21 +114,29 @@ def run_sequences(predictor: SimVOSPredictor, sequences: list, out_root: str, sc
     device = predictor.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for seq in progressbar.progressbar(sequences, redirect_stdout=True):
-        seq = seq() if callable(seq) else seq
-        keep = keep_frames.get(seq.name) if keep_frames else None
-        expected = len(keep) if keep is not None else len(seq.frames)
-        done = is_complete(os.path.join(out_root, seq.name), expected) and (
-            not scores_root or os.path.isdir(os.path.join(scores_root, seq.name)))
-        stats.sequences += 1
-        if done and not overwrite:
-            stats.skipped.append(seq.name)
-            continue
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        stats.frames += segment_sequence(predictor, seq, out_root, scores_root, keep)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        stats.seconds += time.perf_counter() - start
+    with progressbar.ProgressBar(max_value=len(sequences), fd=CurrentStderr()) as bar:
+        for index, seq in enumerate(sequences):
+            _run_one(predictor, seq, out_root, scores_root, overwrite, keep_frames, stats)
+            bar.update(index + 1)
     return stats
+
+
+def _run_one(predictor, seq, out_root, scores_root, overwrite, keep_frames, stats: RunStats) -> None:
+    """Resolves one sequence, then skips it (already complete) or segments it into ``stats``."""
+    device = predictor.device
+    seq = seq() if callable(seq) else seq
+    keep = keep_frames.get(seq.name) if keep_frames else None
+    expected = len(keep) if keep is not None else len(seq.frames)
+    done = is_complete(os.path.join(out_root, seq.name), expected) and (
+        not scores_root or os.path.isdir(os.path.join(scores_root, seq.name)))
+    stats.sequences += 1
+    if done and not overwrite:
+        stats.skipped.append(seq.name)
+        return
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    stats.frames += segment_sequence(predictor, seq, out_root, scores_root, keep)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    stats.seconds += time.perf_counter() - start

@@ -11,6 +11,7 @@ ones, a shape mismatch -- raises :class:`CheckpointMismatchError` naming the key
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -113,6 +114,18 @@ def _listing(title: str, keys: list[str], limit: int = 12) -> str:
     return f"  {title} ({len(keys)}): {shown}"
 
 
+def _adopt_training_grid(model: nn.Module, pos_embed_new: torch.Tensor | None) -> None:
+    """A checkpoint trained at another square size carries another ``pos_embed_new`` grid: the
+    model takes that grid (it is resampled to each frame at run time anyway)."""
+    if pos_embed_new is None or pos_embed_new.dim() != 3 or pos_embed_new.shape == model.pos_embed_new.shape:
+        return
+    grid = round((pos_embed_new.shape[1] - 1) ** 0.5)
+    if grid * grid + 1 != pos_embed_new.shape[1] or pos_embed_new.shape[2] != model.pos_embed_new.shape[2]:
+        return  # reported as a shape mismatch
+    model.config = dataclasses.replace(model.config, train_img_size=grid * model.config.patch_size)
+    model.pos_embed_new = torch.zeros_like(pos_embed_new)
+
+
 def load_weights(model: nn.Module, source: str | dict, name: str | None = None) -> LoadReport:
     """Loads a checkpoint (path or loaded dict) into a SimVOS model, strictly.
 
@@ -133,6 +146,9 @@ def load_weights(model: nn.Module, source: str | dict, name: str | None = None) 
         state["pos_embed_new"] = resample_grid_pos_embed(pos, (config.train_grid, config.train_grid))
         report.initialised = sorted(k for k in expected if not k.startswith(MAE_PREFIXES))
 
+    _adopt_training_grid(model, state.get("pos_embed_new"))
+    expected = model.state_dict()
+    config = model.config
     uses_tl = config.use_token_learner
     mapped, ignored = {}, []
     for key, value in state.items():

@@ -1,0 +1,146 @@
+"""Synthetic videos in the DAVIS-2017 layout: textured shapes moving, rotating, scaling and
+occluding each other over textured, drifting backgrounds. Deterministic for a seed.
+
+    python -m dataset.synthetic --out data/demo/DAVIS/2017/trainval --train 40 --val 8
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from dataset.palette_io import write_label_png
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
+    """[h, w, 3] float in [0, 1]: random colours on a coarse grid, bicubically upsampled."""
+    coarse = rng.random((cells, max(2, cells * w // h), 3)).astype(np.float32)
+    return np.clip(cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC), 0, 1)
+
+
+@dataclass
+class _Object:
+    shape: str
+    radius: float
+    position: np.ndarray
+    velocity: np.ndarray
+    angle: float
+    spin: float
+    scale_speed: float
+    colour: np.ndarray
+    stripe: np.ndarray   # frequency (fx, fy) of the stripe texture in object coordinates
+
+    def polygon(self, t: int) -> np.ndarray:
+        scale = 1 + 0.35 * np.sin(self.scale_speed * t)
+        if self.shape == "ellipse":
+            a = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+            pts = np.stack([np.cos(a), 0.6 * np.sin(a)], 1)
+        elif self.shape == "rectangle":
+            pts = np.array([[-1, -0.55], [1, -0.55], [1, 0.55], [-1, 0.55]], float)
+        elif self.shape == "triangle":
+            pts = np.array([[0, -1], [0.95, 0.8], [-0.95, 0.8]], float)
+        else:  # star
+            a = np.linspace(0, 2 * np.pi, 10, endpoint=False)
+            r = np.where(np.arange(10) % 2 == 0, 1.0, 0.45)
+            pts = np.stack([r * np.cos(a), r * np.sin(a)], 1)
+        angle = self.angle + self.spin * t
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        return pts @ rot.T * self.radius * scale
+
+
+def _random_object(rng: np.random.Generator, h: int, w: int) -> _Object:
+    radius = rng.uniform(0.12, 0.22) * min(h, w)
+    speed = rng.uniform(0.025, 0.05) * min(h, w)
+    direction = rng.uniform(0, 2 * np.pi)
+    return _Object(
+        shape=str(rng.choice(["ellipse", "rectangle", "triangle", "star"])), radius=radius,
+        position=np.array([rng.uniform(radius, w - radius), rng.uniform(radius, h - radius)]),
+        velocity=speed * np.array([np.cos(direction), np.sin(direction)]),
+        angle=rng.uniform(0, np.pi), spin=rng.uniform(-0.12, 0.12), scale_speed=rng.uniform(0.1, 0.3),
+        colour=rng.uniform(0.1, 1.0, 3), stripe=rng.uniform(0.15, 0.5, 2))
+
+
+def make_video(rng: np.random.Generator, n_frames: int, h: int, w: int, n_objects: int,
+               appear: list[int] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """-> (frames [h, w, 3] uint8 RGB, label maps [h, w] uint8). Object i+1 is drawn from frame
+    ``appear[i]`` on (default 0); later objects are in front (occlusions)."""
+    appear = appear or [0] * n_objects
+    background = _smooth_noise(rng, h + 64, w + 64, 6) * 0.7 + 0.3 * _smooth_noise(rng, h + 64, w + 64, 24)
+    drift = rng.uniform(-1.5, 1.5, 2)
+    objects = [_random_object(rng, h, w) for _ in range(n_objects)]
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    frames, labels = [], []
+    for t in range(n_frames):
+        ox, oy = (np.array([32, 32]) + drift * t).astype(int) % 64
+        img = background[oy:oy + h, ox:ox + w].copy()
+        label = np.zeros((h, w), np.uint8)
+        for i, obj in enumerate(objects):
+            pos = obj.position + obj.velocity * t
+            # Bounce off the borders (reflect the unbounded trajectory).
+            for d, size in ((0, w), (1, h)):
+                lo, hi = obj.radius * 0.5, size - obj.radius * 0.5
+                span = hi - lo
+                p = (pos[d] - lo) % (2 * span)
+                pos[d] = lo + (p if p < span else 2 * span - p)
+            if t < appear[i]:
+                continue
+            poly = (obj.polygon(t) + pos).round().astype(np.int32)
+            inside = np.zeros((h, w), np.uint8)
+            cv2.fillPoly(inside, [poly], 1)
+            inside = inside.astype(bool)
+            stripes = 0.5 + 0.5 * np.sin((xx - pos[0]) * obj.stripe[0] + (yy - pos[1]) * obj.stripe[1])
+            texture = obj.colour[None, None] * (0.55 + 0.45 * stripes[..., None])
+            img[inside] = texture[inside]
+            label[inside] = i + 1
+        frames.append((np.clip(img, 0, 1) * 255).astype(np.uint8))
+        labels.append(label)
+    return frames, labels
+
+
+def write_sequence(root: str, name: str, frames: list[np.ndarray], labels: list[np.ndarray],
+                   annotated: list[int] | None = None) -> None:
+    """JPEGImages/480p/<name>/%05d.jpg and Annotations/480p/<name>/%05d.png (all or some frames)."""
+    img_dir = os.path.join(root, "JPEGImages", "480p", name)
+    ann_dir = os.path.join(root, "Annotations", "480p", name)
+    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(ann_dir, exist_ok=True)
+    for t, (frame, label) in enumerate(zip(frames, labels)):
+        Image.fromarray(frame).save(os.path.join(img_dir, f"{t:05d}.jpg"), quality=92)
+        if annotated is None or t in annotated:
+            write_label_png(os.path.join(ann_dir, f"{t:05d}.png"), label)
+
+
+def make_davis_dataset(root: str, n_train: int = 40, n_val: int = 8, size: tuple[int, int] = (112, 192),
+                       n_frames: int = 24, seed: int = 0) -> None:
+    """A DAVIS-2017-layout dataset (trainval) with ImageSets/2017/{train,val}.txt."""
+    rng = np.random.default_rng(seed)
+    splits = {"train": [f"train{i:03d}" for i in range(n_train)], "val": [f"val{i:03d}" for i in range(n_val)]}
+    for split, names in splits.items():
+        for name in names:
+            frames, labels = make_video(rng, n_frames, *size, int(rng.integers(1, 4)))
+            write_sequence(root, name, frames, labels)
+    os.makedirs(os.path.join(root, "ImageSets", "2017"), exist_ok=True)
+    for split, names in splits.items():
+        with open(os.path.join(root, "ImageSets", "2017", f"{split}.txt"), "w") as f:
+            f.write("\n".join(names) + "\n")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True)
+    p.add_argument("--train", type=int, default=40)
+    p.add_argument("--val", type=int, default=8)
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--height", type=int, default=112)
+    p.add_argument("--width", type=int, default=192)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    make_davis_dataset(args.out, args.train, args.val, (args.height, args.width), args.frames, args.seed)
+
+
+if __name__ == "__main__":
+    main()

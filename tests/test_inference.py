@@ -1,0 +1,140 @@
+"""Propagation: the engine against a direct re-statement of the published loop (spec section 5)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inference_core import SimVOSPredictor
+from inference_core.engine import InferenceCore
+from inference_core.preprocess import centre_pad, image_to_tensor, pad
+from model import build_model
+from model.aggregate import aggregate
+from model.token_refine import prototype_weights
+from tests.conftest import tiny_config
+
+
+def _video(n=6, h=40, w=72, k=3, seed=0):
+    from dataset.synthetic import make_video
+    return make_video(np.random.default_rng(seed), n, h, w, k)
+
+
+@torch.no_grad()
+def published_loop(model, frames, first_labels):
+    """All frames and all probabilities in memory, one object at a time, as the published code."""
+    h, w = frames[0].shape[:2]
+    padding = centre_pad(h, w)
+    images = [pad(image_to_tensor(f), padding) for f in frames]
+    labels = pad(torch.from_numpy(first_labels), padding)
+    ids = [int(i) for i in np.unique(first_labels) if i]
+    masks = torch.stack([(labels == i).float() for i in ids])  # K, H, W
+    T, K = len(frames), len(ids)
+    prob = torch.zeros(K + 1, T, *masks.shape[-2:])
+    prob[:, 0] = aggregate(masks, dim=0)
+    cfg = model.config
+    grid = model.grid_size(images[0])
+
+    def memory_of(frame, obj_masks, k):
+        if cfg.layer_index == 0:
+            return model.embed(frame, obj_masks[k][None, None])[:, 0]
+        feats = model.within_frame(model.embed(frame, obj_masks[k][None, None])[:, 0], grid)
+        if not cfg.use_token_learner:
+            return feats
+        w_fg, w_bg = prototype_weights(obj_masks[None], grid)
+        f = feats.view(1, *grid, -1)
+        return torch.cat([model.tlearner(f, w_fg[:, k:k + 1]), model.tlearner_back(f, w_bg[:, k:k + 1])], dim=1)
+
+    first = [memory_of(images[0], masks, k) for k in range(K)]
+    for t in range(1, T):
+        query = model.encode_query(images[t])
+        out = []
+        for k in range(K):
+            mem = first[k] if t == 1 else torch.cat([first[k], memory_of(images[t - 1], prob[1:, t - 1], k)], dim=1)
+            out.append(torch.sigmoid(model.segment(mem[:, None], query, grid))[0, 0])
+        prob[:, t] = aggregate(torch.stack(out), dim=0)
+    top, left = padding[2], padding[0]
+    return prob[:, :, top:top + h, left:left + w], ids
+
+
+@pytest.mark.parametrize("bs", [False, True])
+def test_engine_matches_published_loop(bs):
+    torch.manual_seed(0)
+    model = build_model(tiny_config(token_learner=bs, local_window=bs)).eval()
+    frames, labels = _video()
+    expected, ids = published_loop(model, frames, labels[0])
+    predictor = SimVOSPredictor(model, "cpu", max_objects_per_batch=2)
+    results = list(predictor.propagate(iter(frames), {0: labels[0]}))
+    assert [r.object_ids for r in results] == [ids] * len(frames)
+    got = torch.stack([r.probs for r in results], dim=1)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
+    # Labels map back to the annotation's ids, in any order of ids.
+    assert set(np.unique(results[0].labels())) <= {0, *ids}
+    np.testing.assert_array_equal(results[0].labels(), labels[0])
+
+
+def test_label_values_are_kept():
+    model = build_model(tiny_config()).eval()
+    frames, labels = _video(n=3, k=2)
+    first = np.where(labels[0] == 2, 7, labels[0]).astype(np.uint8)
+    results = list(SimVOSPredictor(model, "cpu").propagate(frames, {0: first}))
+    assert results[1].object_ids == [1, 7]
+    assert set(np.unique(results[2].labels())) <= {0, 1, 7}
+
+
+@torch.no_grad()
+def test_late_objects_join_with_their_own_reference():
+    torch.manual_seed(0)
+    model = build_model(tiny_config()).eval()
+    frames, labels = _video(n=6, k=3)
+    first = np.where(labels[0] == 1, 1, 0).astype(np.uint8)
+    later = np.where(labels[2] >= 2, labels[2], 0).astype(np.uint8)  # objects 2 and 3 start on frame 2
+    session = SimVOSPredictor(model, "cpu").session()
+    out = [session.step(frames[0], first), session.step(frames[1]), session.step(frames[2], later), session.step(frames[3])]
+    assert [r.object_ids for r in out] == [[1], [1], [1, 2, 3], [1, 2, 3]]
+    # On its annotation frame, a new object's mask wins wherever it is.
+    np.testing.assert_array_equal(out[2].labels()[later > 0], later[later > 0])
+    # On the next frame its memory is its reference frame alone, exactly as in a video that
+    # started on frame 2 with those objects; object 1 has reference + previous frame.
+    fresh = SimVOSPredictor(model, "cpu").session()
+    fresh.step(frames[2], later)
+    fresh.step(frames[3])
+    core = session.core
+    for obj in (2, 3):
+        assert obj not in core.previous
+        torch.testing.assert_close(core._memory(obj), fresh.core._memory(obj))
+    assert core._memory(1).shape[0] == 2 * core._memory(2).shape[0]
+    out.append(session.step(frames[4]))
+    assert core._memory(2).shape == core._memory(1).shape
+    assert out[-1].object_ids == [1, 2, 3]
+
+
+@torch.no_grad()
+def test_state_does_not_grow_with_video_length():
+    model = build_model(tiny_config()).eval()
+    frames, labels = _video(n=4, k=2)
+    core = InferenceCore(model)
+    padding = centre_pad(*frames[0].shape[:2])
+    sizes = []
+    for t in range(40):
+        x = pad(image_to_tensor(frames[t % 4]), padding)
+        new = {i: pad(torch.from_numpy(labels[0] == i).float(), padding) for i in (1, 2)} if t == 0 else None
+        core.step(x, new)
+        held = [*core.reference.values(), *core.previous.values(), core.pending.frame, core.pending.probs]
+        sizes.append(sum(t.numel() for t in held))
+    assert sizes[2] == sizes[-1]
+
+
+def test_amp_bf16_runs_close_on_cpu():
+    torch.manual_seed(0)
+    model = build_model(tiny_config()).eval()
+    frames, labels = _video(n=3)
+    fp32 = list(SimVOSPredictor(model, "cpu").propagate(frames, {0: labels[0]}))
+    bf16 = list(SimVOSPredictor(model, "cpu", amp=True).propagate(frames, {0: labels[0]}))
+    assert (fp32[-1].probs - bf16[-1].probs).abs().max() < 0.1
+
+
+def test_mask_of_wrong_size_is_refused():
+    from util.errors import InputError
+    model = build_model(tiny_config()).eval()
+    frames, labels = _video(n=2)
+    with pytest.raises(InputError, match="mask is 10x5 but the frame is 72x40"):
+        SimVOSPredictor(model, "cpu").session().step(frames[0], np.zeros((5, 10), np.uint8))
