@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import torch
 
 from dataset.davis import davis_sequence, davis_split
 from inference_core import SimVOSPredictor
@@ -69,7 +68,6 @@ def main(argv=None) -> None:
             raise InputError(f"--sequences: {', '.join(unknown)} not in {imset}")
         names = [n for n in names if n in set(args.sequences)]
     checkpoints = checkpoint_files(args.model_path)
-    torch.set_grad_enabled(False)
     for ckpt in checkpoints:
         name = os.path.splitext(os.path.basename(ckpt))[0]
         model = build_model(config)
