@@ -1,0 +1,57 @@
+"""torch.distributed set-up from the launcher's environment (torchrun or torch.distributed.launch)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(local_rank_flag: int | None = None, device_name: str | None = None) -> DistInfo:
+    """Rank / world size / local rank from RANK, WORLD_SIZE, LOCAL_RANK (or the old launcher's
+    --local_rank); NCCL on CUDA, Gloo on CPU. One process without a launcher needs nothing."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
+    local_rank = int(os.environ.get("LOCAL_RANK", local_rank_flag if local_rank_flag is not None else 0))
+    if device_name:
+        device = torch.device(device_name)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank, world_size, local_rank, device)
+
+
+def all_reduce_max(value: float, info: DistInfo) -> float:
+    """Max of a scalar over ranks (e.g. 'any rank saw a non-finite loss' or 'any rank got a signal')."""
+    if not info.enabled:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.item()
+
+
+def cleanup(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
