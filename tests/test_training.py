@@ -1,0 +1,129 @@
+"""Training: data sampling and augmentation, the loss, single- and two-process runs, resume."""
+import os
+import random
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from scipy.ndimage import binary_erosion
+
+import train_simvos
+from dataset.synthetic import make_davis_dataset
+from dataset.vos_pairs import PairAugmentation, sample_pair
+from model.losses import bootstrap_fraction, bootstrapped_ce
+from inference_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def davis_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    make_davis_dataset(str(root / "DAVIS/2017/trainval"), n_train=4, n_val=1, size=(48, 64), n_frames=6, seed=1)
+    return root / "DAVIS"
+
+
+def train_argv(davis_root, tmp_path, *extra):
+    return ["--id", "t", "--backbone_type", "vit_tiny", "--pretrained", "none", "--yv_root", "none",
+            "--davis_root", str(davis_root), "--batch_size", "2", "--img_size", "32", "--num_workers", "0",
+            "--log_every", "1", "--image_every", "2", "--save_dir", str(tmp_path / "saves"),
+            "--log_dir", str(tmp_path / "runs"), "--no_amp", "--device", "cpu", *extra]
+
+
+@pytest.mark.parametrize("n,jump", [(2, 10), (5, 2), (30, 10), (12, 1)])
+def test_pairs_stay_within_max_jump(n, jump):
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(2000):
+        a, b = sample_pair(n, jump, rng)
+        assert 0 <= a < n and 0 <= b < n and a != b
+        assert abs(a - b) <= max(jump - 1, 1)
+        seen.add((a, b))
+    assert any(a > b for a, b in seen) and any(a < b for a, b in seen)
+
+
+def test_image_and_mask_stay_aligned_through_augmentation():
+    torch.manual_seed(0)
+    h, w = 60, 80
+    labels = np.zeros((h, w), np.uint8)
+    labels[5:30, 5:35], labels[25:55, 45:75] = 1, 2          # asymmetric: a flip or shift would show
+    grey = (labels.astype(np.float32) * 100 + 20).astype(np.uint8)
+    image = Image.fromarray(np.stack([grey] * 3, -1))
+    aug = PairAugmentation(48)
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    for _ in range(30):
+        frames, maps = aug([image, image], [labels, labels])
+        for f, m in zip(frames, maps):
+            value = ((f * std + mean).mean(0) * 255).numpy()
+            for k in (1, 2):
+                inside = binary_erosion(m.numpy() == k, iterations=2)
+                if inside.sum() > 5:
+                    assert abs(np.median(value[inside]) - (k * 100 + 20)) < 35
+
+
+def direct_bootstrap(logits, target, p):
+    logp = torch.log_softmax(logits.double(), dim=1)
+    per_pixel = -logp.gather(1, target[:, None]).flatten()
+    kept = torch.sort(per_pixel, descending=True).values[: int(per_pixel.numel() * p)]
+    return kept.mean()
+
+
+@pytest.mark.parametrize("iteration,p", [(0, 1.0), (19999, 1.0), (20000, 1.0), (45000, 0.575), (70000, 0.15), (90000, 0.15)])
+def test_bootstrapped_loss_against_direct_computation(iteration, p):
+    assert bootstrap_fraction(iteration) == pytest.approx(p)
+    torch.manual_seed(iteration)
+    logits, target = torch.randn(2, 3, 17, 19), torch.randint(0, 3, (2, 17, 19))
+    torch.testing.assert_close(bootstrapped_ce(logits, target, bootstrap_fraction(iteration)).double(),
+                               direct_bootstrap(logits, target, bootstrap_fraction(iteration)), rtol=1e-5, atol=1e-6)
+
+
+def test_single_process_trains_saves_and_resumes(davis_root, tmp_path, capsys):
+    train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "3", "--save_every", "2", "--steps", "3"))
+    out = capsys.readouterr().out
+    assert "world size 1, batch 2 per process = 2 global" in out and "davis_videos 4" in out
+    assert re.search(r"it 3/3 loss \d", out)
+    saves = tmp_path / "saves" / "t"
+    assert {"model_2.pth", "checkpoint_2.pth", "model_3.pth", "checkpoint_3.pth"} <= set(os.listdir(saves))
+    assert list((tmp_path / "runs" / "t").iterdir())
+    state3 = torch.load(saves / "checkpoint_3.pth", weights_only=True)
+    assert state3["it"] == 3 and state3["scheduler"]["_last_lr"][0] == pytest.approx(2e-6)
+    # Resume from iteration 2: continues at 3 with the same schedule (lr drops at 3).
+    train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "4", "--save_every", "100", "--steps", "3",
+                                 "--id", "t", "--load_model", str(saves / "checkpoint_2.pth")))
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "at iteration 2" in out
+    assert "it 3/4" in out and "it 1/4" not in out
+    state4 = torch.load(saves / "checkpoint_4.pth", weights_only=True)
+    assert state4["it"] == 4 and state4["scheduler"]["_last_lr"][0] == pytest.approx(2e-6)
+    # Its weights are a valid published-format checkpoint for evaluation.
+    from model import build_model, config_from_flags
+    from model.checkpoint import load_weights
+    model = build_model(config_from_flags("vit_tiny", layer_index=4, use_token_learner=True))
+    load_weights(model, str(saves / "model_4.pth"))
+    assert model.config.train_img_size == 32
+
+
+def test_missing_data_and_weights_are_clear_errors(davis_root, tmp_path):
+    from util.errors import InputError
+    with pytest.raises(InputError, match="--davis_root .*nowhere: no DAVIS-2017 trainval found"):
+        train_simvos.main(train_argv(tmp_path / "nowhere", tmp_path, "--iterations", "1"))
+    argv = train_argv(davis_root, tmp_path, "--iterations", "1")
+    argv[argv.index("--pretrained") + 1] = str(tmp_path / "mae.pth")
+    with pytest.raises(InputError, match="mae.pth: MAE pretrained weights not found"):
+        train_simvos.main(argv)
+
+
+def test_two_processes_over_gloo_end_identical(davis_root, tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_simvos.py",
+           *train_argv(davis_root, tmp_path, "--iterations", "2", "--save_every", "100")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sums = dict(re.findall(r"rank (\d) weights checksum (\S+)", proc.stdout))
+    assert set(sums) == {"0", "1"} and sums["0"] == sums["1"]
+    assert "world size 2, batch 2 per process = 4 global" in proc.stdout and "it 2/2" in proc.stdout
