@@ -114,7 +114,8 @@ class VOSPairDataset(Dataset):
             present = [int(v) for v in maps[0].unique() if v not in (0, 255)]
             if present:
                 break
-        targets = rng.sample(present, 2) if len(present) > 1 else present + [-1]
+        # Two target slots; -1 = absent (no second object, or no object at all after the retries).
+        targets = (rng.sample(present, 2) if len(present) > 1 else present + [-1, -1])[:2]
         masks = torch.stack([(maps == t).float() for t in targets], dim=1)  # [2 frames, 2 targets, S, S]
         class_map = torch.zeros(maps.shape[-2:], dtype=torch.long)
         for k, t in enumerate(targets):
