@@ -12,11 +12,15 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 @dataclass
 class VideoSequence:
-    """name; frames: paths in order; annotations: {frame index: mask path}."""
+    """name; frames: paths in order (names only for a video file); annotations: {frame index:
+    mask path}; annotation_objects: {frame index: ids to take from that mask} (default: all);
+    video: a video file the frames are decoded from."""
 
     name: str
     frames: list[str]
     annotations: dict[int, str]
+    annotation_objects: dict[int, list[int]] | None = None
+    video: str | None = None
 
     @property
     def stems(self) -> list[str]:

@@ -16,7 +16,8 @@ import progressbar
 import torch
 
 from dataset.davis import VideoSequence
-from dataset.palette_io import read_label_png, read_rgb, write_label_png
+from dataset.frames import iter_frames
+from dataset.palette_io import read_label_png, write_label_png
 from inference_core.predictor import SimVOSPredictor
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
@@ -80,12 +81,12 @@ def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: s
     try:
         session = predictor.session()
         stems = seq.stems
-        for index, path in enumerate(seq.frames):
-            rgb = read_rgb(path)
+        if not seq.annotations:
+            raise InputError(f"{seq.name}: no annotated frame: nothing to segment")
+        objects = seq.annotation_objects or {}
+        for index, rgb in enumerate(iter_frames(seq)):
             mask = read_object_mask(seq.annotations[index], rgb.shape[:2]) if index in seq.annotations else None
-            if index == 0 and mask is None:
-                raise InputError(f"{path}: sequence {seq.name} has no annotation on its first frame")
-            result = session.step(rgb, mask)
+            result = session.step(rgb, mask, objects.get(index))
             if keep is not None and stems[index] not in keep:
                 continue
             write_label_png(os.path.join(partial[out_root], stems[index] + ".png"), result.labels())

@@ -1,0 +1,75 @@
+"""Segment your own video: a folder of frames or a video file, and the first frame's mask.
+
+python segment_video.py --checkpoint simvos_bs.pth --layer_index 4 --use_token_learner \
+    --input my_video.mp4 --mask first_frame.png --output out/
+Writes out/<name>/<frame>.png (indexed, DAVIS palette) and out/<name>_overlay.{gif,mp4}.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from dataset.frames import iter_frames, open_input
+from dataset.palette_io import read_label_png
+from inference_core import SimVOSPredictor
+from inference_core.runner import run_sequences
+from model import build_model
+from model.checkpoint import load_weights
+from util.args import add_model_flags, config_from_args
+from util.cli import run_cli
+from util.device import pick_device
+from util.errors import InputError
+from util.overlay import overlay, write_gif, write_mp4
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--input", required=True, help="a folder of frames or a video file")
+    p.add_argument("--mask", help="indexed PNG of the first frame (pixel values = object ids)")
+    p.add_argument("--masks_dir", help="indexed PNGs named like frames (<stem>.png or %%05d.png) for objects "
+                                       "first annotated on later frames")
+    p.add_argument("--output", required=True)
+    p.add_argument("--overlay", choices=["gif", "mp4", "none"], default="gif")
+    p.add_argument("--amp", action="store_true")
+    add_model_flags(p)
+    p.add_argument("--device", default=None)
+    p.add_argument("--max_objects_per_batch", type=int, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    seq = open_input(args.input)
+    if args.mask:
+        if not os.path.isfile(args.mask):
+            raise InputError(f"{args.mask}: --mask not found")
+        seq.annotations[0] = args.mask
+    if args.masks_dir:
+        if not os.path.isdir(args.masks_dir):
+            raise InputError(f"{args.masks_dir}: --masks_dir not found")
+        for index, stem in enumerate(seq.stems):
+            path = os.path.join(args.masks_dir, stem + ".png")
+            if os.path.isfile(path):
+                seq.annotations[index] = path
+    if not seq.annotations:
+        raise InputError("give --mask (first frame) or --masks_dir with at least one annotation")
+    device = pick_device(args.device)
+    model = build_model(config_from_args(args))
+    load_weights(model, args.checkpoint)
+    predictor = SimVOSPredictor(model, device, args.amp, args.max_objects_per_batch)
+    stats = run_sequences(predictor, [seq], args.output, overwrite=True)
+    print(stats.summary(device, args.amp))
+    if args.overlay != "none":
+        folder = os.path.join(args.output, seq.name)
+        frames = [overlay(rgb, read_label_png(os.path.join(folder, stem + ".png")))
+                  for rgb, stem in zip(iter_frames(seq), seq.stems)]
+        path = os.path.join(args.output, f"{seq.name}_overlay.{args.overlay}")
+        (write_gif if args.overlay == "gif" else write_mp4)(frames, path)
+        print(f"overlay: {path}")
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,95 @@
+"""submit_eval_youtube.py (late objects, sparse output, zip) and segment_video.py (video file input)."""
+import json
+import os
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import segment_video
+import submit_eval_youtube
+from dataset.palette_io import write_label_png
+from dataset.synthetic import make_video
+from model import build_model, config_from_flags
+from util.errors import InputError
+
+FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.manual_seed(0)
+    torch.save(build_model(config_from_flags("vit_tiny", train_img_size=64)).state_dict(), path)
+    return path
+
+
+def make_youtube(root, n=9):
+    frames, labels = make_video(np.random.default_rng(5), n, 48, 64, 2)
+    meta = {"videos": {"vidA": {"objects": {"1": {"category": "x", "frames": ["00000", "00002"]},
+                                            "2": {"category": "y", "frames": ["00004", "00006"]}}}}}
+    for t in range(n):
+        Image.fromarray(frames[t]).save(_mk(root / "all_frames/valid_all_frames/JPEGImages/vidA") / f"{t:05d}.jpg")
+        if t % 2 == 0:
+            Image.fromarray(frames[t]).save(_mk(root / "valid/JPEGImages/vidA") / f"{t:05d}.jpg")
+    write_label_png(str(_mk(root / "valid/Annotations/vidA") / "00000.png"), np.where(labels[0] == 1, 1, 0).astype(np.uint8))
+    # The annotation where object 2 starts also shows object 1: only object 2 is taken from it.
+    write_label_png(str(root / "valid/Annotations/vidA/00004.png"), labels[4])
+    (root / "valid/meta.json").write_text(json.dumps(meta))
+    return labels
+
+
+def _mk(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def test_youtube_late_objects_sparse_output_and_zip(tmp_path, checkpoint):
+    labels = make_youtube(tmp_path / "yv")
+    submit_eval_youtube.main(["--model_path", str(checkpoint), "--yv_path", str(tmp_path / "yv"),
+                              "--output", str(tmp_path / "out"), *FLAGS])
+    ann = tmp_path / "out/tiny/Annotations/vidA"
+    assert sorted(os.listdir(ann)) == [f"{t:05d}.png" for t in range(0, 9, 2)]
+    before = np.array(Image.open(ann / "00002.png"))
+    assert 2 not in np.unique(before)                           # object 2 does not exist yet
+    at = np.array(Image.open(ann / "00004.png"))
+    np.testing.assert_array_equal(at == 2, labels[4] == 2)     # its annotation is reproduced
+    with zipfile.ZipFile(tmp_path / "out/tiny/tiny.zip") as z:
+        assert sorted(z.namelist()) == [f"Annotations/vidA/{t:05d}.png" for t in range(0, 9, 2)]
+
+
+def test_youtube_missing_all_frames_is_a_clear_error(tmp_path, checkpoint):
+    make_youtube(tmp_path / "yv")
+    import shutil
+    shutil.rmtree(tmp_path / "yv/all_frames")
+    with pytest.raises(InputError, match="valid_all_frames/JPEGImages: folder not found"):
+        submit_eval_youtube.main(["--model_path", str(checkpoint), "--yv_path", str(tmp_path / "yv"),
+                                  "--output", str(tmp_path / "out"), *FLAGS])
+
+
+def test_segment_video_file_with_overlay(tmp_path, checkpoint):
+    frames, labels = make_video(np.random.default_rng(2), 6, 48, 64, 2)
+    video = str(tmp_path / "clip.avi")
+    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for f in frames:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+    write_label_png(str(tmp_path / "first.png"), labels[0])
+    segment_video.main(["--checkpoint", str(checkpoint), "--input", video, "--mask", str(tmp_path / "first.png"),
+                        "--output", str(tmp_path / "out"), *FLAGS])
+    pngs = sorted(os.listdir(tmp_path / "out/clip"))
+    assert pngs == [f"{t:05d}.png" for t in range(6)]
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "out/clip/00000.png")), labels[0])
+    gif = Image.open(tmp_path / "out/clip_overlay.gif")
+    assert gif.n_frames == 6 and gif.size == (64, 48)
+
+
+def test_segment_video_needs_a_mask(tmp_path, checkpoint):
+    (tmp_path / "frames").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "frames/a.jpg")
+    with pytest.raises(InputError, match="give --mask"):
+        segment_video.main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "frames"),
+                            "--output", str(tmp_path / "o"), *FLAGS])
