@@ -18,6 +18,7 @@ demo: venv
 	$(PY) -m demo.run_demo
 
 bench: venv
+	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
 	$(PY) -m benchmarks.run_all
 
 clean:

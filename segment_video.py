@@ -19,7 +19,7 @@ from model import build_model
 from model.checkpoint import load_weights
 from util.args import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.device import pick_device
+from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
 from util.overlay import overlay, write_gif, write_mp4
 
@@ -57,6 +57,7 @@ def main(argv=None) -> None:
     if not seq.annotations:
         raise InputError("give --mask (first frame) or --masks_dir with at least one annotation")
     device = pick_device(args.device)
+    warn_if_amp_unsupported(device, args.amp)
     model = build_model(config_from_args(args))
     load_weights(model, args.checkpoint)
     predictor = SimVOSPredictor(model, device, args.amp, args.max_objects_per_batch)

@@ -16,7 +16,7 @@ from model import build_model
 from model.checkpoint import load_weights
 from util.args import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.device import pick_device
+from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
 
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
@@ -59,6 +59,7 @@ def main(argv=None) -> None:
     print(args)
     config = config_from_args(args)
     device = pick_device(args.device)
+    warn_if_amp_unsupported(device, args.amp)
     subdir, imset = SPLITS[args.split]
     root = os.path.join(args.davis_path, subdir)
     names = davis_split(root, imset)

@@ -19,7 +19,7 @@ from model.checkpoint import load_weights
 from submit_eval_davis_ours_all import checkpoint_files
 from util.args import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.device import pick_device
+from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
 
 
@@ -94,6 +94,7 @@ def main(argv=None) -> None:
     print(args)
     config = config_from_args(args)
     device = pick_device(args.device)
+    warn_if_amp_unsupported(device, args.amp)
     sequences, keep = youtube_sequences(args.yv_path, args.split, args.sparse, args.videos)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]

@@ -30,6 +30,7 @@ from model.checkpoint import load_weights, read_checkpoint
 from model.losses import bootstrap_fraction, iou, pair_loss
 from util.args import add_model_flags, config_from_args
 from util.cli import run_cli
+from util.device import precision_name
 from util.distributed import all_reduce_max, cleanup, init_distributed
 from util.errors import InputError
 
@@ -303,7 +304,7 @@ def main(argv=None) -> None:
         if info.is_main:
             print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
                   f"global, lr {args.lr}, iterations {args.iterations} (lr x{args.gamma} at {args.steps}), "
-                  f"image {args.img_size}, {info.device.type} {'amp' if not args.no_amp else 'fp32'}; data: "
+                  f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
                   + ", ".join(f"{k} {v}" for k, v in sizes.items()), flush=True)
         trainer.train(loader, sampler)
         print(f"rank {info.rank} weights checksum {trainer.weights_checksum():.12e}", flush=True)

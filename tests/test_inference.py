@@ -4,55 +4,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmarks.published_loop import published_loop
 from inference_core import SimVOSPredictor
 from inference_core.engine import InferenceCore
 from inference_core.preprocess import centre_pad, image_to_tensor, pad
 from model import build_model
-from model.aggregate import aggregate
-from model.token_refine import prototype_weights
 from tests.conftest import tiny_config
 
 
 def _video(n=6, h=40, w=72, k=3, seed=0):
     from dataset.synthetic import make_video
     return make_video(np.random.default_rng(seed), n, h, w, k)
-
-
-@torch.no_grad()
-def published_loop(model, frames, first_labels):
-    """All frames and all probabilities in memory, one object at a time, as the published code."""
-    h, w = frames[0].shape[:2]
-    padding = centre_pad(h, w)
-    images = [pad(image_to_tensor(f), padding) for f in frames]
-    labels = pad(torch.from_numpy(first_labels), padding)
-    ids = [int(i) for i in np.unique(first_labels) if i]
-    masks = torch.stack([(labels == i).float() for i in ids])  # K, H, W
-    T, K = len(frames), len(ids)
-    prob = torch.zeros(K + 1, T, *masks.shape[-2:])
-    prob[:, 0] = aggregate(masks, dim=0)
-    cfg = model.config
-    grid = model.grid_size(images[0])
-
-    def memory_of(frame, obj_masks, k):
-        if cfg.layer_index == 0:
-            return model.embed(frame, obj_masks[k][None, None])[:, 0]
-        feats = model.within_frame(model.embed(frame, obj_masks[k][None, None])[:, 0], grid)
-        if not cfg.use_token_learner:
-            return feats
-        w_fg, w_bg = prototype_weights(obj_masks[None], grid)
-        f = feats.view(1, *grid, -1)
-        return torch.cat([model.tlearner(f, w_fg[:, k:k + 1]), model.tlearner_back(f, w_bg[:, k:k + 1])], dim=1)
-
-    first = [memory_of(images[0], masks, k) for k in range(K)]
-    for t in range(1, T):
-        query = model.encode_query(images[t])
-        out = []
-        for k in range(K):
-            mem = first[k] if t == 1 else torch.cat([first[k], memory_of(images[t - 1], prob[1:, t - 1], k)], dim=1)
-            out.append(torch.sigmoid(model.segment(mem[:, None], query, grid))[0, 0])
-        prob[:, t] = aggregate(torch.stack(out), dim=0)
-    top, left = padding[2], padding[0]
-    return prob[:, :, top:top + h, left:left + w], ids
 
 
 @pytest.mark.parametrize("bs", [False, True])

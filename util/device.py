@@ -1,6 +1,8 @@
 """Device and precision choices shared by the scripts."""
 from __future__ import annotations
 
+import sys
+
 import torch
 
 
@@ -15,9 +17,19 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 def precision_name(device: torch.device, amp: bool) -> str:
+    from inference_core.engine import amp_supported
     if not amp:
         return "fp32"
+    if not amp_supported(device):
+        return "fp32 (--amp ignored: this CPU has no native bf16)"
     return "fp16 autocast" if device.type == "cuda" else "bf16 autocast"
+
+
+def warn_if_amp_unsupported(device: torch.device, amp: bool) -> None:
+    from inference_core.engine import amp_supported
+    if amp and not amp_supported(device):
+        print("warning: --amp: this CPU has no native bf16 (AVX512-BF16/AMX), where bf16 is emulated and "
+              "slower than fp32: running in fp32", file=sys.stderr)
 
 
 def peak_memory_mib(device: torch.device) -> float:

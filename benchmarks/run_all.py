@@ -1,0 +1,266 @@
+"""`make bench`: inference, streaming memory, training, data loading and J&F scoring benchmarks.
+
+Writes benchmarks/results/bench.json and bench.md (with the machine described). Random weights
+(speed does not depend on them); synthetic frames and masks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.published_loop import published_loop  # noqa: E402
+from dataset.synthetic import make_video  # noqa: E402
+from inference_core import SimVOSPredictor  # noqa: E402
+from model import build_model, config_from_flags  # noqa: E402
+
+RESULTS = os.path.join(ROOT, "benchmarks", "results")
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    if os.path.isfile("/proc/cpuinfo"):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "device": "cuda" if gpu else "cpu", "gpu": gpu}
+
+
+def _model(preset: str, bs: bool, device):
+    torch.manual_seed(0)
+    cfg = config_from_flags(preset, layer_index=4 if bs else 0, use_token_learner=bs)
+    model = build_model(cfg).to(device).eval()
+    with torch.no_grad():
+        model.stcn_decoder.pred.weight.mul_(50)
+    return model
+
+
+def bench_inference(preset, bs, size, n_frames, n_objects, device) -> dict:
+    frames, labels = make_video(np.random.default_rng(0), n_frames, *size, n_objects)
+    model = _model(preset, bs, device)
+    row = {"preset": preset + ("-BS" if bs else ""), "size": f"{size[0]}x{size[1]}", "frames": n_frames,
+           "objects": n_objects}
+
+    def timed(fn):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return out, time.perf_counter() - start
+
+    (ref, _), t_pub = timed(lambda: published_loop(model, frames, labels[0]))
+    row["published_fps"] = n_frames / t_pub
+    for amp in (False, True):
+        predictor = SimVOSPredictor(model, device, amp=amp)
+        results, t = timed(lambda: [r.probs for r in predictor.propagate(frames, {0: labels[0]})])
+        key = "amp" if amp else "fp32"
+        row[f"{key}_fps"] = n_frames / t
+        row[f"{key}_max_abs_diff_vs_published"] = float((torch.stack(results, 1) - ref).abs().max())
+    row["fp32_speedup"] = row["fp32_fps"] / row["published_fps"]
+    row["amp_speedup"] = row["amp_fps"] / row["published_fps"]
+    return row
+
+
+_MEMORY_CHILD = """
+import sys, resource, numpy as np, torch
+sys.path.insert(0, {root!r})
+from dataset.synthetic import make_video
+from inference_core import SimVOSPredictor
+from model import build_model, config_from_flags
+torch.manual_seed(0)
+model = build_model(config_from_flags('vit_small', layer_index=0))
+frames, labels = make_video(np.random.default_rng(0), 30, 240, 432, 2)
+predictor = SimVOSPredictor(model, 'cpu')
+n = {n}
+for r in predictor.propagate((frames[i % 30] for i in range(n)), {{0: labels[0]}}):
+    r.labels()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def bench_memory() -> dict:
+    peaks = {}
+    for n in (30, 300):
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD.format(root=ROOT, n=n)], capture_output=True,
+                             text=True, check=True)
+        peaks[n] = int(out.stdout.strip().splitlines()[-1]) / 1024
+    return {"video": "240x432, 2 objects, vit_small", "peak_rss_mib_30_frames": peaks[30],
+            "peak_rss_mib_300_frames": peaks[300], "ratio": peaks[300] / peaks[30]}
+
+
+def bench_training(preset, img_size, batch, iters, device) -> dict:
+    from model.aggregate import aggregate_logits
+    from model.losses import pair_loss
+    torch.manual_seed(0)
+    model = build_model(config_from_flags(preset, layer_index=0, train_img_size=img_size), drop_path_rate=0.1).to(device)
+    opt = torch.optim.Adam(model.parameters(), 2e-5)
+    frames = torch.randn(batch, 2, 3, img_size, img_size, device=device)
+    masks = (torch.rand(batch, 1, 2, img_size, img_size, device=device) > 0.5).float()
+    cls = torch.randint(0, 3, (batch, img_size, img_size), device=device)
+    sel = torch.ones(batch, 2, device=device)
+    times = []
+    for i in range(iters + 1):
+        start = time.perf_counter()
+        logits = model(frames[:, :1], masks, frames[:, 1])
+        loss = pair_loss(aggregate_logits(torch.sigmoid(logits), dim=1), cls, sel, 1.0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            times.append(time.perf_counter() - start)
+    return {"preset": preset, "img_size": img_size, "batch": batch, "iterations_per_s": 1 / np.mean(times),
+            "device": device.type, "precision": "fp32"}
+
+
+def bench_loader(workers_list=(0, 2)) -> list[dict]:
+    from torch.utils.data import DataLoader
+    from dataset.synthetic import make_davis_dataset
+    from dataset.vos_pairs import VOSPairDataset, scan_videos
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        make_davis_dataset(tmp, n_train=6, n_val=1, size=(480, 854), n_frames=10, seed=0)
+        videos = scan_videos(os.path.join(tmp, "JPEGImages", "480p"), os.path.join(tmp, "Annotations", "480p"))
+        dataset = VOSPairDataset(videos, 10, 384)
+        for workers in workers_list:
+            loader = DataLoader(dataset, batch_size=4, num_workers=workers, shuffle=True)
+            start, n = time.perf_counter(), 0
+            for _ in range(3):
+                for batch in loader:
+                    n += batch["frames"].shape[0]
+            rows.append({"workers": workers, "samples_per_s": n / (time.perf_counter() - start),
+                         "frame_size": "480x854", "crop": 384})
+    return rows
+
+
+def make_scoring_set(root: str, sequences: int = 30, seed: int = 0) -> int:
+    """DAVIS-2017-val-sized masks: 30 sequences of 480x854, ~2000 frames, 1..5 objects."""
+    from dataset.palette_io import write_label_png
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:480, :854]
+    total = 0
+    names = []
+    for s in range(sequences):
+        name, n, k = f"seq{s:02d}", int(rng.integers(40, 95)), int(rng.integers(1, 6))
+        names.append(name)
+        centres = rng.uniform([60, 60], [420, 794], (k, 2))
+        velocity = rng.uniform(-4, 4, (k, 2))
+        radius = rng.uniform(25, 90, k)
+        for t in range(n):
+            gt = np.zeros((480, 854), np.uint8)
+            pred = np.zeros((480, 854), np.uint8)
+            for j in range(k):
+                cy, cx = centres[j] + velocity[j] * t
+                gt[(yy - cy) ** 2 + ((xx - cx) * 0.8) ** 2 <= radius[j] ** 2] = j + 1
+                dy, dx = rng.normal(0, 4, 2)
+                pred[(yy - cy - dy) ** 2 + ((xx - cx - dx) * 0.8) ** 2 <= (radius[j] * rng.uniform(0.9, 1.1)) ** 2] = j + 1
+            for kind, lab in (("Annotations/480p", gt), ("pred", pred)):
+                os.makedirs(os.path.join(root, kind, name), exist_ok=True)
+                write_label_png(os.path.join(root, kind, name, f"{t:05d}.png"), lab)
+            total += 1
+    os.makedirs(os.path.join(root, "ImageSets", "2017"), exist_ok=True)
+    with open(os.path.join(root, "ImageSets", "2017", "val.txt"), "w") as f:
+        f.write("\n".join(names) + "\n")
+    return total
+
+
+def bench_scoring(reference_subset: int = 4) -> dict:
+    from util import davis_metrics
+    from tests.test_davis_metrics import ref_evaluate
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["frames"] = make_scoring_set(tmp)
+        for workers in (1, 2):
+            start = time.perf_counter()
+            davis_metrics.evaluate(davis_metrics.davis_jobs(tmp, "val", os.path.join(tmp, "pred")), workers)
+            out[f"ours_{workers}_workers_s"] = time.perf_counter() - start
+        names = sorted(os.listdir(os.path.join(tmp, "pred")))[:reference_subset]
+        frames = sum(len(os.listdir(os.path.join(tmp, "pred", n))) for n in names)
+        start = time.perf_counter()
+        ref_evaluate(os.path.join(tmp, "Annotations", "480p"), os.path.join(tmp, "pred"), names)
+        out["official_algorithm_1_process_s_extrapolated"] = (time.perf_counter() - start) * out["frames"] / frames
+        for workers in (1, 2):
+            try:
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "vos_benchmark.benchmark", "-g",
+                                os.path.join(tmp, "Annotations", "480p"), "-m", os.path.join(tmp, "pred"),
+                                "--num_processes", str(workers)], check=True, capture_output=True)
+                out[f"vos_benchmark_{workers}_workers_s"] = time.perf_counter() - start
+            except (subprocess.CalledProcessError, FileNotFoundError) as exc:
+                out["vos_benchmark_error"] = str(exc)[:200]
+    return out
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']}, device {m['device']}"
+             + (f" ({m['gpu']})" if m["gpu"] else ""), ""]
+    lines += ["| preset | frame | objects | published loop fp32 FPS | ours fp32 FPS | ours --amp FPS | fp32 speed-up | max |p - p_published| |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report["inference"]:
+        lines.append(f"| {r['preset']} | {r['size']} | {r['objects']} | {r['published_fps']:.2f} | {r['fp32_fps']:.2f} | "
+                     f"{r['amp_fps']:.2f} | {r['fp32_speedup']:.2f}x | {r['fp32_max_abs_diff_vs_published']:.1e} |")
+    mem = report["memory"]
+    lines += ["", f"Streaming memory ({mem['video']}): peak RSS {mem['peak_rss_mib_30_frames']:.0f} MiB at 30 frames, "
+              f"{mem['peak_rss_mib_300_frames']:.0f} MiB at 300 frames (x{mem['ratio']:.2f})", ""]
+    lines += ["| training preset | image | batch | it/s |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['preset']} | {r['img_size']} | {r['batch']} | {r['iterations_per_s']:.2f} |" for r in report["training"]]
+    lines += ["", "| data loader workers | samples/s (480x854 frames, 384 crops) |", "| --- | --- |"]
+    lines += [f"| {r['workers']} | {r['samples_per_s']:.1f} |" for r in report["loader"]]
+    s = report["scoring"]
+    lines += ["", f"J&F scoring, {s['frames']} frames of 480x854 (30 sequences, 1-5 objects), seconds:", "",
+              "| tool | 1 process | 2 processes |", "| --- | --- | --- |",
+              f"| util.davis_metrics | {s['ours_1_workers_s']:.1f} | {s['ours_2_workers_s']:.1f} |",
+              f"| vos-benchmark 0.1.0 | {s.get('vos_benchmark_1_workers_s', float('nan')):.1f} | "
+              f"{s.get('vos_benchmark_2_workers_s', float('nan')):.1f} |",
+              f"| official algorithm (restated, extrapolated) | {s['official_algorithm_1_process_s_extrapolated']:.1f} | - |"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="fewer, smaller cases")
+    args = p.parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    report = {"machine": machine()}
+    cases = [("vit_tiny", False, (240, 432), 12, 2), ("vit_tiny", True, (240, 432), 12, 2),
+             ("vit_small", False, (240, 432), 8, 2), ("vit_base", False, (240, 432), 4, 2),
+             ("vit_base", True, (240, 432), 4, 2)]
+    if not args.quick:
+        cases += [("vit_tiny", False, (480, 864), 8, 3)]
+    report["inference"] = [bench_inference(*c, device) for c in cases]
+    print(json.dumps(report["inference"], indent=1), flush=True)
+    report["memory"] = bench_memory()
+    report["training"] = [bench_training("vit_tiny", 96, 4, 5, device), bench_training("vit_tiny", 384, 4, 2, device),
+                          bench_training("vit_base", 384, 1, 1, device)]
+    report["loader"] = bench_loader()
+    report["scoring"] = bench_scoring()
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "bench.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    text = markdown(report)
+    with open(os.path.join(RESULTS, "bench.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""`make demo`: the whole job on a synthetic DAVIS-layout dataset, on the CPU, in minutes.
+
+1. generate (once, cached under data/demo) a synthetic DAVIS-2017 tree;
+2. train a small SimVOS (vit_tiny, from scratch) with train_simvos.py on its train split;
+3. evaluate it with submit_eval_davis_ours_all.py on the val split (J&F computed by util.davis_metrics);
+4. score the copy-the-first-mask baseline the same way;
+5. write overlay GIFs of a few val sequences under demo_output/overlays.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from dataset.davis import davis_sequence, read_split
+from dataset.frames import iter_frames
+from dataset.palette_io import read_label_png, write_label_png
+from dataset.synthetic import make_davis_dataset
+from util.davis_metrics import score_davis
+from util.overlay import overlay, write_gif
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join("data", "demo", "DAVIS")
+TRAINVAL = os.path.join(DATA, "2017", "trainval")
+OUT = "demo_output"
+MODEL_FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--use_token_learner", "False"]
+
+
+def run(cmd: list[str]) -> None:
+    print("$ " + " ".join(cmd), flush=True)
+    subprocess.run([sys.executable, *cmd], check=True, cwd=ROOT)
+
+
+def global_jf(results: str) -> float:
+    with open(os.path.join(results, "global_results-val.csv")) as f:
+        return float(next(csv.DictReader(f))["J&F-Mean"]) * 100
+
+
+def copy_first_mask_baseline(out: str) -> None:
+    for name in read_split(os.path.join(TRAINVAL, "ImageSets", "2017", "val.txt")):
+        seq = davis_sequence(TRAINVAL, name)
+        first = read_label_png(seq.annotations[0])
+        os.makedirs(os.path.join(out, name), exist_ok=True)
+        for stem in seq.stems:
+            write_label_png(os.path.join(out, name, stem + ".png"), first)
+
+
+def write_overlays(results: str, out: str, count: int = 4) -> None:
+    os.makedirs(out, exist_ok=True)
+    for name in read_split(os.path.join(TRAINVAL, "ImageSets", "2017", "val.txt"))[:count]:
+        seq = davis_sequence(TRAINVAL, name)
+        frames = [np.concatenate([overlay(rgb, read_label_png(os.path.join(TRAINVAL, "Annotations", "480p", name, s + ".png"))),
+                                  overlay(rgb, read_label_png(os.path.join(results, name, s + ".png")))], axis=1)
+                  for rgb, s in zip(iter_frames(seq), seq.stems)]
+        write_gif(frames, os.path.join(out, f"{name}.gif"))
+    print(f"overlays (left: ground truth, right: SimVOS): {out}/")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--workers", type=int, default=1)
+    args = p.parse_args(argv)
+    os.chdir(ROOT)
+    start = time.time()
+    if not os.path.isfile(os.path.join(TRAINVAL, "ImageSets", "2017", "val.txt")):
+        print("generating the synthetic dataset (once) ...", flush=True)
+        shutil.rmtree(DATA, ignore_errors=True)
+        make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=(112, 192), n_frames=24, seed=0)
+    shutil.rmtree(OUT, ignore_errors=True)
+    saves = os.path.join(OUT, "saves")
+    it = args.iterations
+    run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", "none",
+         "--davis_root", DATA, "--img_size", "96", "--batch_size", "4", "--iterations", str(it),
+         "--lr", "2e-4", "--steps", str(int(it * 0.8)), "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)),
+         "--davis_max_jump", "8", "--no_amp", "--num_workers", str(args.workers), "--save_every", str(it),
+         "--log_every", "100", "--image_every", str(it), "--save_dir", saves, "--log_dir", os.path.join(OUT, "runs")])
+    checkpoints = os.path.join(OUT, "checkpoints")
+    os.makedirs(checkpoints)
+    shutil.copy(os.path.join(saves, "demo", f"model_{it}.pth"), os.path.join(checkpoints, "demo.pth"))
+    run(["submit_eval_davis_ours_all.py", "--model_path", checkpoints, "--davis_path", os.path.join(DATA, "2017"),
+         "--output", os.path.join(OUT, "results"), "--split", "val", *MODEL_FLAGS])
+    results = os.path.join(OUT, "results", "demo")
+    baseline = os.path.join(OUT, "baseline")
+    copy_first_mask_baseline(baseline)
+    print("\ncopy-the-first-mask baseline:")
+    score_davis(TRAINVAL, "val", baseline, workers=2)
+    write_overlays(results, os.path.join(OUT, "overlays"))
+    print(f"\ndemo finished in {(time.time() - start) / 60:.1f} min")
+    print(f"demo J&F: model={global_jf(results):.1f} baseline={global_jf(baseline):.1f}")
+
+
+if __name__ == "__main__":
+    main()
