@@ -138,3 +138,23 @@ def test_a_reference_frame_without_objects_still_gives_two_empty_targets(tmp_pat
     item = VOSPairDataset(videos, max_jump=2, size=32)[0]
     assert item["masks"].shape == (2, 2, 32, 32) and item["selector"].tolist() == [0.0, 0.0]
     assert item["class_map"].sum() == 0
+
+
+def test_sigterm_saves_the_state_before_exiting(davis_root, tmp_path):
+    import signal
+    import time
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, "train_simvos.py",
+                             *train_argv(davis_root, tmp_path, "--iterations", "100000", "--save_every", "100000")],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    for line in proc.stdout:
+        if line.startswith("it 2/") or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopped by signal at iteration" in err
+    stopped = int(re.search(r"stopped by signal at iteration (\d+)", err).group(1))
+    state = torch.load(tmp_path / "saves" / "t" / f"checkpoint_{stopped}.pth", weights_only=True)
+    assert state["it"] == stopped >= 2

@@ -234,20 +234,14 @@ def write_csvs(metrics: dict, out_dir: str, set_name: str) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
-def _table(columns: list[str], rows: list[list]) -> str:
-    cells = [[c if isinstance(c, str) else f"{c:.6f}" for c in row] for row in rows]
-    widths = [max(len(columns[i]), *(len(r[i]) for r in cells)) for i in range(len(columns))]
-    lines = [" ".join(c.rjust(w) for c, w in zip(columns, widths))]
-    lines += [" ".join(c.rjust(w) for c, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
-
-
 def print_tables(metrics: dict, set_name: str) -> None:
+    """The two tables as the official script prints them (pandas ``to_string(index=False)``)."""
+    import pandas as pd
     g, per_seq = result_tables(metrics)
     print(f"--------------------------- Global results for {set_name} ---------------------------")
-    print(_table(GLOBAL_COLUMNS, [g]))
+    print(pd.DataFrame(data=np.reshape(np.array(g), [1, len(g)]), columns=GLOBAL_COLUMNS).to_string(index=False))
     print(f"\n---------- Per sequence results for {set_name} ----------")
-    print(_table(SEQUENCE_COLUMNS, per_seq))
+    print(pd.DataFrame(data=per_seq, columns=SEQUENCE_COLUMNS).to_string(index=False))
 
 
 # ---------------------------------------------------------------------------- datasets
