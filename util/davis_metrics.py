@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from scipy.ndimage import find_objects
 
 from util.errors import InputError
 
@@ -48,19 +49,33 @@ def disk(radius: int) -> np.ndarray:
     return (r[None] ** 2 + r[:, None] ** 2 <= radius**2).astype(np.uint8)
 
 
-def boundaries(masks: np.ndarray) -> np.ndarray:
-    """Berkeley seg2bmap (1-pixel boundary, as davis2017-evaluation) of [K, H, W] bool masks."""
-    e = np.zeros_like(masks)
-    s = np.zeros_like(masks)
-    se = np.zeros_like(masks)
-    e[:, :, :-1] = masks[:, :, 1:]
-    s[:, :-1, :] = masks[:, 1:, :]
-    se[:, :-1, :-1] = masks[:, 1:, 1:]
-    b = masks ^ e | masks ^ s | masks ^ se
-    b[:, -1, :] = masks[:, -1, :] ^ e[:, -1, :]
-    b[:, :, -1] = masks[:, :, -1] ^ s[:, :, -1]
-    b[:, -1, -1] = 0
+def boundaries(mask: np.ndarray) -> np.ndarray:
+    """Berkeley seg2bmap (1-pixel boundary, as davis2017-evaluation) of a [H, W] bool mask."""
+    e = np.zeros_like(mask)
+    s = np.zeros_like(mask)
+    se = np.zeros_like(mask)
+    e[:, :-1] = mask[:, 1:]
+    s[:-1, :] = mask[1:, :]
+    se[:-1, :-1] = mask[1:, 1:]
+    b = mask ^ e | mask ^ s | mask ^ se
+    b[-1, :] = mask[-1, :] ^ e[-1, :]
+    b[:, -1] = mask[:, -1] ^ s[:, -1]
+    b[-1, -1] = 0
     return b
+
+
+def _box(a: tuple | None, b: tuple | None, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Union of two bounding boxes (find_objects slices), grown by one pixel, inside the image.
+
+    seg2bmap on this crop equals seg2bmap on the whole image restricted to it: boundary pixels
+    lie at most one pixel above/left of the object, and the crop's added last row/column is empty
+    (or is the image's own last row/column), so the special last-row/column rules agree."""
+    boxes = [x for x in (a, b) if x is not None]
+    r0 = max(min(x[0].start for x in boxes) - 1, 0)
+    r1 = min(max(x[0].stop for x in boxes) + 1, shape[0])
+    c0 = max(min(x[1].start for x in boxes) - 1, 0)
+    c1 = min(max(x[1].stop for x in boxes) + 1, shape[1])
+    return slice(r0, r1), slice(c0, c1)
 
 
 def _count_matched(source: np.ndarray, target: np.ndarray, kernel: np.ndarray, radius: int) -> int:
@@ -96,21 +111,26 @@ def f_measure(pred_b: np.ndarray, gt_b: np.ndarray, kernel: np.ndarray, radius: 
 def frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: np.ndarray, kernel: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
     """J and F of each object on one frame: gt, pred [H, W] label maps -> ([K], [K]).
 
-    Labels not in ``object_ids`` (0, void 255, unknown ids) count as background.
+    Labels not in ``object_ids`` (0, void 255, unknown ids) count as background. Boundaries are
+    computed inside each object's box only (exact, see :func:`_box`).
     """
     n = len(object_ids) + 1
-    lut = np.zeros(256, dtype=np.int64)
+    lut = np.zeros(256, dtype=np.uint8)
     lut[object_ids] = np.arange(1, n)
     g, p = lut[gt], lut[pred]
-    confusion = np.bincount((g * n + p).ravel(), minlength=n * n).reshape(n, n)
+    confusion = np.bincount((g.astype(np.intp) * n + p).ravel(), minlength=n * n).reshape(n, n)
     inter = np.diag(confusion)[1:]
     union = confusion.sum(1)[1:] + confusion.sum(0)[1:] - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         j = inter / union
     j[np.isclose(union, 0)] = 1
-    channels = np.arange(1, n)[:, None, None]
-    gt_b, pred_b = boundaries(g[None] == channels), boundaries(p[None] == channels)
-    f = np.array([f_measure(pred_b[k], gt_b[k], kernel, radius) for k in range(n - 1)], dtype=np.float64)
+    g_boxes, p_boxes = find_objects(g, max_label=n - 1), find_objects(p, max_label=n - 1)
+    f = np.ones(n - 1, dtype=np.float64)  # both boundaries empty: precision = recall = 1
+    for k in range(n - 1):
+        if g_boxes[k] is None and p_boxes[k] is None:
+            continue
+        crop = _box(g_boxes[k], p_boxes[k], g.shape)
+        f[k] = f_measure(boundaries(p[crop] == k + 1), boundaries(g[crop] == k + 1), kernel, radius)
     return j, f
 
 
@@ -154,7 +174,8 @@ def evaluate_sequence(job: SequenceJob) -> tuple[str, np.ndarray, np.ndarray, np
     known[object_ids] = True
     known[0] = True
     for path, pred in zip(scored, preds):
-        extra = np.unique(pred)[~known[np.unique(pred)]]
+        present = np.flatnonzero(np.bincount(pred.ravel(), minlength=256))
+        extra = present[~known[present]]
         if len(extra):
             raise InputError(f"{job.name}/{os.path.basename(path)}: prediction has object id {int(extra.max())}, "
                              f"ground truth has {len(object_ids)} object(s)")
