@@ -14,9 +14,8 @@ from inference_core import SimVOSPredictor
 from inference_core.runner import run_sequences
 from model import build_model
 from model.checkpoint import load_weights
-from util.args import add_model_flags, config_from_args
+from util.args import add_model_flags, prepare_run
 from util.cli import run_cli
-from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
 
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
@@ -56,10 +55,7 @@ def checkpoint_files(model_path: str) -> list[str]:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    print(args)
-    config = config_from_args(args)
-    device = pick_device(args.device)
-    warn_if_amp_unsupported(device, args.amp)
+    config, device = prepare_run(args)
     subdir, imset = SPLITS[args.split]
     root = os.path.join(args.davis_path, subdir)
     names = davis_split(root, imset)

@@ -17,9 +17,8 @@ from inference_core.runner import run_sequences
 from model import build_model
 from model.checkpoint import load_weights
 from submit_eval_davis_ours_all import checkpoint_files
-from util.args import add_model_flags, config_from_args
+from util.args import add_model_flags, prepare_run
 from util.cli import run_cli
-from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
 
 
@@ -91,10 +90,7 @@ def zip_annotations(root: str, zip_path: str) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    print(args)
-    config = config_from_args(args)
-    device = pick_device(args.device)
-    warn_if_amp_unsupported(device, args.amp)
+    config, device = prepare_run(args)
     sequences, keep = youtube_sequences(args.yv_path, args.split, args.sparse, args.videos)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]

@@ -38,3 +38,13 @@ def config_from_args(args: argparse.Namespace, train_img_size: int = 384):
     return config_from_flags(args.backbone_type, args.layer_index, args.use_token_learner,
                              args.num_bases_foreground, args.num_bases_background, args.use_local_window,
                              train_img_size=train_img_size)
+
+
+def prepare_run(args: argparse.Namespace):
+    """Shared start of the evaluation scripts: echo the flags, build the config, pick the device."""
+    from util.device import pick_device, warn_if_amp_unsupported
+    print(args)
+    config = config_from_args(args)
+    device = pick_device(args.device)
+    warn_if_amp_unsupported(device, args.amp)
+    return config, device
