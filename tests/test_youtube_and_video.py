@@ -93,3 +93,16 @@ def test_segment_video_needs_a_mask(tmp_path, checkpoint):
     with pytest.raises(InputError, match="give --mask"):
         segment_video.main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "frames"),
                             "--output", str(tmp_path / "o"), *FLAGS])
+
+
+def test_segment_folder_with_masks_dir_for_a_later_object(tmp_path, checkpoint):
+    frames, labels = make_video(np.random.default_rng(4), 5, 48, 64, 2)
+    for t, f in enumerate(frames):
+        Image.fromarray(f).save(_mk(tmp_path / "frames") / f"{t:05d}.jpg")
+    write_label_png(str(_mk(tmp_path / "masks") / "00000.png"), np.where(labels[0] == 1, 1, 0).astype(np.uint8))
+    write_label_png(str(tmp_path / "masks" / "00002.png"), np.where(labels[2] == 2, 2, 0).astype(np.uint8))
+    segment_video.main(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "frames"), "--masks_dir",
+                        str(tmp_path / "masks"), "--output", str(tmp_path / "out"), "--overlay", "none", *FLAGS])
+    out = [np.array(Image.open(tmp_path / "out/frames" / f"{t:05d}.png")) for t in range(5)]
+    assert 2 not in np.unique(out[1])
+    np.testing.assert_array_equal(out[2] == 2, labels[2] == 2)
