@@ -41,9 +41,9 @@ def scan_videos(image_root: str, mask_root: str, names: list[str] | None = None,
         img_dir, mask_dir = os.path.join(image_root, name), os.path.join(mask_root, name)
         if not os.path.isdir(img_dir):
             raise InputError(f"{img_dir}: video listed for training not found")
-        stems = sorted(os.path.splitext(f)[0] for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
-        frames = [os.path.join(img_dir, f) for f in sorted(os.listdir(img_dir)) if f.lower().endswith(IMAGE_EXTENSIONS)]
-        masks = [os.path.join(mask_dir, s + ".png") for s in stems]
+        files = sorted(f for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+        frames = [os.path.join(img_dir, f) for f in files]
+        masks = [os.path.join(mask_dir, os.path.splitext(f)[0] + ".png") for f in files]
         if len(frames) >= min_frames and all(os.path.isfile(m) for m in masks):
             videos.append(Video(name, frames, masks))
     if not videos:

@@ -180,7 +180,3 @@ def load_weights(model: nn.Module, source: str | dict, name: str | None = None) 
     report.ignored = sorted(ignored)
     return report
 
-
-def published_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's weights in the published bare-state_dict layout (CPU tensors)."""
-    return {k: v.detach().cpu() for k, v in model.state_dict().items()}
