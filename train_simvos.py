@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         kind = type(value[0]) if isinstance(value, list) else type(value)
         p.add_argument(f"--{name}", type=kind, nargs="+" if isinstance(value, list) else None, default=None,
                        help=f"stage preset: {value}")
+    p.add_argument("--warmup", type=int, default=0,
+                   help="linear learning-rate warm-up over this many iterations (published: 0); helps from scratch")
     p.add_argument("--num_workers", type=int, default=4)
     p.add_argument("--no_amp", action="store_true", help="fp32 (default: fp16 autocast + grad scaler on CUDA, bf16 on CPU)")
     p.add_argument("--log_every", type=int, default=100)
@@ -103,6 +105,13 @@ def build_datasets(args) -> tuple[ConcatDataset, dict]:
     return dataset, sizes
 
 
+def lr_factor(iteration: int, warmup: int, steps: list[int], gamma: float) -> float:
+    """Multiplier of the base learning rate after ``iteration`` optimiser steps: linear warm-up over
+    ``warmup`` steps, then x ``gamma`` at each of ``steps`` (MultiStepLR when ``warmup`` is 0)."""
+    warm = min(1.0, (iteration + 1) / warmup) if warmup > 0 else 1.0
+    return warm * gamma ** sum(iteration >= s for s in steps)
+
+
 def seed_worker(worker_id: int) -> None:
     """numpy / random seeds from torch's per-worker seed (distinct per rank, worker and epoch)."""
     seed = torch.initial_seed() % 2**32
@@ -145,7 +154,8 @@ class Trainer:
             if dist_info.enabled else self.net
         params = [p for p in self.net.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, args.steps, args.gamma)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda it: lr_factor(it, args.warmup, args.steps, args.gamma))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
         self.iteration = 0
         if args.load_model:
@@ -303,7 +313,7 @@ def main(argv=None) -> None:
                              f"one batch of {args.batch_size}: lower --batch_size")
         if info.is_main:
             print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
-                  f"global, lr {args.lr}, iterations {args.iterations} (lr x{args.gamma} at {args.steps}), "
+                  f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", iterations {args.iterations} (lr x{args.gamma} at {args.steps}), "
                   f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
                   + ", ".join(f"{k} {v}" for k, v in sizes.items()), flush=True)
         trainer.train(loader, sampler)

@@ -1,11 +1,14 @@
-"""Synthetic videos in the DAVIS-2017 layout: textured shapes moving, rotating, scaling and
-occluding each other over textured, drifting backgrounds. Deterministic for a seed.
+"""Synthetic videos in the DAVIS-2017 and YouTube-VOS layouts: textured shapes moving, rotating,
+scaling and occluding each other over textured, drifting backgrounds; in the YouTube-VOS variant some
+objects enter later. Deterministic for a seed.
 
     python -m dataset.synthetic --out data/demo/DAVIS/2017/trainval --train 40 --val 8
+    python -m dataset.synthetic --layout youtube --out data/demo/YouTube --train 20 --val 4 --frames 36
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from dataclasses import dataclass
 
@@ -53,7 +56,7 @@ class _Object:
 
 
 def _random_object(rng: np.random.Generator, h: int, w: int) -> _Object:
-    radius = rng.uniform(0.12, 0.22) * min(h, w)
+    radius = rng.uniform(0.2, 0.32) * min(h, w)
     speed = rng.uniform(0.025, 0.05) * min(h, w)
     direction = rng.uniform(0, 2 * np.pi)
     return _Object(
@@ -104,14 +107,10 @@ def make_video(rng: np.random.Generator, n_frames: int, h: int, w: int, n_object
 def write_sequence(root: str, name: str, frames: list[np.ndarray], labels: list[np.ndarray],
                    annotated: list[int] | None = None) -> None:
     """JPEGImages/480p/<name>/%05d.jpg and Annotations/480p/<name>/%05d.png (all or some frames)."""
-    img_dir = os.path.join(root, "JPEGImages", "480p", name)
-    ann_dir = os.path.join(root, "Annotations", "480p", name)
-    os.makedirs(img_dir, exist_ok=True)
-    os.makedirs(ann_dir, exist_ok=True)
     for t, (frame, label) in enumerate(zip(frames, labels)):
-        Image.fromarray(frame).save(os.path.join(img_dir, f"{t:05d}.jpg"), quality=92)
+        _save_jpeg(os.path.join(root, "JPEGImages", "480p", name, f"{t:05d}.jpg"), frame)
         if annotated is None or t in annotated:
-            write_label_png(os.path.join(ann_dir, f"{t:05d}.png"), label)
+            _save_label(os.path.join(root, "Annotations", "480p", name, f"{t:05d}.png"), label)
 
 
 def make_davis_dataset(root: str, n_train: int = 40, n_val: int = 8, size: tuple[int, int] = (112, 192),
@@ -129,8 +128,76 @@ def make_davis_dataset(root: str, n_train: int = 40, n_val: int = 8, size: tuple
             f.write("\n".join(names) + "\n")
 
 
+YOUTUBE_STRIDE = 5  # YouTube-VOS annotates (and, outside all_frames/, ships) every 5th frame
+
+
+def _youtube_meta(labels: list[np.ndarray], stems: list[str]) -> dict:
+    """{"objects": {id: {"category", "frames": annotated stems where the object is visible}}}."""
+    objects = {}
+    for obj in sorted({int(v) for lab in labels for v in np.unique(lab) if v}):
+        frames = [s for lab, s in zip(labels, stems) if (lab == obj).any()]
+        if frames:
+            objects[str(obj)] = {"category": "shape", "frames": frames}
+    return {"objects": objects}
+
+
+def make_youtube_dataset(root: str, n_train: int = 20, n_valid: int = 4, size: tuple[int, int] = (112, 192),
+                         n_frames: int = 36, seed: int = 1) -> None:
+    """A YouTube-VOS-layout dataset where objects after the first may enter later (on an annotated frame):
+
+    - ``train/JPEGImages|Annotations/<video>/``: every 5th frame, all objects annotated; ``train/meta.json``;
+    - ``valid/JPEGImages/<video>/``: every 5th frame; ``valid/Annotations/<video>/``: for each object only
+      the frame where it first appears, holding the objects that start there; ``valid/meta.json``;
+    - ``all_frames/valid_all_frames/JPEGImages/<video>/``: every frame;
+    - ``valid_ground_truth/<video>/``: label maps of the frames of ``valid/JPEGImages`` (not part of
+      YouTube-VOS; for scoring the output of ``submit_eval_youtube.py`` with ``util.davis_metrics --gt``).
+    """
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", n_train), ("valid", n_valid)):
+        meta = {}
+        for i in range(count):
+            name = f"{split}{i:03d}"
+            n_objects = int(rng.integers(1, 4))
+            late = [0] + [int(rng.integers(1, (n_frames - 1) // YOUTUBE_STRIDE + 1)) * YOUTUBE_STRIDE
+                          if rng.random() < 0.5 else 0 for _ in range(n_objects - 1)]
+            frames, labels = make_video(rng, n_frames, *size, n_objects, appear=late)
+            sparse = list(range(0, n_frames, YOUTUBE_STRIDE))
+            stems = [f"{t:05d}" for t in sparse]
+            info = _youtube_meta([labels[t] for t in sparse], stems)
+            meta[name] = info
+            split_dir = os.path.join(root, split)
+            for t, stem in zip(sparse, stems):
+                _save_jpeg(os.path.join(split_dir, "JPEGImages", name, stem + ".jpg"), frames[t])
+                if split == "valid":
+                    _save_label(os.path.join(root, "valid_ground_truth", name, stem + ".png"), labels[t])
+            if split == "train":
+                for t, stem in zip(sparse, stems):
+                    _save_label(os.path.join(split_dir, "Annotations", name, stem + ".png"), labels[t])
+                continue
+            for stem in sorted({o["frames"][0] for o in info["objects"].values()}):
+                starting = [int(k) for k, o in info["objects"].items() if o["frames"][0] == stem]
+                label = labels[int(stem)]
+                _save_label(os.path.join(split_dir, "Annotations", name, stem + ".png"),
+                            np.where(np.isin(label, starting), label, 0).astype(np.uint8))
+            for t in range(n_frames):
+                _save_jpeg(os.path.join(root, "all_frames", "valid_all_frames", "JPEGImages", name, f"{t:05d}.jpg"), frames[t])
+        with open(os.path.join(root, split, "meta.json"), "w") as f:
+            json.dump({"videos": meta}, f, indent=1)
+
+
+def _save_jpeg(path: str, frame: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.fromarray(frame).save(path, quality=92)
+
+
+def _save_label(path: str, label: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_label_png(path, label)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--layout", choices=["davis", "youtube"], default="davis")
     p.add_argument("--out", required=True)
     p.add_argument("--train", type=int, default=40)
     p.add_argument("--val", type=int, default=8)
@@ -139,7 +206,8 @@ def main(argv=None) -> None:
     p.add_argument("--width", type=int, default=192)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    make_davis_dataset(args.out, args.train, args.val, (args.height, args.width), args.frames, args.seed)
+    make = make_davis_dataset if args.layout == "davis" else make_youtube_dataset
+    make(args.out, args.train, args.val, (args.height, args.width), args.frames, args.seed)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """`make demo`: the whole job on a synthetic DAVIS-layout dataset, on the CPU, in minutes.
 
-1. generate (once, cached under data/demo) a synthetic DAVIS-2017 tree;
-2. train a small SimVOS (vit_tiny, from scratch) with train_simvos.py on its train split;
-3. evaluate it with submit_eval_davis_ours_all.py on the val split (J&F computed by util.davis_metrics);
+1. generate (once, cached under data/demo) a synthetic DAVIS-2017 tree and a YouTube-VOS-layout
+   variant whose objects may enter later;
+2. train a small SimVOS (vit_tiny, from scratch) with train_simvos.py on both train splits;
+3. evaluate it with submit_eval_davis_ours_all.py on the DAVIS val split (J&F by util.davis_metrics),
+   and with submit_eval_youtube.py on the YouTube-layout valid split (objects introduced later);
 4. score the copy-the-first-mask baseline the same way;
 5. write overlay GIFs of a few val sequences under demo_output/overlays.
 """
@@ -21,13 +23,17 @@ import numpy as np
 from dataset.davis import davis_sequence, read_split
 from dataset.frames import iter_frames
 from dataset.palette_io import read_label_png, write_label_png
-from dataset.synthetic import make_davis_dataset
-from util.davis_metrics import score_davis
+from dataset.synthetic import make_davis_dataset, make_youtube_dataset
+from util.davis_metrics import evaluate, generic_jobs, print_tables, score_davis, write_csvs
 from util.overlay import overlay, write_gif
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DATA = os.path.join("data", "demo", "DAVIS")
+DEMO_DATA = os.path.join("data", "demo")
+DATA = os.path.join(DEMO_DATA, "DAVIS")
 TRAINVAL = os.path.join(DATA, "2017", "trainval")
+YOUTUBE = os.path.join(DEMO_DATA, "YouTube")
+# Bumped whenever the generator or its settings change, so that a cached dataset is rebuilt.
+DATA_VERSION = "2"
 OUT = "demo_output"
 MODEL_FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--use_token_learner", "False"]
 
@@ -40,6 +46,27 @@ def run(cmd: list[str]) -> None:
 def global_jf(results: str) -> float:
     with open(os.path.join(results, "global_results-val.csv")) as f:
         return float(next(csv.DictReader(f))["J&F-Mean"]) * 100
+
+
+def ensure_datasets() -> None:
+    """Generates the synthetic datasets once; a stamp records the generator version."""
+    stamp = os.path.join(DEMO_DATA, "VERSION")
+    if os.path.isfile(stamp) and open(stamp).read().strip() == DATA_VERSION:
+        return
+    print("generating the synthetic datasets (once) ...", flush=True)
+    shutil.rmtree(DEMO_DATA, ignore_errors=True)
+    make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=(112, 192), n_frames=24, seed=0)
+    make_youtube_dataset(YOUTUBE, n_train=20, n_valid=5, size=(112, 192), n_frames=36, seed=1)
+    with open(stamp, "w") as f:
+        f.write(DATA_VERSION + "\n")
+
+
+def score_youtube(predictions: str, out: str) -> float:
+    """J&F of the YouTube-layout valid output against the generator's ground truth (generic mode)."""
+    metrics = evaluate(generic_jobs(os.path.join(YOUTUBE, "valid_ground_truth"), predictions), workers=2)
+    write_csvs(metrics, out, "val")
+    print_tables(metrics, "val")
+    return global_jf(out)
 
 
 def copy_first_mask_baseline(out: str) -> None:
@@ -69,14 +96,11 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     os.chdir(ROOT)
     start = time.time()
-    if not os.path.isfile(os.path.join(TRAINVAL, "ImageSets", "2017", "val.txt")):
-        print("generating the synthetic dataset (once) ...", flush=True)
-        shutil.rmtree(DATA, ignore_errors=True)
-        make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=(112, 192), n_frames=24, seed=0)
+    ensure_datasets()
     shutil.rmtree(OUT, ignore_errors=True)
     saves = os.path.join(OUT, "saves")
     it = args.iterations
-    run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", "none",
+    run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", YOUTUBE,
          "--davis_root", DATA, "--img_size", "96", "--batch_size", "4", "--iterations", str(it),
          "--lr", "2e-4", "--steps", str(int(it * 0.8)), "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)),
          "--davis_max_jump", "8", "--no_amp", "--num_workers", str(args.workers), "--save_every", str(it),
@@ -86,13 +110,20 @@ def main(argv=None) -> None:
     shutil.copy(os.path.join(saves, "demo", f"model_{it}.pth"), os.path.join(checkpoints, "demo.pth"))
     run(["submit_eval_davis_ours_all.py", "--model_path", checkpoints, "--davis_path", os.path.join(DATA, "2017"),
          "--output", os.path.join(OUT, "results"), "--split", "val", *MODEL_FLAGS])
+    run(["submit_eval_youtube.py", "--model_path", checkpoints, "--yv_path", YOUTUBE,
+         "--output", os.path.join(OUT, "results_youtube"), *MODEL_FLAGS])
+    print("\nYouTube-VOS-layout valid (objects entering later), every 5th frame:")
+    youtube_jf = score_youtube(os.path.join(OUT, "results_youtube", "demo", "Annotations"),
+                               os.path.join(OUT, "results_youtube", "demo"))
     results = os.path.join(OUT, "results", "demo")
     baseline = os.path.join(OUT, "baseline")
     copy_first_mask_baseline(baseline)
-    print("\ncopy-the-first-mask baseline:")
+    print("\ncopy-the-first-mask baseline (DAVIS val):")
     score_davis(TRAINVAL, "val", baseline, workers=2)
     write_overlays(results, os.path.join(OUT, "overlays"))
-    print(f"\ndemo finished in {(time.time() - start) / 60:.1f} min")
+    print(f"\ndemo finished in {(time.time() - start) / 60:.1f} min; YouTube-layout J&F {youtube_jf:.1f}")
+    print("\nSimVOS on the DAVIS-layout val split:")
+    score_davis(TRAINVAL, "val", results, workers=2)
     print(f"demo J&F: model={global_jf(results):.1f} baseline={global_jf(baseline):.1f}")
 
 

@@ -35,6 +35,18 @@ def train_argv(davis_root, tmp_path, *extra):
             "--log_dir", str(tmp_path / "runs"), "--no_amp", "--device", "cpu", *extra]
 
 
+def test_lr_schedule_without_warmup_is_multisteplr_and_warms_up_linearly():
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=0.1)
+    reference = torch.optim.lr_scheduler.MultiStepLR(opt, [3, 7], 0.5)
+    for it in range(10):
+        assert 0.1 * train_simvos.lr_factor(it, 0, [3, 7], 0.5) == pytest.approx(reference.get_last_lr()[0])
+        opt.step()
+        reference.step()
+    assert [train_simvos.lr_factor(it, 4, [6], 0.1) for it in range(8)] == pytest.approx(
+        [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 0.1, 0.1])
+
+
 @pytest.mark.parametrize("n,jump", [(2, 10), (5, 2), (30, 10), (12, 1)])
 def test_pairs_stay_within_max_jump(n, jump):
     rng = random.Random(0)

@@ -12,7 +12,8 @@ from PIL import Image
 import segment_video
 import submit_eval_youtube
 from dataset.palette_io import write_label_png
-from dataset.synthetic import make_video
+from dataset.synthetic import YOUTUBE_STRIDE, make_video, make_youtube_dataset
+from dataset.vos_pairs import scan_videos
 from model import build_model, config_from_flags
 from util.errors import InputError
 
@@ -59,6 +60,34 @@ def test_youtube_late_objects_sparse_output_and_zip(tmp_path, checkpoint):
     np.testing.assert_array_equal(at == 2, labels[4] == 2)     # its annotation is reproduced
     with zipfile.ZipFile(tmp_path / "out/tiny/tiny.zip") as z:
         assert sorted(z.namelist()) == [f"Annotations/vidA/{t:05d}.png" for t in range(0, 9, 2)]
+
+
+def test_synthetic_youtube_layout_with_late_objects_runs_end_to_end(tmp_path, checkpoint):
+    root = tmp_path / "yv"
+    make_youtube_dataset(str(root), n_train=2, n_valid=3, size=(48, 64), n_frames=16, seed=4)
+    train = scan_videos(str(root / "train/JPEGImages"), str(root / "train/Annotations"))
+    assert [len(v.frames) for v in train] == [4, 4]            # frames 0, 5, 10, 15
+    meta = json.loads((root / "valid/meta.json").read_text())["videos"]
+    late = 0
+    for name, info in meta.items():
+        truth = {t: np.array(Image.open(root / f"valid_ground_truth/{name}/{t:05d}.png")) for t in range(0, 16, YOUTUBE_STRIDE)}
+        assert len(os.listdir(root / f"all_frames/valid_all_frames/JPEGImages/{name}")) == 16
+        assert sorted(os.listdir(root / f"valid/JPEGImages/{name}")) == [f"{t:05d}.jpg" for t in range(0, 16, YOUTUBE_STRIDE)]
+        for obj, o in info["objects"].items():
+            first = int(o["frames"][0])
+            visible = [t for t in range(0, 16, YOUTUBE_STRIDE) if (truth[t] == int(obj)).any()]
+            assert [int(f) for f in o["frames"]] == visible
+            ann = np.array(Image.open(root / f"valid/Annotations/{name}/{first:05d}.png"))
+            np.testing.assert_array_equal(ann == int(obj), truth[first] == int(obj))
+            starting = {int(k) for k, q in info["objects"].items() if q["frames"][0] == o["frames"][0]}
+            assert set(np.unique(ann)) - {0} == starting          # only the objects that start there
+            late += first > 0
+    assert late > 0, "the seed should give at least one object entering later"
+    submit_eval_youtube.main(["--model_path", str(checkpoint), "--yv_path", str(root), "--output", str(tmp_path / "out"), *FLAGS])
+    for name, info in meta.items():
+        for obj, o in info["objects"].items():
+            for t in range(0, int(o["frames"][0]), YOUTUBE_STRIDE):   # no prediction before an object starts
+                assert int(obj) not in np.unique(np.array(Image.open(tmp_path / f"out/tiny/Annotations/{name}/{t:05d}.png")))
 
 
 def test_youtube_missing_all_frames_is_a_clear_error(tmp_path, checkpoint):
