@@ -32,8 +32,9 @@ DEMO_DATA = os.path.join("data", "demo")
 DATA = os.path.join(DEMO_DATA, "DAVIS")
 TRAINVAL = os.path.join(DATA, "2017", "trainval")
 YOUTUBE = os.path.join(DEMO_DATA, "YouTube")
+FRAME_SIZE = (128, 224)   # 8x14 tokens of 16 pixels; J&F boundary tolerance ceil(0.008 * diagonal) = 3 px
 # Bumped whenever the generator or its settings change, so that a cached dataset is rebuilt.
-DATA_VERSION = "2"
+DATA_VERSION = "3"
 OUT = "demo_output"
 MODEL_FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--use_token_learner", "False"]
 
@@ -55,8 +56,8 @@ def ensure_datasets() -> None:
         return
     print("generating the synthetic datasets (once) ...", flush=True)
     shutil.rmtree(DEMO_DATA, ignore_errors=True)
-    make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=(112, 192), n_frames=24, seed=0)
-    make_youtube_dataset(YOUTUBE, n_train=20, n_valid=5, size=(112, 192), n_frames=36, seed=1)
+    make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=FRAME_SIZE, n_frames=24, seed=0)
+    make_youtube_dataset(YOUTUBE, n_train=20, n_valid=5, size=FRAME_SIZE, n_frames=36, seed=1)
     with open(stamp, "w") as f:
         f.write(DATA_VERSION + "\n")
 
@@ -91,7 +92,7 @@ def write_overlays(results: str, out: str, count: int = 4) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=1500)
+    p.add_argument("--iterations", type=int, default=900)
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
     os.chdir(ROOT)
@@ -103,7 +104,7 @@ def main(argv=None) -> None:
     run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", YOUTUBE,
          "--davis_root", DATA, "--img_size", "96", "--batch_size", "4", "--iterations", str(it),
          "--lr", "2e-4", "--steps", str(int(it * 0.8)), "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)),
-         "--davis_max_jump", "8", "--no_amp", "--num_workers", str(args.workers), "--save_every", str(it),
+         "--davis_max_jump", "12", "--drop_path", "0", "--no_amp", "--num_workers", str(args.workers), "--save_every", str(it),
          "--log_every", "100", "--image_every", str(it), "--save_dir", saves, "--log_dir", os.path.join(OUT, "runs")])
     checkpoints = os.path.join(OUT, "checkpoints")
     os.makedirs(checkpoints)
