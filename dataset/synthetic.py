@@ -166,13 +166,12 @@ def make_youtube_dataset(root: str, n_train: int = 20, n_valid: int = 4, size: t
             info = _youtube_meta([labels[t] for t in sparse], stems)
             meta[name] = info
             split_dir = os.path.join(root, split)
+            # train: every stored frame annotated; valid: full labels kept aside for scoring only.
+            label_dir = os.path.join(split_dir, "Annotations") if split == "train" else os.path.join(root, "valid_ground_truth")
             for t, stem in zip(sparse, stems):
                 _save_jpeg(os.path.join(split_dir, "JPEGImages", name, stem + ".jpg"), frames[t])
-                if split == "valid":
-                    _save_label(os.path.join(root, "valid_ground_truth", name, stem + ".png"), labels[t])
+                _save_label(os.path.join(label_dir, name, stem + ".png"), labels[t])
             if split == "train":
-                for t, stem in zip(sparse, stems):
-                    _save_label(os.path.join(split_dir, "Annotations", name, stem + ".png"), labels[t])
                 continue
             for stem in sorted({o["frames"][0] for o in info["objects"].values()}):
                 starting = [int(k) for k, o in info["objects"].items() if o["frames"][0] == stem]

@@ -52,8 +52,10 @@ def global_jf(results: str) -> float:
 def ensure_datasets() -> None:
     """Generates the synthetic datasets once; a stamp records the generator version."""
     stamp = os.path.join(DEMO_DATA, "VERSION")
-    if os.path.isfile(stamp) and open(stamp).read().strip() == DATA_VERSION:
-        return
+    if os.path.isfile(stamp):
+        with open(stamp) as f:
+            if f.read().strip() == DATA_VERSION:
+                return
     print("generating the synthetic datasets (once) ...", flush=True)
     shutil.rmtree(DEMO_DATA, ignore_errors=True)
     make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=FRAME_SIZE, n_frames=24, seed=0)
