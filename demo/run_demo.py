@@ -94,7 +94,7 @@ def write_overlays(results: str, out: str, count: int = 4) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=900)
+    p.add_argument("--iterations", type=int, default=1800)
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
     os.chdir(ROOT)
