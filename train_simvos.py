@@ -112,6 +112,11 @@ def lr_factor(iteration: int, warmup: int, steps: list[int], gamma: float) -> fl
     return warm * gamma ** sum(iteration >= s for s in steps)
 
 
+def build_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
+    """Adam (as published); the fused kernel where the device has one (about 10% of a small CPU step)."""
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True if device.type in ("cpu", "cuda") else None)
+
+
 def seed_worker(worker_id: int) -> None:
     """numpy / random seeds from torch's per-worker seed (distinct per rank, worker and epoch)."""
     seed = torch.initial_seed() % 2**32
@@ -153,7 +158,7 @@ class Trainer:
         self.model = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if dist_info.enabled else self.net
         params = [p for p in self.net.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=args.lr, weight_decay=args.weight_decay)
+        self.optimizer = build_optimizer(params, args.lr, args.weight_decay, self.device)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda it: lr_factor(it, args.warmup, args.steps, args.gamma))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
@@ -214,7 +219,8 @@ class Trainer:
         class_map = batch["class_map"].to(self.device, non_blocking=True)
         selector = batch["selector"].to(self.device, non_blocking=True)
         with autocast_for(self.device, self.amp):
-            logits = self.model(frames[:, :1], masks[:, :1], frames[:, 1])      # [B, 2, S, S]
+            # Absent target slots (selector 0) are skipped: their probabilities are zeroed below anyway.
+            logits = self.model(frames[:, :1], masks[:, :1], frames[:, 1], selector > 0)      # [B, 2, S, S]
         probs = torch.sigmoid(logits.float()) * selector[:, :, None, None]
         agg = aggregate_logits(probs, dim=1)                                      # [B, 3, S, S]
         loss = pair_loss(agg, class_map, selector, p)

@@ -108,9 +108,10 @@ def bench_memory() -> dict:
 def bench_training(preset, img_size, batch, iters, device) -> dict:
     from model.aggregate import aggregate_logits
     from model.losses import pair_loss
+    from train_simvos import build_optimizer
     torch.manual_seed(0)
     model = build_model(config_from_flags(preset, layer_index=0, train_img_size=img_size), drop_path_rate=0.1).to(device)
-    opt = torch.optim.Adam(model.parameters(), 2e-5)
+    opt = build_optimizer(model.parameters(), 2e-5, 0.0, device)
     frames = torch.randn(batch, 2, 3, img_size, img_size, device=device)
     masks = (torch.rand(batch, 1, 2, img_size, img_size, device=device) > 0.5).float()
     cls = torch.randint(0, 3, (batch, img_size, img_size), device=device)

@@ -82,6 +82,27 @@ def test_batched_objects_equal_single_objects(bs, tiny_b, tiny_bs):
         torch.testing.assert_close(logits[:, k], single[:, 0], atol=1e-5, rtol=1e-5)
 
 
+def test_skipping_absent_objects_keeps_logits_and_gradients(tiny_b):
+    """Training skips absent target slots; what it computes must equal the full batch, gradients too."""
+    frames, query, masks = _frames(3).unsqueeze(1), _frames(3, seed=4), _masks(3, 2).unsqueeze(1)
+    present = torch.tensor([[True, False], [True, True], [False, True]])
+
+    def loss_and_grads(skip):
+        tiny_b.zero_grad()
+        logits = tiny_b(frames, masks, query, present if skip else None)
+        loss = (torch.sigmoid(logits) * present[..., None, None]).square().mean()
+        loss.backward()
+        return logits, {n: p.grad.clone() for n, p in tiny_b.named_parameters() if p.grad is not None}
+
+    full_logits, full_grads = loss_and_grads(skip=False)
+    skip_logits, skip_grads = loss_and_grads(skip=True)
+    torch.testing.assert_close(skip_logits[present], full_logits[present], atol=1e-5, rtol=1e-5)
+    assert (skip_logits[~present] == 0).all()
+    assert skip_grads.keys() == full_grads.keys()
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(skip_grads[name], grad, atol=1e-6, rtol=1e-4, msg=name)
+
+
 @torch.no_grad()
 def test_pruned_last_block_equals_full_block(tiny_b):
     x = torch.randn(2, 40, 192)
