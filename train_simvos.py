@@ -39,6 +39,7 @@ STAGES = {
     3: dict(lr=2e-5, weight_decay=1e-7, iterations=210000, steps=[125000], gamma=0.1, batch_size=4, img_size=384,
             start_warm=20000, end_warm=70000, drop_path=0.1, davis_repeat=5, davis_max_jump=10, yv_max_jump=2),
 }
+DEFAULT_SEED = 14159265
 MAE_DEFAULTS = {"vit_base": "pretrained_models/mae_pretrain_vit_base.pth",
                 "vit_large": "pretrained_models/mae_pretrain_vit_large.pth"}
 
@@ -68,7 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--log_dir", default="runs")
     p.add_argument("--load_model", default=None, help="a full training state to resume from")
     p.add_argument("--load_network", default=None, help="weights only (any supported format)")
-    p.add_argument("--seed", type=int, default=14159265)
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--device", default=None)
     p.add_argument("--max_nonfinite", type=int, default=20, help="stop after this many non-finite losses in a row")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help="set by torch.distributed.launch")

@@ -24,6 +24,7 @@ from dataset.davis import davis_sequence, read_split
 from dataset.frames import iter_frames
 from dataset.palette_io import read_label_png, write_label_png
 from dataset.synthetic import make_davis_dataset, make_youtube_dataset
+from train_simvos import DEFAULT_SEED
 from util.davis_metrics import evaluate, generic_jobs, print_tables, score_davis, write_csvs
 from util.overlay import overlay, write_gif
 
@@ -94,8 +95,9 @@ def write_overlays(results: str, out: str, count: int = 4) -> None:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=1800)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--iterations", type=int, default=1800, help="training iterations (schedule scales with them)")
+    p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="training seed (train_simvos.py --seed)")
     args = p.parse_args(argv)
     os.chdir(ROOT)
     start = time.time()
@@ -106,7 +108,7 @@ def main(argv=None) -> None:
     run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", YOUTUBE,
          "--davis_root", DATA, "--img_size", "96", "--batch_size", "4", "--iterations", str(it),
          "--lr", "2e-4", "--steps", str(int(it * 0.8)), "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)),
-         "--davis_max_jump", "12", "--drop_path", "0", "--no_amp", "--num_workers", str(args.workers), "--save_every", str(it),
+         "--davis_max_jump", "12", "--drop_path", "0", "--no_amp", "--num_workers", str(args.workers), "--seed", str(args.seed), "--save_every", str(it),
          "--log_every", "100", "--image_every", str(it), "--save_dir", saves, "--log_dir", os.path.join(OUT, "runs")])
     checkpoints = os.path.join(OUT, "checkpoints")
     os.makedirs(checkpoints)
