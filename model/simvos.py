@@ -128,23 +128,19 @@ class SimVOS(nn.Module):
         bg = self.tlearner_back(features, w_bg.reshape(b * k, 1, *grid))
         return torch.cat([fg, bg], dim=1).view(b, k, -1, c)
 
-    def joint(self, memory: torch.Tensor, query: torch.Tensor, grid_hw: tuple[int, int],
-              present: torch.Tensor | None = None) -> torch.Tensor:
-        """memory [B, K, M, C] + query [B, N, C] -> m16 [B, K, C, h, w], or [P, C, h, w] for the
-        P objects where ``present`` [B, K] (bool) is true, in row-major (b, k) order.
+    def joint(self, memory: torch.Tensor, query: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
+        """memory [B, K, M, C] + query [B, N, C] -> m16 [B, K, C, h, w].
 
         blocks[L:] over [memory; query]; the last block computes the query rows only.
         """
         b, k, _, c = memory.shape
         n = query.shape[1]
         x = torch.cat([memory, query.unsqueeze(1).expand(b, k, n, c).to(memory.dtype)], dim=2).flatten(0, 1)
-        if present is not None:
-            x = x[present.flatten()]
         blocks = self.blocks[self.config.layer_index:]
         for blk in blocks[:-1]:
             x = blk(x)
-        x = self.norm(blocks[-1](x, query_rows=n)).transpose(1, 2)
-        return x.reshape(-1, c, *grid_hw) if present is not None else x.reshape(b, k, c, *grid_hw)
+        x = self.norm(blocks[-1](x, query_rows=n))
+        return x.transpose(1, 2).reshape(b, k, c, *grid_hw)
 
     def decode(self, m16: torch.Tensor) -> torch.Tensor:
         """m16 [B, C, h, w] -> per-object logits [B, 1, 16h, 16w]."""
@@ -160,12 +156,11 @@ class SimVOS(nn.Module):
         """
         b, k = memory.shape[:2]
         if present is None or present.all() or not present.any():
-            m16 = self.joint(memory, query, grid_hw)
-            logits = self.decode(m16.flatten(0, 1))
+            logits = self.decode(self.joint(memory, query, grid_hw).flatten(0, 1))
             return logits.view(b, k, *logits.shape[-2:])
-        logits = self.decode(self.joint(memory, query, grid_hw, present))[:, 0]     # [P, H, W]
-        full = logits.new_zeros(b * k, *logits.shape[-2:]).index_put((present.flatten(),), logits)
-        return full.view(b, k, *logits.shape[-2:])
+        rows, objects = present.nonzero(as_tuple=True)                          # P present (b, k) pairs
+        logits = self.decode(self.joint(memory[rows, objects].unsqueeze(1), query[rows], grid_hw)[:, 0])[:, 0]
+        return logits.new_zeros(b, k, *logits.shape[-2:]).index_put((rows, objects), logits)
 
     def forward(self, memory_frames: torch.Tensor, memory_masks: torch.Tensor, query_frames: torch.Tensor,
                 present: torch.Tensor | None = None) -> torch.Tensor:
