@@ -13,15 +13,12 @@ import numpy as np
 
 from dataset.frames import iter_frames, open_input
 from dataset.palette_io import read_label_png
-from inference_core import SimVOSPredictor
-from inference_core.runner import run_sequences
-from model import build_model
-from model.checkpoint import load_weights
-from util.args import add_model_flags, config_from_args
+from evaluation.overlay import overlay, write_gif, write_mp4
+from evaluation.predictor import add_predictor_flags, build_predictor
+from evaluation.runner import run_sequences
+from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
-from util.overlay import overlay, write_gif, write_mp4
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,14 +26,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--input", required=True, help="a folder of frames or a video file")
     p.add_argument("--mask", help="indexed PNG of the first frame (pixel values = object ids)")
-    p.add_argument("--masks_dir", help="indexed PNGs named like frames (<stem>.png or %%05d.png) for objects "
-                                       "first annotated on later frames")
+    p.add_argument("--masks_dir", help="indexed PNGs for objects first annotated on later frames, named "
+                                       "<frame stem>.png: a folder's frame 'a_12.jpg' -> 'a_12.png'; a video "
+                                       "file's frames are numbered from 0: frame 12 -> '00012.png'")
     p.add_argument("--output", required=True)
     p.add_argument("--overlay", choices=["gif", "mp4", "none"], default="gif")
-    p.add_argument("--amp", action="store_true")
     add_model_flags(p)
-    p.add_argument("--device", default=None)
-    p.add_argument("--max_objects_per_batch", type=int, default=None)
+    add_predictor_flags(p)
     return p.parse_args(argv)
 
 
@@ -56,13 +52,10 @@ def main(argv=None) -> None:
                 seq.annotations[index] = path
     if not seq.annotations:
         raise InputError("give --mask (first frame) or --masks_dir with at least one annotation")
-    device = pick_device(args.device)
-    warn_if_amp_unsupported(device, args.amp)
-    model = build_model(config_from_args(args))
-    load_weights(model, args.checkpoint)
-    predictor = SimVOSPredictor(model, device, args.amp, args.max_objects_per_batch)
+    predictor = build_predictor(args.checkpoint, config_from_args(args), args.device, args.amp,
+                                args.max_objects_per_batch)
     stats = run_sequences(predictor, [seq], args.output, overwrite=True)
-    print(stats.summary(device, args.amp))
+    print(stats.summary(predictor.device, args.amp))
     if args.overlay != "none":
         folder = os.path.join(args.output, seq.name)
         frames = [overlay(rgb, read_label_png(os.path.join(folder, stem + ".png")))
@@ -73,4 +66,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, "the unfinished video was removed")

@@ -8,17 +8,14 @@ from __future__ import annotations
 import argparse
 import os
 
-
 from dataset.davis import davis_sequence, davis_split
-from inference_core import SimVOSPredictor
-from inference_core.runner import run_sequences
-from model import build_model
-from model.checkpoint import load_weights
-from util.args import add_model_flags, prepare_run
+from evaluation.davis_metrics import score_davis
+from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
+from evaluation.runner import INTERRUPTED, run_sequences
+from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
 from util.errors import InputError
 
-CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt"),
           "val2016": ("trainval", "2016/val.txt")}
 
@@ -31,31 +28,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--split", default="val", choices=sorted(SPLITS),
                    help="val / testdev (DAVIS-2017); val2016: DAVIS-2016 single-object val from trainval/ImageSets/2016")
     p.add_argument("--top", type=int, default=20, help="accepted for compatibility; unused by SimVOS")
-    p.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on CPU")
     add_model_flags(p)
-    p.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA if available)")
+    add_predictor_flags(p)
     p.add_argument("--save_scores", action="store_true",
                    help="also write each frame's (K+1, H, W) float16 probabilities to <output>/<ckpt>_scores")
     p.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
     p.add_argument("--overwrite", action="store_true", help="recompute sequences that are already complete")
-    p.add_argument("--max_objects_per_batch", type=int, default=None, help="chunk objects to bound memory")
     return p.parse_args(argv)
-
-
-def checkpoint_files(model_path: str) -> list[str]:
-    if os.path.isfile(model_path):
-        return [model_path]
-    if not os.path.isdir(model_path):
-        raise InputError(f"{model_path}: --model_path not found")
-    files = sorted(os.path.join(model_path, f) for f in os.listdir(model_path) if f.endswith(CHECKPOINT_EXTENSIONS))
-    if not files:
-        raise InputError(f"{model_path}: no checkpoint files ({', '.join(CHECKPOINT_EXTENSIONS)}) in --model_path")
-    return files
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    config, device = prepare_run(args)
+    print(args)
+    config = config_from_args(args)
     subdir, imset = SPLITS[args.split]
     root = os.path.join(args.davis_path, subdir)
     names = davis_split(root, imset)
@@ -64,24 +49,18 @@ def main(argv=None) -> None:
         if unknown:
             raise InputError(f"--sequences: {', '.join(unknown)} not in {imset}")
         names = [n for n in names if n in set(args.sequences)]
-    checkpoints = checkpoint_files(args.model_path)
-    for ckpt in checkpoints:
+    for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
-        model = build_model(config)
-        report = load_weights(model, ckpt)
-        for note in report.notes:
-            print(f"note: {ckpt}: {note}")
-        predictor = SimVOSPredictor(model, device, args.amp, args.max_objects_per_batch)
+        predictor = build_predictor(ckpt, config, args.device, args.amp, args.max_objects_per_batch)
         out = os.path.join(args.output, name)
         scores = os.path.join(args.output, name + "_scores") if args.save_scores else None
         print(f"{ckpt} -> {out}")
         sequences = [lambda n=n: davis_sequence(root, n) for n in names]
         stats = run_sequences(predictor, sequences, out, scores, args.overwrite)
-        print(stats.summary(device, args.amp))
+        print(stats.summary(predictor.device, args.amp))
         if args.split in ("val", "val2016") and not args.sequences:
-            from util.davis_metrics import score_davis
             score_davis(root, "val", out, single_object=args.split == "val2016")
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, INTERRUPTED)

@@ -12,12 +12,9 @@ import os
 import zipfile
 
 from dataset.davis import VideoSequence, list_frames
-from inference_core import SimVOSPredictor
-from inference_core.runner import run_sequences
-from model import build_model
-from model.checkpoint import load_weights
-from submit_eval_davis_ours_all import checkpoint_files
-from util.args import add_model_flags, prepare_run
+from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
+from evaluation.runner import INTERRUPTED, run_sequences
+from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
 from util.errors import InputError
 
@@ -29,12 +26,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", default="results_yv")
     p.add_argument("--split", default="valid", choices=["valid"])
     p.add_argument("--sparse", action="store_true", help="run on the annotated-rate frames of valid/JPEGImages only")
-    p.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on CPU")
     add_model_flags(p)
-    p.add_argument("--device", default=None)
+    add_predictor_flags(p)
     p.add_argument("--videos", nargs="+", default=None, help="only these videos")
     p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--max_objects_per_batch", type=int, default=None)
     return p.parse_args(argv)
 
 
@@ -90,20 +85,19 @@ def zip_annotations(root: str, zip_path: str) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    config, device = prepare_run(args)
+    print(args)
+    config = config_from_args(args)
     sequences, keep = youtube_sequences(args.yv_path, args.split, args.sparse, args.videos)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
-        model = build_model(config)
-        load_weights(model, ckpt)
-        predictor = SimVOSPredictor(model, device, args.amp, args.max_objects_per_batch)
+        predictor = build_predictor(ckpt, config, args.device, args.amp, args.max_objects_per_batch)
         out = os.path.join(args.output, name, "Annotations")
         stats = run_sequences(predictor, sequences, out, overwrite=args.overwrite, keep_frames=keep)
-        print(stats.summary(device, args.amp))
+        print(stats.summary(predictor.device, args.amp))
         zip_path = os.path.join(args.output, name, f"{name}.zip")
         zip_annotations(out, zip_path)
         print(f"submission archive: {zip_path}")
 
 
 if __name__ == "__main__":
-    run_cli(main)
+    run_cli(main, INTERRUPTED)

@@ -21,7 +21,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.published_loop import published_loop  # noqa: E402
+from evaluation.published_loop import published_loop  # noqa: E402
 from dataset.synthetic import make_video  # noqa: E402
 from inference_core import SimVOSPredictor  # noqa: E402
 from model import build_model, config_from_flags  # noqa: E402
@@ -108,7 +108,7 @@ def bench_memory() -> dict:
 def bench_training(preset, img_size, batch, iters, device) -> dict:
     from model.aggregate import aggregate_logits
     from model.losses import pair_loss
-    from train_simvos import build_optimizer
+    from training.trainer import build_optimizer
     torch.manual_seed(0)
     model = build_model(config_from_flags(preset, layer_index=0, train_img_size=img_size), drop_path_rate=0.1).to(device)
     opt = build_optimizer(model.parameters(), 2e-5, 0.0, device)
@@ -184,8 +184,8 @@ def make_scoring_set(root: str, sequences: int = 30, seed: int = 0) -> int:
 
 
 def bench_scoring(reference_subset: int = 4) -> dict:
-    from util import davis_metrics
-    from tests.test_davis_metrics import ref_evaluate
+    from benchmarks.official_jf import official_evaluate
+    from evaluation import davis_metrics
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         out["frames"] = make_scoring_set(tmp)
@@ -196,7 +196,7 @@ def bench_scoring(reference_subset: int = 4) -> dict:
         names = sorted(os.listdir(os.path.join(tmp, "pred")))[:reference_subset]
         frames = sum(len(os.listdir(os.path.join(tmp, "pred", n))) for n in names)
         start = time.perf_counter()
-        ref_evaluate(os.path.join(tmp, "Annotations", "480p"), os.path.join(tmp, "pred"), names)
+        official_evaluate(os.path.join(tmp, "Annotations", "480p"), os.path.join(tmp, "pred"), names)
         out["official_algorithm_1_process_s_extrapolated"] = (time.perf_counter() - start) * out["frames"] / frames
         for workers in (1, 2):
             try:
@@ -230,7 +230,7 @@ def markdown(report: dict) -> str:
     s = report["scoring"]
     lines += ["", f"J&F scoring, {s['frames']} frames of 480x854 (30 sequences, 1-5 objects), seconds:", "",
               "| tool | 1 process | 2 processes |", "| --- | --- | --- |",
-              f"| util.davis_metrics | {s['ours_1_workers_s']:.1f} | {s['ours_2_workers_s']:.1f} |",
+              f"| evaluation.davis_metrics | {s['ours_1_workers_s']:.1f} | {s['ours_2_workers_s']:.1f} |",
               f"| vos-benchmark 0.1.0 | {s.get('vos_benchmark_1_workers_s', float('nan')):.1f} | "
               f"{s.get('vos_benchmark_2_workers_s', float('nan')):.1f} |",
               f"| official algorithm (restated, extrapolated) | {s['official_algorithm_1_process_s_extrapolated']:.1f} | - |"]

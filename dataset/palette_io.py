@@ -27,22 +27,23 @@ def davis_palette() -> list[int]:
 DAVIS_PALETTE = davis_palette()
 
 
-def read_label_png(path: str) -> np.ndarray:
-    """Reads an indexed ('P') or greyscale ('L') PNG as a [H, W] uint8 label map.
+def read_label_png(path: str, what: str = "mask") -> np.ndarray:
+    """Reads an indexed ('P'), greyscale ('L') or bilevel ('1') PNG as a [H, W] uint8 label map.
 
-    RGB masks are refused: their colours are not labels (often anti-aliased).
+    RGB masks are refused: their colours are not labels (often anti-aliased). ``what`` names the
+    file in error messages ("mask", "ground truth", ...).
     """
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: {what} not found")
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode not in ("P", "L"):
-                raise InputError(f"{path}: mask is {img.mode}, not an indexed (palette) PNG; "
+            if img.mode not in ("P", "L", "1"):
+                raise InputError(f"{path}: {what} is an {img.mode} image, not an indexed (palette) PNG; "
                                  "save object masks as indexed PNGs whose pixel values are object ids")
-            return np.array(img, dtype=np.uint8)
-    except FileNotFoundError:
-        raise InputError(f"{path}: mask file not found") from None
+            return np.array(img.convert("L") if img.mode == "1" else img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: unreadable image ({exc})") from None
+        raise InputError(f"{path}: unreadable {what} ({exc})") from None
 
 
 def write_label_png(path: str, labels: np.ndarray, palette: list[int] | None = None) -> None:

@@ -150,7 +150,7 @@ def make_youtube_dataset(root: str, n_train: int = 20, n_valid: int = 4, size: t
       the frame where it first appears, holding the objects that start there; ``valid/meta.json``;
     - ``all_frames/valid_all_frames/JPEGImages/<video>/``: every frame;
     - ``valid_ground_truth/<video>/``: label maps of the frames of ``valid/JPEGImages`` (not part of
-      YouTube-VOS; for scoring the output of ``submit_eval_youtube.py`` with ``util.davis_metrics --gt``).
+      YouTube-VOS; for scoring the output of ``submit_eval_youtube.py`` with ``evaluation.davis_metrics --gt``).
     """
     rng = np.random.default_rng(seed)
     for split, count in (("train", n_train), ("valid", n_valid)):

@@ -17,7 +17,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from dataset.davis import IMAGE_EXTENSIONS
-from inference_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from util.errors import InputError
 
 IMAGE_FILL = (124, 116, 104)

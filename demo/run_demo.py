@@ -3,7 +3,7 @@
 1. generate (once, cached under data/demo) a synthetic DAVIS-2017 tree and a YouTube-VOS-layout
    variant whose objects may enter later;
 2. train a small SimVOS (vit_tiny, from scratch) with train_simvos.py on both train splits;
-3. evaluate it with submit_eval_davis_ours_all.py on the DAVIS val split (J&F by util.davis_metrics),
+3. evaluate it with submit_eval_davis_ours_all.py on the DAVIS val split (J&F by evaluation.davis_metrics),
    and with submit_eval_youtube.py on the YouTube-layout valid split (objects introduced later);
 4. score the copy-the-first-mask baseline the same way;
 5. write overlay GIFs of a few val sequences under demo_output/overlays.
@@ -24,9 +24,9 @@ from dataset.davis import davis_sequence, read_split
 from dataset.frames import iter_frames
 from dataset.palette_io import read_label_png, write_label_png
 from dataset.synthetic import make_davis_dataset, make_youtube_dataset
-from train_simvos import DEFAULT_SEED
-from util.davis_metrics import evaluate, generic_jobs, print_tables, score_davis, write_csvs
-from util.overlay import overlay, write_gif
+from training.stages import DEFAULT_SEED
+from evaluation.davis_metrics import evaluate, generic_jobs, print_tables, score_davis, write_csvs
+from evaluation.overlay import overlay, write_gif
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_DATA = os.path.join("data", "demo")

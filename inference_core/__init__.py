@@ -1,5 +1,8 @@
-"""Propagation over a video: a per-video engine (state, no weights) and a user-facing predictor."""
-from inference_core.engine import InferenceCore
-from inference_core.predictor import FrameResult, SimVOSPredictor
+"""The documented import path of the propagation engine and predictor (they live in evaluation/).
 
-__all__ = ["InferenceCore", "SimVOSPredictor", "FrameResult"]
+    from inference_core import SimVOSPredictor
+"""
+from evaluation.engine import InferenceCore
+from evaluation.predictor import FrameResult, SimVOSPredictor, build_predictor
+
+__all__ = ["InferenceCore", "SimVOSPredictor", "FrameResult", "build_predictor"]

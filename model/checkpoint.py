@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import pickle
 import re
+import zipfile
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from model.presets import PRESETS
 from model.vit import resample_grid_pos_embed
+from util.errors import InputError
 
 # Keys present in published checkpoints that no SimVOS stage reads.
 UNUSED_KEYS = {"cls_token", "pos_embed", "mask_token", "decoder_pos_embed"}
@@ -29,7 +33,7 @@ TOKEN_LEARNER_PREFIXES = ("tlearner.", "tlearner_back.")
 MAE_PREFIXES = ("patch_embed.", "blocks.", "norm.", "pos_embed_new")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(InputError):
     """A checkpoint file that cannot be read or is not a known format."""
 
 
@@ -51,7 +55,8 @@ def read_checkpoint(path: str) -> dict:
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle, zip and torch errors all mean "unreadable"
+    # What torch.load raises for a truncated zip, a foreign pickle, a text file (KeyError) or an empty file.
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, KeyError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
@@ -86,7 +91,6 @@ def _describe_backbone(state: dict[str, torch.Tensor]) -> str | None:
     if weight is None or not depths:
         return None
     dim, depth = weight.shape[0], max(depths) + 1
-    from model.presets import PRESETS
     names = [n for n, p in PRESETS.items() if p.embed_dim == dim and p.depth == depth]
     return f"dim {dim}, depth {depth}" + (f" (--backbone_type {names[0]})" if names else "")
 

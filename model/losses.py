@@ -1,17 +1,8 @@
-"""Bootstrapped cross-entropy (STCN schedule) and IoU for logging."""
+"""Bootstrapped cross-entropy and IoU for logging (the bootstrap schedule: training/schedule.py)."""
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-
-def bootstrap_fraction(iteration: int, start_warm: int = 20000, end_warm: int = 70000, top_p: float = 0.15) -> float:
-    """Fraction of hardest pixels kept: 1 before ``start_warm``, linear to ``top_p`` at ``end_warm``."""
-    if iteration < start_warm:
-        return 1.0
-    if iteration > end_warm:
-        return top_p
-    return top_p + (1 - top_p) * (end_warm - iteration) / (end_warm - start_warm)
 
 
 def bootstrapped_ce(logits: torch.Tensor, target: torch.Tensor, p: float) -> torch.Tensor:

@@ -9,6 +9,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from util.errors import InputError
+
+
+TRAIN_IMG_SIZE = 384  # the published square training crop; pos_embed_new holds its (384/16)^2 grid
+
+
+class ConfigError(InputError, ValueError):
+    """Flags that do not describe a valid network (named in the message)."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -20,7 +29,8 @@ class ModelConfig:
         decoder_channels: (stride-16/8 width, stride-4 width) of the FPN heads and STCN decoder;
             the published networks use (512, 256).
         layer_index: 0 = joint space-time attention over all blocks (SimVOS-B/L); L > 0 = each
-            frame passes blocks[0:L] on its own, blocks[L:] are joint (SimVOS-BS uses 4).
+            frame passes blocks[0:L] on its own, blocks[L:] are joint (SimVOS-BS uses 4). The
+            default, 4, is the published scripts' ``--layer_index`` default.
         use_token_learner: summarise each reference frame into prototypes (needs layer_index > 0).
         num_bases_foreground, num_bases_background: prototypes per reference frame.
         use_local_window: window attention in the within-frame blocks.
@@ -34,12 +44,12 @@ class ModelConfig:
     patch_size: int = 16
     mlp_ratio: float = 4.0
     decoder_channels: tuple[int, int] = (512, 256)
-    layer_index: int = 0
+    layer_index: int = 4
     use_token_learner: bool = False
     num_bases_foreground: int = 384
     num_bases_background: int = 384
     use_local_window: bool = False
-    train_img_size: int = 384
+    train_img_size: int = TRAIN_IMG_SIZE
 
     @property
     def train_grid(self) -> int:
@@ -51,15 +61,15 @@ class ModelConfig:
 
     def validate(self) -> "ModelConfig":
         if not 0 <= self.layer_index < self.depth:
-            raise ValueError(f"--layer_index must be in [0, {self.depth - 1}] for {self.backbone_type}, got {self.layer_index}")
+            raise ConfigError(f"--layer_index must be in [0, {self.depth - 1}] for {self.backbone_type}, got {self.layer_index}")
         if self.use_token_learner and self.layer_index == 0:
-            raise ValueError("--use_token_learner needs --layer_index > 0 (SimVOS-BS uses --layer_index 4)")
+            raise ConfigError("--use_token_learner needs --layer_index > 0 (SimVOS-BS uses --layer_index 4)")
         if self.use_local_window and self.layer_index == 0:
-            raise ValueError("--use_local_window needs --layer_index > 0: windows apply to the within-frame blocks")
+            raise ConfigError("--use_local_window needs --layer_index > 0: windows apply to the within-frame blocks")
         if self.train_img_size % self.patch_size:
-            raise ValueError(f"image size {self.train_img_size} is not a multiple of the patch size {self.patch_size}")
+            raise ConfigError(f"image size {self.train_img_size} is not a multiple of the patch size {self.patch_size}")
         if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+            raise ConfigError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         return self
 
 
@@ -73,31 +83,17 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-def config_from_flags(
-    backbone_type: str = "vit_base",
-    layer_index: int = 0,
-    use_token_learner: bool = False,
-    num_bases_foreground: int = 384,
-    num_bases_background: int = 384,
-    use_local_window: bool = False,
-    train_img_size: int = 384,
-    **overrides,
-) -> ModelConfig:
+def config_from_flags(backbone_type: str = "vit_base", **flags) -> ModelConfig:
     """Builds a validated config from the published command-line flags.
 
     SimVOS-B: ``vit_base, layer_index=0``; SimVOS-BS: ``vit_base, layer_index=4,
-    use_token_learner=True``; SimVOS-L: ``vit_large, layer_index=0``.
-    ``overrides`` replace any other field (e.g. ``depth`` for tiny test networks).
+    use_token_learner=True``; SimVOS-L: ``vit_large, layer_index=0``. ``flags`` are
+    :class:`ModelConfig` fields (layer_index, use_token_learner, num_bases_foreground, ...,
+    train_img_size, or e.g. ``depth`` for tiny test networks); a field not given keeps its default.
     """
     if backbone_type not in PRESETS:
-        raise ValueError(f"unknown --backbone_type {backbone_type!r}; choose one of {', '.join(PRESETS)}")
-    return dataclasses.replace(
-        PRESETS[backbone_type],
-        layer_index=layer_index,
-        use_token_learner=use_token_learner,
-        num_bases_foreground=num_bases_foreground,
-        num_bases_background=num_bases_background,
-        use_local_window=use_local_window,
-        train_img_size=train_img_size,
-        **overrides,
-    ).validate()
+        raise ConfigError(f"unknown --backbone_type {backbone_type!r}; choose one of {', '.join(PRESETS)}")
+    unknown = sorted(set(flags) - {f.name for f in dataclasses.fields(ModelConfig)})
+    if unknown:
+        raise TypeError(f"config_from_flags: unknown model flags {', '.join(unknown)}")
+    return dataclasses.replace(PRESETS[backbone_type], **flags).validate()

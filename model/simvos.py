@@ -10,8 +10,6 @@ Frames are ImageNet-normalised [B, 3, H, W] with H, W multiples of 16; masks are
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from timm.layers import PatchEmbed
@@ -20,7 +18,7 @@ from model.decoder import STCNDecoder, build_fpn_heads
 from model.presets import ModelConfig
 from model.token_refine import TokenLearner, prototype_weights
 from model.vit import Block, resample_grid_pos_embed, window_partition, window_unpartition
-
+from util.errors import InputError
 
 def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
     """Fixed 2D sine-cosine embedding (as MAE's) with a zero class row: [1, 1 + grid*grid, dim]."""
@@ -35,7 +33,6 @@ def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
     emb = torch.cat(parts, dim=1)
     emb = torch.nn.functional.pad(emb, (0, dim - emb.shape[1]))
     return torch.cat([torch.zeros(1, dim, dtype=torch.float64), emb]).unsqueeze(0).float()
-
 
 class SimVOS(nn.Module):
     def __init__(self, config: ModelConfig, drop_path_rate: float = 0.0):
@@ -96,7 +93,7 @@ class SimVOS(nn.Module):
         h, w = grid_hw
         window = h // 2
         if window < 1:
-            raise ValueError(f"token grid {h}x{w} is too small for local windows (needs at least 2 rows)")
+            raise InputError(f"frame of {h}x{w} tokens is too small for --use_local_window (needs at least 2 token rows)")
         x, padded = window_partition(tokens.view(-1, h, w, tokens.shape[-1]), window)
         for blk in blocks:
             x = blk(x)
@@ -170,7 +167,6 @@ class SimVOS(nn.Module):
         memory = torch.cat([self.encode_memory(memory_frames[:, t], memory_masks[:, t])
                             for t in range(memory_frames.shape[1])], dim=2)
         return self.segment(memory, self.encode_query(query_frames), self.grid_size(query_frames), present)
-
 
 def build_model(config: ModelConfig, drop_path_rate: float = 0.0) -> SimVOS:
     return SimVOS(config, drop_path_rate)

@@ -1,4 +1,4 @@
-"""util.davis_metrics against a direct, per-frame per-object computation of the official toolkit's
+"""evaluation.davis_metrics against a direct, per-frame per-object computation of the official toolkit's
 algorithm (seg2bmap, skimage disk, full-image cv2.dilate, pandas to_csv)."""
 import os
 import subprocess
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 from skimage.morphology import disk as sk_disk
 
-from util import davis_metrics
+from evaluation import davis_metrics
 from util.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,13 +160,13 @@ def test_long_sequence_decay_keeps_official_binning():
 def test_command_line_and_generic_mode(tmp_path):
     make_dataset(str(tmp_path), {"a": (5, 2), "b": (6, 1)})
     env = dict(os.environ, PYTHONPATH=ROOT)
-    out = subprocess.run([sys.executable, "-m", "util.davis_metrics", "--davis_path", str(tmp_path), "--set", "val",
+    out = subprocess.run([sys.executable, "-m", "evaluation.davis_metrics", "--davis_path", str(tmp_path), "--set", "val",
                           "--results_path", str(tmp_path / "pred"), "--workers", "1"],
                          capture_output=True, text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "Global results for val" in out.stdout
     davis_csv = (tmp_path / "pred" / "per-sequence_results-val.csv").read_text()
-    generic = subprocess.run([sys.executable, "-m", "util.davis_metrics", "--gt", str(tmp_path / "Annotations/480p"),
+    generic = subprocess.run([sys.executable, "-m", "evaluation.davis_metrics", "--gt", str(tmp_path / "Annotations/480p"),
                               "--pred", str(tmp_path / "pred"), "--results_path", str(tmp_path / "g")],
                              capture_output=True, text=True, env=env, cwd=ROOT)
     assert generic.returncode == 0, generic.stderr
@@ -191,7 +191,7 @@ def test_objects_appearing_later_are_scored_in_generic_mode(tmp_path):
     ("missing_frame", "00002.png: prediction of sequence a not found"),
     ("size", "prediction is 20x10, ground truth is 90x60"),
     ("extra_object", "a/00001.png: prediction has object id 5, ground truth has 2 object(s)"),
-    ("rgb", "is an RGB image, not an indexed PNG"),
+    ("rgb", "is an RGB image, not an indexed (palette) PNG"),
     ("short", "b: 2 annotated frames"),
 ])
 def test_bad_input_is_one_clear_error_and_no_csv(tmp_path, problem, message):

@@ -91,7 +91,7 @@ def _copy_tree(src, dst):
     ("no_frames", "val001: no frames"),
     ("no_annotation", "00000.png: first-frame annotation of sequence val001 not found"),
     ("size", "00000.png: mask is 10x10 but its frame is 72x40"),
-    ("rgb", "mask is RGB, not an indexed (palette) PNG"),
+    ("rgb", "mask is an RGB image, not an indexed (palette) PNG"),
     ("corrupt", "00002.jpg: unreadable or corrupt image"),
     ("greyscale", "distinct values: an anti-aliased or greyscale image"),
 ])

@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.published_loop import published_loop
+from evaluation.published_loop import published_loop
 from inference_core import SimVOSPredictor
-from inference_core.engine import InferenceCore
-from inference_core.preprocess import centre_pad, image_to_tensor, pad
+from evaluation.engine import InferenceCore
+from model.inputs import centre_pad, image_to_tensor, pad
 from model import build_model
 from tests.conftest import tiny_config
 

@@ -15,8 +15,10 @@ from scipy.ndimage import binary_erosion
 import train_simvos
 from dataset.synthetic import make_davis_dataset
 from dataset.vos_pairs import PairAugmentation, sample_pair
-from model.losses import bootstrap_fraction, bootstrapped_ce
-from inference_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from model.losses import bootstrapped_ce
+from training.schedule import bootstrap_fraction, lr_factor
+from training.stages import STAGES
+from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,10 +42,10 @@ def test_lr_schedule_without_warmup_is_multisteplr_and_warms_up_linearly():
     opt = torch.optim.SGD([param], lr=0.1)
     reference = torch.optim.lr_scheduler.MultiStepLR(opt, [3, 7], 0.5)
     for it in range(10):
-        assert 0.1 * train_simvos.lr_factor(it, 0, [3, 7], 0.5) == pytest.approx(reference.get_last_lr()[0])
+        assert 0.1 * lr_factor(it, 0, [3, 7], 0.5) == pytest.approx(reference.get_last_lr()[0])
         opt.step()
         reference.step()
-    assert [train_simvos.lr_factor(it, 4, [6], 0.1) for it in range(8)] == pytest.approx(
+    assert [lr_factor(it, 4, [6], 0.1) for it in range(8)] == pytest.approx(
         [0.25, 0.5, 0.75, 1.0, 1.0, 1.0, 0.1, 0.1])
 
 
@@ -87,11 +89,13 @@ def direct_bootstrap(logits, target, p):
 
 @pytest.mark.parametrize("iteration,p", [(0, 1.0), (19999, 1.0), (20000, 1.0), (45000, 0.575), (70000, 0.15), (90000, 0.15)])
 def test_bootstrapped_loss_against_direct_computation(iteration, p):
-    assert bootstrap_fraction(iteration) == pytest.approx(p)
+    stage = STAGES[3]
+    fraction = bootstrap_fraction(iteration, stage["start_warm"], stage["end_warm"], stage["top_p"])
+    assert fraction == pytest.approx(p)
     torch.manual_seed(iteration)
     logits, target = torch.randn(2, 3, 17, 19), torch.randint(0, 3, (2, 17, 19))
-    torch.testing.assert_close(bootstrapped_ce(logits, target, bootstrap_fraction(iteration)).double(),
-                               direct_bootstrap(logits, target, bootstrap_fraction(iteration)), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bootstrapped_ce(logits, target, fraction).double(),
+                               direct_bootstrap(logits, target, fraction), rtol=1e-5, atol=1e-6)
 
 
 def test_single_process_trains_saves_and_resumes(davis_root, tmp_path, capsys):

@@ -1,9 +1,13 @@
-"""Device and precision choices shared by the scripts."""
+"""Device and precision policy shared by every layer: which device, whether and how to autocast."""
 from __future__ import annotations
 
+import contextlib
+import resource
 import sys
 
 import torch
+
+from util.errors import InputError
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -11,13 +15,37 @@ def pick_device(name: str | None = None) -> torch.device:
     if name:
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: CUDA is not available on this machine")
+            raise InputError(f"--device {name}: CUDA is not available on this machine")
         return device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 / AMX: without them oneDNN emulates bf16, slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def amp_supported(device: torch.device) -> bool:
+    """--amp runs mixed precision on CUDA, and on CPUs with native bf16; elsewhere it is fp32."""
+    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
+
+
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """fp16 on CUDA (as published), bf16 on CPU."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def autocast_for(device: torch.device, enabled: bool):
+    """The autocast context of :func:`autocast_dtype` where :func:`amp_supported`; else a no-op."""
+    if not enabled or not amp_supported(device):
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=autocast_dtype(device))
+
+
 def precision_name(device: torch.device, amp: bool) -> str:
-    from inference_core.engine import amp_supported
     if not amp:
         return "fp32"
     if not amp_supported(device):
@@ -26,7 +54,6 @@ def precision_name(device: torch.device, amp: bool) -> str:
 
 
 def warn_if_amp_unsupported(device: torch.device, amp: bool) -> None:
-    from inference_core.engine import amp_supported
     if amp and not amp_supported(device):
         print("warning: --amp: this CPU has no native bf16 (AVX512-BF16/AMX), where bf16 is emulated and "
               "slower than fp32: running in fp32", file=sys.stderr)
@@ -36,5 +63,4 @@ def peak_memory_mib(device: torch.device) -> float:
     """Peak GPU memory allocated on CUDA, else the process's peak resident memory (MiB)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

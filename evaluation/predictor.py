@@ -3,21 +3,27 @@
     predictor = SimVOSPredictor.from_checkpoint("simvos_bs.pth", layer_index=4, use_token_learner=True)
     for result in predictor.propagate(frames, masks={0: first_mask}):
         labels = result.labels()          # [H, W] uint8 object ids
+
+:func:`build_predictor` (build the network, load a checkpoint strictly, pick the device) is the
+one way every script and the Python API make a predictor.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 
-from inference_core.engine import InferenceCore
-from inference_core.preprocess import centre_pad, image_to_tensor, pad, unpad
-from model import build_model, config_from_flags
+from evaluation.engine import InferenceCore
+from model import ModelConfig, build_model, config_from_flags
 from model.checkpoint import load_weights
-from util.device import pick_device
+from model.inputs import centre_pad, image_to_tensor, pad, unpad
+from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
+
+CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
 
 
 @dataclass
@@ -65,9 +71,13 @@ class VideoSession:
 
 
 class SimVOSPredictor:
+    """A network on its device (picked here: ``device`` or CUDA when available, else CPU) with the
+    precision policy (``amp``) and the object chunking (``max_objects_per_batch``) of its videos."""
+
     def __init__(self, model, device: torch.device | str | None = None, amp: bool = False,
                  max_objects_per_batch: int | None = None):
         self.device = pick_device(str(device) if device is not None else None)
+        warn_if_amp_unsupported(self.device, amp)
         self.model = model.to(self.device).eval()
         self.amp = amp
         self.max_objects_per_batch = max_objects_per_batch
@@ -76,9 +86,7 @@ class SimVOSPredictor:
     def from_checkpoint(cls, path: str, device=None, amp: bool = False, max_objects_per_batch=None,
                         **model_flags) -> "SimVOSPredictor":
         """model_flags: the published flags (backbone_type, layer_index, use_token_learner, ...)."""
-        model = build_model(config_from_flags(**model_flags))
-        load_weights(model, path)
-        return cls(model, device, amp, max_objects_per_batch)
+        return build_predictor(path, config_from_flags(**model_flags), device, amp, max_objects_per_batch)
 
     def session(self) -> VideoSession:
         return VideoSession(self)
@@ -88,3 +96,33 @@ class SimVOSPredictor:
         session = self.session()
         for index, rgb in enumerate(frames):
             yield session.step(rgb, masks.get(index))
+
+
+def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device | str | None = None,
+                    amp: bool = False, max_objects_per_batch: int | None = None) -> SimVOSPredictor:
+    """Builds the network of ``config``, loads ``checkpoint`` strictly (any supported format) and
+    wraps it; prints the loader's notes (e.g. unused token learners in a SimVOS-B checkpoint)."""
+    model = build_model(config)
+    report = load_weights(model, checkpoint)
+    for note in report.notes:
+        print(f"note: {checkpoint}: {note}")
+    return SimVOSPredictor(model, device, amp, max_objects_per_batch)
+
+
+def add_predictor_flags(parser) -> None:
+    """--amp, --device, --max_objects_per_batch: how a predictor runs (the scripts share them)."""
+    parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on CPUs with native bf16")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA if available)")
+    parser.add_argument("--max_objects_per_batch", type=int, default=None, help="chunk objects to bound memory")
+
+
+def checkpoint_files(model_path: str) -> list[str]:
+    """``--model_path``: one checkpoint file, or every checkpoint file of a folder (sorted)."""
+    if os.path.isfile(model_path):
+        return [model_path]
+    if not os.path.isdir(model_path):
+        raise InputError(f"{model_path}: --model_path not found")
+    files = sorted(os.path.join(model_path, f) for f in os.listdir(model_path) if f.endswith(CHECKPOINT_EXTENSIONS))
+    if not files:
+        raise InputError(f"{model_path}: no checkpoint files ({', '.join(CHECKPOINT_EXTENSIONS)}) in --model_path")
+    return files

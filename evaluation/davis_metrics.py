@@ -1,7 +1,7 @@
 """J&F for semi-supervised VOS, computing exactly what davis2017-evaluation computes (spec section 8).
 
-    python -m util.davis_metrics --davis_path DAVIS/2017/trainval --set val --results_path results/ckpt
-    python -m util.davis_metrics --gt GT_DIR --pred PRED_DIR [--results_path OUT]   # any PNG dataset
+    python -m evaluation.davis_metrics --davis_path DAVIS/2017/trainval --set val --results_path results/ckpt
+    python -m evaluation.davis_metrics --gt GT_DIR --pred PRED_DIR [--results_path OUT]   # any PNG dataset
 
 Same numbers and byte-identical CSVs as the official toolkit, much faster: each PNG is read once,
 J comes from one label histogram per frame (all objects at once), boundaries are found for all
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -20,9 +19,11 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from scipy.ndimage import find_objects
 
+from dataset.davis import read_split
+from dataset.palette_io import read_label_png
+from util.cli import run_cli
 from util.errors import InputError
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
@@ -31,18 +32,6 @@ BOUNDARY_THRESHOLD = 0.008
 
 
 # ---------------------------------------------------------------------------- per frame
-def read_indexed_png(path: str, what: str) -> np.ndarray:
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: {what} not found")
-    try:
-        with Image.open(path) as img:
-            if img.mode not in ("P", "L", "1"):
-                raise InputError(f"{path}: {what} is an {img.mode} image, not an indexed PNG of object ids")
-            return np.array(img.convert("L") if img.mode == "1" else img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: unreadable {what} ({exc})") from None
-
-
 def disk(radius: int) -> np.ndarray:
     """skimage.morphology.disk: pixels with x^2 + y^2 <= r^2, as uint8."""
     r = np.arange(-radius, radius + 1)
@@ -149,13 +138,13 @@ def evaluate_sequence(job: SequenceJob) -> tuple[str, np.ndarray, np.ndarray, np
         raise InputError(f"{job.name}: {len(job.gt_paths)} annotated frames; the semi-supervised protocol "
                          "scores frames 1..n-2, so a sequence needs at least 3")
     scored = job.gt_paths[1:-1]
-    first = read_indexed_png(job.gt_paths[0], "ground truth")
+    first = read_label_png(job.gt_paths[0], "ground truth")
     first = np.where(first == 255, 0, first)
-    gts = [read_indexed_png(p, "ground truth") for p in scored]
+    gts = [read_label_png(p, "ground truth") for p in scored]
     preds = []
     for path in scored:
         pred_path = os.path.join(job.pred_dir, os.path.basename(path))
-        preds.append(read_indexed_png(pred_path, f"prediction of sequence {job.name}"))
+        preds.append(read_label_png(pred_path, f"prediction of sequence {job.name}"))
         if preds[-1].shape != gts[len(preds) - 1].shape:
             raise InputError(f"{pred_path}: prediction is {preds[-1].shape[1]}x{preds[-1].shape[0]}, "
                              f"ground truth is {gts[len(preds) - 1].shape[1]}x{gts[len(preds) - 1].shape[0]}")
@@ -165,7 +154,7 @@ def evaluate_sequence(job: SequenceJob) -> tuple[str, np.ndarray, np.ndarray, np
         object_ids = np.array([1])
     elif job.mode == "generic":
         ids = set()
-        for g in [first] + gts + [read_indexed_png(job.gt_paths[-1], "ground truth")]:
+        for g in [first] + gts + [read_label_png(job.gt_paths[-1], "ground truth")]:
             ids.update(np.unique(g).tolist())
         object_ids = np.array(sorted(ids - {0, 255}), dtype=np.int64)
     else:
@@ -268,11 +257,7 @@ def print_tables(metrics: dict, set_name: str) -> None:
 # ---------------------------------------------------------------------------- datasets
 def davis_jobs(davis_root: str, set_name: str, results_path: str, single_object: bool = False,
                year: str = "2017") -> list[SequenceJob]:
-    split_file = os.path.join(davis_root, "ImageSets", "2016" if single_object else year, f"{set_name}.txt")
-    if not os.path.isfile(split_file):
-        raise InputError(f"{split_file}: split file not found (is --davis_path the folder holding ImageSets?)")
-    with open(split_file) as f:
-        names = [line.strip() for line in f if line.strip()]
+    names = read_split(os.path.join(davis_root, "ImageSets", "2016" if single_object else year, f"{set_name}.txt"))
     jobs = []
     for name in names:
         gt_dir = os.path.join(davis_root, "Annotations", "480p", name)
@@ -346,8 +331,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_cli(main, "no CSV was written")

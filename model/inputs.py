@@ -1,4 +1,5 @@
-"""Frame preprocessing shared by evaluation, training and the Python API."""
+"""The network's input contract: RGB in [0, 1] normalised with the ImageNet mean / std (spec
+section 1), frames padded to multiples of the patch size, centred (spec section 5)."""
 from __future__ import annotations
 
 import numpy as np

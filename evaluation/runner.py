@@ -18,10 +18,11 @@ import torch
 from dataset.davis import VideoSequence
 from dataset.frames import iter_frames
 from dataset.palette_io import read_label_png, write_label_png
-from inference_core.predictor import SimVOSPredictor
+from evaluation.predictor import SimVOSPredictor
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
 
+INTERRUPTED = "finished sequences are kept, the unfinished one was removed"
 MAX_OBJECTS = 64  # more distinct values than this in a first mask means it is not a label map
 
 

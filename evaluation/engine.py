@@ -7,12 +7,12 @@ grow with the video. Tensors here are padded (H, W multiples of 16).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import torch
 
 from model.aggregate import aggregate
+from util.device import autocast_for
 
 
 @dataclass
@@ -23,26 +23,6 @@ class _Pending:
     probs: torch.Tensor          # [K, H, W] soft probabilities of the tracked objects
     new_ids: list[int]           # objects annotated on this frame
     new_masks: torch.Tensor | None  # [K_new, H, W] their one-hot masks
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 / AMX: without them oneDNN emulates bf16, slower than fp32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def amp_supported(device: torch.device) -> bool:
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16())
-
-
-def autocast_for(device: torch.device, enabled: bool):
-    """fp16 autocast on CUDA (as published), bf16 on CPUs with native bf16; else a no-op."""
-    if not enabled or not amp_supported(device):
-        return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    return torch.autocast(device.type, dtype=dtype)
 
 
 class InferenceCore:

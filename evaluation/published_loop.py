@@ -1,12 +1,14 @@
 """The published propagation loop, restated (spec section 5): every frame and every probability
-of the video held in memory, each object decoded on its own. The reference the engine is compared
-with in tests (equal probabilities) and in benchmarks (speed, memory)."""
+of the video held in memory, each object decoded on its own, every row of every block computed.
+
+Written independently of the engine (evaluation/engine.py): the reference it is compared with in
+the tests (equal probabilities) and in the benchmarks (speed, memory)."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from inference_core.preprocess import centre_pad, image_to_tensor, pad
+from model.inputs import centre_pad, image_to_tensor, pad
 from model.aggregate import aggregate
 from model.token_refine import prototype_weights
 

@@ -1,0 +1,1 @@
+"""Evaluation: the propagation engine and predictor, the sequence runner, J&F, overlays."""
