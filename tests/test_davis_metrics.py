@@ -1,15 +1,16 @@
-"""evaluation.davis_metrics against a direct, per-frame per-object computation of the official toolkit's
-algorithm (seg2bmap, skimage disk, full-image cv2.dilate, pandas to_csv)."""
+"""evaluation.davis_metrics against a direct, per-frame per-object computation of what the official
+toolkit computes, written differently: seg2bmap pixel by pixel, boundary matching by a Euclidean
+distance transform instead of a disk dilation, CSVs through pandas to_csv."""
 import os
 import subprocess
 import sys
 import warnings
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from scipy.ndimage import distance_transform_edt
 from skimage.morphology import disk as sk_disk
 
 from evaluation import davis_metrics
@@ -20,32 +21,32 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # ----------------------------------------------------------------- the obvious way
 def ref_seg2bmap(seg):
-    seg = seg.astype(bool)
-    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
-    e[:, :-1] = seg[:, 1:]
-    s[:-1, :] = seg[1:, :]
-    se[:-1, :-1] = seg[1:, 1:]
-    b = seg ^ e | seg ^ s | seg ^ se
-    b[-1, :] = seg[-1, :] ^ e[-1, :]
-    b[:, -1] = seg[:, -1] ^ s[:, -1]
-    b[-1, -1] = 0
+    """Berkeley seg2bmap as its definition reads, pixel by pixel: a pixel is on the boundary when
+    one of its east, south and south-east neighbours that lie inside the image has another label."""
+    h, w = seg.shape
+    b = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            neighbours = [(y, x + 1), (y + 1, x), (y + 1, x + 1)]
+            b[y, x] = any(seg[ny, nx] != seg[y, x] for ny, nx in neighbours if ny < h and nx < w)
     return b
 
 
+def ref_matched(source, target, radius):
+    """Pixels of ``source`` within Euclidean distance ``radius`` of a ``target`` pixel (the disk
+    x^2 + y^2 <= r^2), from a distance transform instead of a dilation."""
+    if not target.any():
+        return 0
+    return int(np.sum(source & (distance_transform_edt(~target) <= radius)))
+
+
 def ref_f(fg, gt):
-    bound_pix = np.ceil(0.008 * np.linalg.norm(fg.shape))
+    """Precision and recall of the boundaries; an empty boundary map makes its own ratio 1 (nothing
+    wrong predicted / nothing to find), which gives the official toolkit's special cases."""
+    radius = np.ceil(0.008 * np.linalg.norm(fg.shape))
     fb, gb = ref_seg2bmap(fg), ref_seg2bmap(gt)
-    fd = cv2.dilate(fb.astype(np.uint8), sk_disk(bound_pix).astype(np.uint8))
-    gd = cv2.dilate(gb.astype(np.uint8), sk_disk(bound_pix).astype(np.uint8))
-    n_fg, n_gt = np.sum(fb), np.sum(gb)
-    if n_fg == 0 and n_gt > 0:
-        p, r = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        p, r = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        p, r = 1, 1
-    else:
-        p, r = np.sum(fb * gd) / float(n_fg), np.sum(gb * fd) / float(n_gt)
+    p = ref_matched(fb, gb, radius) / fb.sum() if fb.any() else 1.0
+    r = ref_matched(gb, fb, radius) / gb.sum() if gb.any() else 1.0
     return 0 if p + r == 0 else 2 * p * r / (p + r)
 
 
@@ -65,7 +66,8 @@ def ref_stats(v):
 
 
 def ref_evaluate(gt_root, pred_root, names):
-    res = {"J": {"M": [], "R": [], "D": [], "per": {}}, "F": {"M": [], "R": [], "D": [], "per": {}}}
+    """-> one row per object: Sequence, then Mean / Recall / Decay of J and of F."""
+    rows = []
     for name in names:
         files = sorted(os.listdir(os.path.join(gt_root, name)))
         gts = [np.array(Image.open(os.path.join(gt_root, name, f))) for f in files]
@@ -74,23 +76,15 @@ def ref_evaluate(gt_root, pred_root, names):
         for k in range(1, n_obj + 1):
             js = np.array([ref_j(g == k, p == k) for g, p in zip(gts[1:-1], preds)], dtype=float)
             fs = np.array([ref_f(p == k, g == k) for g, p in zip(gts[1:-1], preds)], dtype=float)
-            for key, v in (("J", js), ("F", fs)):
-                m, r, d = ref_stats(v)
-                res[key]["M"].append(m)
-                res[key]["R"].append(r)
-                res[key]["D"].append(d)
-                res[key]["per"][f"{name}_{k}"] = m
-    return res
+            rows.append([f"{name}_{k}", *ref_stats(js), *ref_stats(fs)])
+    return pd.DataFrame(rows, columns=["Sequence", "JM", "JR", "JD", "FM", "FR", "FD"])
 
 
-def ref_csvs(res):
-    J, F = res["J"], res["F"]
-    g = np.array([(np.mean(J["M"]) + np.mean(F["M"])) / 2., np.mean(J["M"]), np.mean(J["R"]), np.mean(J["D"]),
-                  np.mean(F["M"]), np.mean(F["R"]), np.mean(F["D"])]).reshape(1, -1)
+def ref_csvs(objects):
+    means = objects.drop(columns="Sequence").astype(float).mean(skipna=False)  # np.mean, as the toolkit
+    g = [[(means["JM"] + means["FM"]) / 2.0, *means[["JM", "JR", "JD", "FM", "FR", "FD"]]]]
     table_g = pd.DataFrame(data=g, columns=davis_metrics.GLOBAL_COLUMNS)
-    names = list(J["per"])
-    table_s = pd.DataFrame(data=list(zip(names, [J["per"][n] for n in names], [F["per"][n] for n in names])),
-                           columns=davis_metrics.SEQUENCE_COLUMNS)
+    table_s = objects[["Sequence", "JM", "FM"]].set_axis(davis_metrics.SEQUENCE_COLUMNS, axis=1)
     return table_g.to_csv(index=False, float_format="%.3f"), table_s.to_csv(index=False, float_format="%.3f")
 
 
@@ -145,6 +139,16 @@ def test_matches_official_algorithm_byte_for_byte(tmp_path):
     assert open(g_path).read() == expected_g
     assert open(s_path).read() == expected_s
     assert expected_s.count("\n") == 1 + 1 + 3 + 2 + 4
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_boundaries_and_disk_against_the_definitions(seed):
+    rng = np.random.default_rng(seed)
+    mask = rng.random((13, 17)) < 0.4 + 0.1 * seed
+    mask[5:9, 4:12] = seed % 2 == 0          # a block touching nothing, or a hole
+    np.testing.assert_array_equal(davis_metrics.boundaries(mask), ref_seg2bmap(mask))
+    for radius in (1, 3, 8):
+        np.testing.assert_array_equal(davis_metrics.disk(radius), sk_disk(radius))
 
 
 def test_long_sequence_decay_keeps_official_binning():

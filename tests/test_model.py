@@ -23,35 +23,153 @@ def _masks(n, k, h=48, w=80, seed=1):
     return F.one_hot(labels, k + 1).permute(0, 3, 1, 2)[:, 1:].float()
 
 
+def _spec_block(blk, x):
+    """One pre-norm ViT block (spec section 1) written out: LN, multi-head softmax attention, LN, GELU MLP."""
+    y = F.layer_norm(x, (x.shape[-1],), blk.norm1.weight, blk.norm1.bias, 1e-6)
+    heads = blk.attn.num_heads
+    q, k, v = (y @ blk.attn.qkv.weight.T + blk.attn.qkv.bias).chunk(3, dim=-1)
+    split = lambda t: t.view(t.shape[0], t.shape[1], heads, -1).transpose(1, 2)
+    q, k, v = split(q), split(k), split(v)
+    att = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+    o = (att @ v).transpose(1, 2).reshape(x.shape)
+    x = x + o @ blk.attn.proj.weight.T + blk.attn.proj.bias
+    y = F.layer_norm(x, (x.shape[-1],), blk.norm2.weight, blk.norm2.bias, 1e-6)
+    return x + F.gelu(y @ blk.mlp.fc1.weight.T + blk.mlp.fc1.bias) @ blk.mlp.fc2.weight.T + blk.mlp.fc2.bias
+
+
+def _spec_tokens(model, frame, mask=None):
+    """patch_embed (+ mask_patch_embed) + pos_embed_new resampled bicubically to the frame's grid."""
+    p, mp = model.patch_embed.proj, model.mask_patch_embed.proj
+    h, w = frame.shape[-2] // 16, frame.shape[-1] // 16
+    g = model.config.train_grid
+    grid = model.pos_embed_new[:, 1:].reshape(1, g, g, -1).permute(0, 3, 1, 2)
+    pos = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
+    t = F.conv2d(frame, p.weight, p.bias, stride=16).flatten(2).transpose(1, 2)
+    if mask is not None:
+        t = t + F.conv2d(mask, mp.weight, mp.bias, stride=16).flatten(2).transpose(1, 2)
+    return t + pos
+
+
 def _naive_vit_query_tokens(model, memory_frames, memory_masks, query):
     """Spec section 3 (B path) for ONE object written out directly: every frame's tokens are
     patch_embed (+ mask_patch_embed) + bicubic pos, all concatenated, full attention, all rows."""
-    p = model.patch_embed.proj
-    mp = model.mask_patch_embed.proj
     h, w = query.shape[-2] // 16, query.shape[-1] // 16
-    grid = model.pos_embed_new[:, 1:].reshape(1, model.config.train_grid, model.config.train_grid, -1).permute(0, 3, 1, 2)
-    pos = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
-
-    def tokens(frame, mask=None):
-        t = F.conv2d(frame, p.weight, p.bias, stride=16).flatten(2).transpose(1, 2)
-        if mask is not None:
-            t = t + F.conv2d(mask, mp.weight, mp.bias, stride=16).flatten(2).transpose(1, 2)
-        return t + pos
-
-    x = torch.cat([tokens(f, m) for f, m in zip(memory_frames, memory_masks)] + [tokens(query)], dim=1)
+    x = torch.cat([_spec_tokens(model, f, m) for f, m in zip(memory_frames, memory_masks)]
+                  + [_spec_tokens(model, query)], dim=1)
     for blk in model.blocks:
-        y = F.layer_norm(x, (x.shape[-1],), blk.norm1.weight, blk.norm1.bias, 1e-6)
-        heads = blk.attn.num_heads
-        q, k, v = (y @ blk.attn.qkv.weight.T + blk.attn.qkv.bias).chunk(3, dim=-1)
-        split = lambda t: t.view(1, t.shape[1], heads, -1).transpose(1, 2)
-        q, k, v = split(q), split(k), split(v)
-        att = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
-        o = (att @ v).transpose(1, 2).reshape(1, -1, x.shape[-1])
-        x = x + o @ blk.attn.proj.weight.T + blk.attn.proj.bias
-        y = F.layer_norm(x, (x.shape[-1],), blk.norm2.weight, blk.norm2.bias, 1e-6)
-        x = x + blk.mlp.fc2(F.gelu(blk.mlp.fc1(y)))
+        x = _spec_block(blk, x)
     x = F.layer_norm(x, (x.shape[-1],), model.norm.weight, model.norm.bias, 1e-6)
     return x[:, -h * w:].transpose(1, 2).reshape(1, -1, h, w)
+
+
+def _spec_within_frame(model, tokens, h, w):
+    """blocks[0:L] on one frame [1, h*w, C]; with local windows, each (h//2) x (h//2) window of the
+    grid zero-padded at the bottom/right passes the blocks alone (padding tokens attend too)."""
+    blocks = model.blocks[:model.config.layer_index]
+    if not model.config.use_local_window:
+        for blk in blocks:
+            tokens = _spec_block(blk, tokens)
+        return tokens
+    win = h // 2
+    hp, wp = -(-h // win) * win, -(-w // win) * win
+    grid = torch.zeros(hp, wp, tokens.shape[-1], dtype=tokens.dtype)
+    grid[:h, :w] = tokens[0].view(h, w, -1)
+    for r in range(0, hp, win):
+        for c in range(0, wp, win):
+            x = grid[r:r + win, c:c + win].reshape(1, win * win, -1)
+            for blk in blocks:
+                x = _spec_block(blk, x)
+            grid[r:r + win, c:c + win] = x.view(win, win, -1)
+    return grid[:h, :w].reshape(1, h * w, -1)
+
+
+def _spec_prototype_weights(masks, h, w):
+    """Spec section 3, in numpy: masks [K, H, W] -> (w_fg, w_bg) [K, h, w]."""
+    m = masks.numpy().astype(np.float32)
+    bg = (np.float32(1) - m.sum(0) == 1).astype(np.float32)
+    stack = torch.from_numpy(np.concatenate([bg[None], m]))[None]
+    small = F.interpolate(stack, size=(h, w), mode="bilinear", align_corners=False)[0].double().numpy()
+    hard = np.eye(len(small))[small.argmax(0)].transpose(2, 0, 1)[1:]
+    return torch.from_numpy(small[1:] * hard), torch.from_numpy((1 - small[1:]) * (1 - hard))
+
+
+def _spec_token_learner(tl, features, weight):
+    """features [h*w, C], weight [h, w] -> prototypes [N, C], spec section 3 step by step."""
+    h, w = weight.shape
+    c = features.shape[-1]
+    x = torch.cat([features.view(h, w, c), weight[..., None].to(features.dtype)], dim=-1)
+    x = F.layer_norm(x, (c + 1,), tl.input_norm.weight, tl.input_norm.bias, tl.input_norm.eps)
+    x = F.gelu(F.conv2d(x.permute(2, 0, 1)[None], tl.patch_to_cluster_atten[0].weight, padding=1))
+    logits = (x[0].flatten(1).T @ tl.patch_to_cluster_linear.weight.T + tl.patch_to_cluster_linear.bias).T
+    logits[:, weight.flatten() == 0] = float("-inf")
+    attn = torch.nan_to_num(torch.softmax(logits, dim=-1), nan=0.0)
+    return F.layer_norm(attn @ features, (c,), tl.norm.weight, tl.norm.bias, tl.norm.eps)
+
+
+def _spec_decoder(sd, m16):
+    """Spec sections 1 (fpn heads) and 2 (STCN decoder) with functional calls on the state_dict."""
+    def conv(x, name):
+        return F.conv2d(x, sd[name + ".weight"], sd[name + ".bias"], padding=1)
+
+    def resblock(x, name):
+        r = conv(F.relu(conv(F.relu(x), name + ".conv1")), name + ".conv2")
+        return (conv(x, name + ".downsample") if name + ".downsample.weight" in sd else x) + r
+
+    def upsample_block(skip, up, name):
+        x = conv(skip, name + ".skip_conv") + F.interpolate(up, scale_factor=2, mode="bilinear", align_corners=False)
+        return resblock(x, name + ".out_conv")
+
+    dim = m16.shape[1]
+    m8 = F.conv_transpose2d(m16, sd["fpn2.0.weight"], sd["fpn2.0.bias"], stride=2)
+    m4 = F.conv_transpose2d(m16, sd["fpn1.0.weight"], sd["fpn1.0.bias"], stride=2)
+    m4 = F.layer_norm(m4.permute(0, 2, 3, 1), (dim,), sd["fpn1.1.ln.weight"], sd["fpn1.1.ln.bias"], 1e-6)
+    m4 = F.conv_transpose2d(F.gelu(m4.permute(0, 3, 1, 2)), sd["fpn1.3.weight"], sd["fpn1.3.bias"], stride=2)
+    x = resblock(m16, "stcn_decoder.compress")
+    x = upsample_block(m8, x, "stcn_decoder.up_16_8")
+    x = upsample_block(m4, x, "stcn_decoder.up_8_4")
+    x = conv(F.relu(x), "stcn_decoder.pred")
+    return F.interpolate(x, size=(m16.shape[-2] * 16, m16.shape[-1] * 16), mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def test_decoder_and_fpn_heads_match_the_spec(tiny_b):
+    torch.manual_seed(1)
+    for p in tiny_b.parameters():
+        p.normal_(0, 0.1)
+    model = tiny_b.double()
+    m16 = torch.randn(2, 192, 3, 5, dtype=torch.float64)
+    torch.testing.assert_close(model.decode(m16), _spec_decoder(model.state_dict(), m16), atol=1e-9, rtol=1e-9)
+
+
+@torch.no_grad()
+def test_bs_path_with_windows_matches_the_spec_written_out(tiny_bs):
+    """Within-frame blocks in windows, prototype weights, token learners, then the joint stage over
+    [first-frame prototypes; previous-frame prototypes; query tokens], for each of 2 objects."""
+    torch.manual_seed(2)
+    tiny_bs.pos_embed_new.normal_()
+    model = tiny_bs.double()
+    h, w = 5, 6
+    f0, f1, q = (_frames(1, 16 * h, 16 * w, seed=s).double() for s in (0, 1, 2))
+    m0 = _masks(1, 2, 16 * h, 16 * w, seed=5).double()
+    m1 = torch.softmax(torch.randn(1, 3, 16 * h, 16 * w, dtype=torch.float64) * 3, dim=1)[:, 1:]
+    memory = torch.cat([model.encode_memory(f0, m0), model.encode_memory(f1, m1)], dim=2)
+    m16 = model.joint(memory, model.encode_query(q), (h, w))
+
+    query = _spec_within_frame(model, _spec_tokens(model, q), h, w)
+    fg0, bg0 = _spec_prototype_weights(m0[0].float(), h, w)
+    fg1, bg1 = _spec_prototype_weights(m1[0].float(), h, w)
+    for k in range(2):
+        prototypes = []
+        for frame, masks, fg, bg in ((f0, m0, fg0, bg0), (f1, m1, fg1, bg1)):
+            features = _spec_within_frame(model, _spec_tokens(model, frame, masks[:, k:k + 1]), h, w)[0]
+            prototypes += [_spec_token_learner(model.tlearner, features, fg[k]),
+                           _spec_token_learner(model.tlearner_back, features, bg[k])]
+        x = torch.cat(prototypes + [query[0]])[None]
+        for blk in model.blocks[model.config.layer_index:]:
+            x = _spec_block(blk, x)
+        x = F.layer_norm(x, (x.shape[-1],), model.norm.weight, model.norm.bias, 1e-6)
+        expected = x[:, -h * w:].transpose(1, 2).reshape(1, -1, h, w)
+        torch.testing.assert_close(m16[:, k], expected, atol=1e-5, rtol=1e-5)  # weight maps are fp32 (spec)
 
 
 @torch.no_grad()
@@ -141,16 +259,10 @@ def test_prototype_weights_follow_the_spec():
     masks = torch.rand(1, 2, 32, 48) * 0.5
     masks[:, :, :8] = 0  # a region with no object: background there
     w_fg, w_bg = prototype_weights(masks, (4, 6))
-    m = masks.numpy()[0].astype(np.float32)
-    bg = (np.float32(1) - m.sum(0) == 1).astype(np.float32)
-    stack = torch.from_numpy(np.concatenate([bg[None], m]))[None]
-    small = F.interpolate(stack, size=(4, 6), mode="bilinear", align_corners=False)[0].numpy()
-    winner = small.argmax(0)
-    for k in range(2):
-        hard = (winner == k + 1).astype(np.float32)
-        np.testing.assert_allclose(w_fg[0, k].numpy(), small[k + 1] * hard, rtol=1e-6)
-        np.testing.assert_allclose(w_bg[0, k].numpy(), (1 - small[k + 1]) * (1 - hard), rtol=1e-6)
-    assert (winner[:1] == 0).all() and (winner[1:] > 0).all()
+    fg, bg = _spec_prototype_weights(masks[0], 4, 6)
+    torch.testing.assert_close(w_fg[0].double(), fg, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(w_bg[0].double(), bg, rtol=1e-6, atol=1e-7)
+    assert (fg[:, :1] == 0).all() and (bg[:, :1] > 0).all()
 
 
 @pytest.mark.parametrize("h,w,window", [(4, 6, 2), (5, 7, 2), (3, 8, 1), (6, 4, 3)])

@@ -10,14 +10,16 @@ import torch
 from util.errors import InputError
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """The requested device, or CUDA when available, else CPU."""
+def pick_device(name: str | None = None, local_rank: int | None = None) -> torch.device:
+    """The requested device, or CUDA when available (GPU ``local_rank`` under a launcher), else CPU."""
     if name:
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"--device {name}: CUDA is not available on this machine")
         return device
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank) if local_rank is not None else torch.device("cuda")
+    return torch.device("cpu")
 
 
 def cpu_has_native_bf16() -> bool:
