@@ -2,18 +2,23 @@
 
 python submit_eval_davis_ours_all.py --model_path test_checkpoints --davis_path ../DAVIS/2017 \
     --output ./results --split val --layer_index 4 --use_token_learner --use_local_window
+torchrun --nproc_per_node=8 submit_eval_davis_ours_all.py ...              # one share per GPU
+python submit_eval_davis_ours_all.py ... --num_shards 4 --shard_id $I      # job arrays
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-from dataset.davis import davis_sequence, davis_split
+from dataset.davis import davis_split
 from evaluation.davis_metrics import score_davis
+from evaluation.plans import davis_plans
 from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
-from evaluation.runner import INTERRUPTED, run_sequences
+from evaluation.runner import INTERRUPTED, all_complete, run_sequences
+from evaluation.sharding import add_shard_flags, shard_from_args
 from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
+from util.distributed import cleanup
 from util.errors import InputError
 
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt"),
@@ -34,12 +39,22 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also write each frame's (K+1, H, W) float16 probabilities to <output>/<ckpt>_scores")
     p.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
     p.add_argument("--overwrite", action="store_true", help="recompute sequences that are already complete")
+    add_shard_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    print(args)
+    shard = shard_from_args(args)
+    try:
+        evaluate(args, shard)
+    finally:
+        cleanup(shard.dist)
+
+
+def evaluate(args, shard) -> None:
+    if shard.reports:
+        print(args)
     config = config_from_args(args)
     subdir, imset = SPLITS[args.split]
     root = os.path.join(args.davis_path, subdir)
@@ -49,17 +64,24 @@ def main(argv=None) -> None:
         if unknown:
             raise InputError(f"--sequences: {', '.join(unknown)} not in {imset}")
         names = [n for n in names if n in set(args.sequences)]
+    plans = davis_plans(root, names)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
-        predictor = build_predictor(ckpt, config, args.device, args.amp, args.max_objects_per_batch)
+        predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch)
         out = os.path.join(args.output, name)
         scores = os.path.join(args.output, name + "_scores") if args.save_scores else None
-        print(f"{ckpt} -> {out}")
-        sequences = [lambda n=n: davis_sequence(root, n) for n in names]
-        stats = run_sequences(predictor, sequences, out, scores, args.overwrite)
+        if shard.reports:
+            print(f"{ckpt} -> {out} ({shard.describe()})")
+        stats = run_sequences(predictor, plans, out, scores, args.overwrite, shard)
+        if not shard.reports:
+            continue
         print(stats.summary(predictor.device, args.amp))
         if args.split in ("val", "val2016") and not args.sequences:
-            score_davis(root, "val", out, single_object=args.split == "val2016")
+            if all_complete(plans, out):
+                score_davis(root, "val", out, single_object=args.split == "val2016")
+            else:
+                print(f"J&F not computed yet: other shards are still writing {out} (the last shard to finish, "
+                      "or a call without --num_shards, scores)")
 
 
 if __name__ == "__main__":

@@ -3,20 +3,22 @@ their first annotation is, output for the frames of valid/JPEGImages, and a zip 
 
 python submit_eval_youtube.py --model_path test_checkpoints --yv_path ../YouTube2019 --output results_yv \
     --layer_index 4 --use_token_learner
+torchrun --nproc_per_node=8 submit_eval_youtube.py ...                  # one share per GPU
+python submit_eval_youtube.py ... --num_shards 16 --shard_id $I         # job arrays
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import zipfile
 
-from dataset.davis import VideoSequence, list_frames
+from evaluation.plans import youtube_plans
 from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
-from evaluation.runner import INTERRUPTED, run_sequences
+from evaluation.runner import INTERRUPTED, all_complete, run_sequences
+from evaluation.sharding import add_shard_flags, shard_from_args
 from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.errors import InputError
+from util.distributed import cleanup
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -30,49 +32,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_predictor_flags(p)
     p.add_argument("--videos", nargs="+", default=None, help="only these videos")
     p.add_argument("--overwrite", action="store_true")
+    add_shard_flags(p)
     return p.parse_args(argv)
 
 
-def youtube_sequences(yv_path: str, split: str, sparse: bool, only: list[str] | None):
-    """-> ([lazy VideoSequence], {video: frame stems to write})."""
-    split_dir = os.path.join(yv_path, split)
-    meta_path = os.path.join(split_dir, "meta.json")
-    if not os.path.isfile(meta_path):
-        raise InputError(f"{meta_path}: not found (is --yv_path the YouTube-VOS root holding {split}/?)")
-    with open(meta_path) as f:
-        videos = json.load(f)["videos"]
-    frames_root = os.path.join(split_dir, "JPEGImages") if sparse else \
-        os.path.join(yv_path, "all_frames", f"{split}_all_frames", "JPEGImages")
-    if not os.path.isdir(frames_root):
-        raise InputError(f"{frames_root}: folder not found (pass --sparse to use {split}/JPEGImages only)")
-    names = sorted(videos) if only is None else only
-    missing = sorted(set(names) - set(videos))
-    if missing:
-        raise InputError(f"--videos: {', '.join(missing)} not in {meta_path}")
-    keep = {}
-    sequences = []
-    for name in names:
-        keep[name] = {os.path.splitext(f)[0] for f in os.listdir(os.path.join(split_dir, "JPEGImages", name))}
-        starts: dict[str, list[int]] = {}
-        for obj, info in videos[name]["objects"].items():
-            starts.setdefault(info["frames"][0], []).append(int(obj))
-
-        def build(name=name, starts=starts) -> VideoSequence:
-            frames = list_frames(os.path.join(frames_root, name))
-            index = {os.path.splitext(os.path.basename(f))[0]: i for i, f in enumerate(frames)}
-            annotations, objects = {}, {}
-            for stem, ids in starts.items():
-                if stem not in index:
-                    raise InputError(f"{name}: first annotated frame {stem} is not among its frames")
-                annotations[index[stem]] = os.path.join(split_dir, "Annotations", name, stem + ".png")
-                objects[index[stem]] = sorted(ids)
-            return VideoSequence(name, frames, annotations, objects)
-        sequences.append(build)
-    return sequences, keep
-
-
 def zip_annotations(root: str, zip_path: str) -> None:
-    tmp = zip_path + ".tmp"
+    tmp = f"{zip_path}.{os.getpid()}.tmp"  # shards may finish together: one temporary file each
     with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for video in sorted(os.listdir(root)):
             folder = os.path.join(root, video)
@@ -85,18 +50,33 @@ def zip_annotations(root: str, zip_path: str) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    print(args)
+    shard = shard_from_args(args)
+    try:
+        evaluate(args, shard)
+    finally:
+        cleanup(shard.dist)
+
+
+def evaluate(args, shard) -> None:
+    if shard.reports:
+        print(args)
     config = config_from_args(args)
-    sequences, keep = youtube_sequences(args.yv_path, args.split, args.sparse, args.videos)
+    plans = youtube_plans(args.yv_path, args.split, args.sparse, args.videos)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
-        predictor = build_predictor(ckpt, config, args.device, args.amp, args.max_objects_per_batch)
+        predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch)
         out = os.path.join(args.output, name, "Annotations")
-        stats = run_sequences(predictor, sequences, out, overwrite=args.overwrite, keep_frames=keep)
+        stats = run_sequences(predictor, plans, out, overwrite=args.overwrite, shard=shard)
+        if not shard.reports:
+            continue
         print(stats.summary(predictor.device, args.amp))
-        zip_path = os.path.join(args.output, name, f"{name}.zip")
-        zip_annotations(out, zip_path)
-        print(f"submission archive: {zip_path}")
+        if all_complete(plans, out):
+            zip_path = os.path.join(args.output, name, f"{name}.zip")
+            zip_annotations(out, zip_path)
+            print(f"submission archive: {zip_path}")
+        else:
+            print(f"no archive yet: other shards are still writing {out} (the last shard to finish, "
+                  "or a call without --num_shards, writes it)")
 
 
 if __name__ == "__main__":

@@ -237,9 +237,10 @@ def write_csvs(metrics: dict, out_dir: str, set_name: str) -> tuple[str, str]:
     paths = []
     for name, text in files.items():
         path = os.path.join(out_dir, name)
-        with open(path + ".tmp", "w") as f:
+        tmp = f"{path}.{os.getpid()}.tmp"  # shards may score together: one temporary file each
+        with open(tmp, "w") as f:
             f.write(text)
-        os.replace(path + ".tmp", path)
+        os.replace(tmp, path)
         paths.append(path)
     return paths[0], paths[1]
 

@@ -2,14 +2,17 @@
 
 A sequence is written into a hidden ``.<name>.partial`` folder and renamed when complete, so an
 interrupted run never leaves a half sequence that looks finished; a re-run skips finished ones.
+Under a launcher or with job-array shards each process runs its share (evaluation/sharding.py).
 """
 from __future__ import annotations
 
 import os
 import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import progressbar
@@ -19,11 +22,25 @@ from dataset.davis import VideoSequence
 from dataset.frames import iter_frames
 from dataset.palette_io import read_label_png, write_label_png
 from evaluation.predictor import SimVOSPredictor
+from evaluation.sharding import Shard, agree, balance
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
 
 INTERRUPTED = "finished sequences are kept, the unfinished one was removed"
 MAX_OBJECTS = 64  # more distinct values than this in a first mask means it is not a label map
+
+
+@dataclass
+class PlannedSequence:
+    """A sequence before it is read: ``load()`` resolves it (errors surface when it is reached);
+    ``expected``: PNGs a complete output folder holds; ``cost``: frames x objects, for balancing;
+    ``keep``: frame stems to write (default all)."""
+
+    name: str
+    load: Callable[[], VideoSequence]
+    expected: int
+    cost: int
+    keep: set[str] | None = None
 
 
 class CurrentStderr:
@@ -44,13 +61,24 @@ class RunStats:
     frames: int = 0
     seconds: float = 0.0
     sequences: int = 0
+    share: list[str] = field(default_factory=list)     # names this process was given
     skipped: list[str] = field(default_factory=list)
+    failed: dict[str, BaseException] = field(default_factory=dict)
+    per_rank: list[tuple[int, float]] = field(default_factory=list)
 
     def summary(self, device: torch.device, amp: bool) -> str:
         fps = self.frames / self.seconds if self.seconds else 0.0
-        return (f"{self.sequences} sequences ({len(self.skipped)} already done), {self.frames} frames, "
+        text = (f"{self.sequences} sequences ({len(self.skipped)} already done), {self.frames} frames, "
                 f"{self.seconds:.1f} s, {fps:.2f} FPS, peak memory {peak_memory_mib(device):.0f} MiB, "
                 f"{device.type} {precision_name(device, amp)}")
+        if len(self.per_rank) > 1:
+            frames = sum(f for f, _ in self.per_rank)
+            total_fps = sum(f / s for f, s in self.per_rank if s)
+            slowest = max(range(len(self.per_rank)), key=lambda r: self.per_rank[r][1])
+            text += (f"\nall {len(self.per_rank)} ranks: {frames} frames, {sum(s for _, s in self.per_rank):.1f} s "
+                     f"of compute, {total_fps:.2f} FPS together; slowest rank {slowest}: "
+                     f"{self.per_rank[slowest][1]:.1f} s for {self.per_rank[slowest][0]} frames")
+        return text
 
 
 def read_object_mask(path: str, frame_shape: tuple[int, int]) -> np.ndarray:
@@ -105,40 +133,95 @@ def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: s
     return len(seq.frames)
 
 
-def run_sequences(predictor: SimVOSPredictor, sequences: list, out_root: str, scores_root: str | None = None,
-                  overwrite: bool = False, keep_frames: dict[str, set[str]] | None = None) -> RunStats:
-    """sequences: callables or VideoSequence objects (callables are resolved lazily, so a bad
-    sequence fails when reached, after the earlier ones are written)."""
+def all_complete(plans: list[PlannedSequence], out_root: str) -> bool:
+    return all(is_complete(os.path.join(out_root, p.name), p.expected) for p in plans)
+
+
+class _Progress:
+    """One bar for the whole run: sequences complete on disk (any rank's), polled in a thread."""
+
+    def __init__(self, plans: list[PlannedSequence], out_root: str, show: bool, period: float = 0.5):
+        self.plans, self.out_root, self.period = plans, out_root, period
+        self.bar = progressbar.ProgressBar(max_value=len(plans), fd=CurrentStderr()) if show else None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True) if show else None
+
+    def _count(self) -> int:
+        return sum(is_complete(os.path.join(self.out_root, p.name), p.expected) for p in self.plans)
+
+    def _poll(self) -> None:
+        while not self.stop.wait(self.period):
+            self.bar.update(self._count())
+
+    def __enter__(self) -> "_Progress":
+        if self.bar:
+            self.bar.start()
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar:
+            self.stop.set()
+            self.thread.join()
+            done = self._count()
+            self.bar.update(done)
+            self.bar.finish(dirty=done < len(self.plans))  # a bar left short: some sequences are missing
+
+
+def run_sequences(predictor: SimVOSPredictor, plans: list[PlannedSequence], out_root: str,
+                  scores_root: str | None = None, overwrite: bool = False, shard: Shard | None = None) -> RunStats:
+    """Segments this process's share of ``plans`` (all of them without a shard).
+
+    A sequence with bad input is reported and the others still run; at the end every rank of a
+    launcher job learns whether any rank failed. Raises InputError naming the failed sequences (or
+    the rank that failed), or re-raises a programming error, after all finished ones are written.
+    """
     os.makedirs(out_root, exist_ok=True)
     if scores_root:
         os.makedirs(scores_root, exist_ok=True)
-    stats = RunStats()
+    mine = [plans[i] for i in balance([p.cost for p in plans], shard.count)[shard.index]] if shard else plans
+    stats = RunStats(share=[p.name for p in mine])
     device = predictor.device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with progressbar.ProgressBar(max_value=len(sequences), fd=CurrentStderr()) as bar:
-        for index, seq in enumerate(sequences):
-            _run_one(predictor, seq, out_root, scores_root, overwrite, keep_frames, stats)
-            bar.update(index + 1)
+    bug: BaseException | None = None
+    with _Progress(plans, out_root, show=shard is None or shard.reports):
+        for plan in mine:
+            try:
+                _run_one(predictor, plan, out_root, scores_root, overwrite, stats)
+            except InputError as exc:
+                stats.failed[plan.name] = exc
+            except Exception as exc:  # a bug: stop this rank, but still tell the others
+                exc.add_note(f"while segmenting sequence {plan.name}")
+                bug = exc
+                break
+    any_failed, stats.per_rank = agree(shard, bool(stats.failed) or bug is not None, stats.frames, stats.seconds) \
+        if shard else (bool(stats.failed), [(stats.frames, stats.seconds)])
+    if bug is not None:
+        raise bug
+    if stats.failed:
+        lines = [f"{name}: {exc}" for name, exc in stats.failed.items()]
+        raise InputError(f"{len(lines)} sequence(s) failed (finished ones are kept):\n  " + "\n  ".join(lines))
+    if any_failed:
+        raise InputError(f"another rank failed (its message names the sequence); the finished sequences "
+                         f"of all ranks are kept in {out_root}: re-run to complete the missing ones")
     return stats
 
 
-def _run_one(predictor, seq, out_root, scores_root, overwrite, keep_frames, stats: RunStats) -> None:
-    """Resolves one sequence, then skips it (already complete) or segments it into ``stats``."""
+def _run_one(predictor, plan: PlannedSequence, out_root, scores_root, overwrite, stats: RunStats) -> None:
+    """Skips one sequence (already complete) or resolves and segments it into ``stats``."""
     device = predictor.device
-    seq = seq() if callable(seq) else seq
-    keep = keep_frames.get(seq.name) if keep_frames else None
-    expected = len(keep) if keep is not None else len(seq.frames)
-    done = is_complete(os.path.join(out_root, seq.name), expected) and (
-        not scores_root or os.path.isdir(os.path.join(scores_root, seq.name)))
+    done = is_complete(os.path.join(out_root, plan.name), plan.expected) and (
+        not scores_root or os.path.isdir(os.path.join(scores_root, plan.name)))
     stats.sequences += 1
     if done and not overwrite:
-        stats.skipped.append(seq.name)
+        stats.skipped.append(plan.name)
         return
+    seq = plan.load()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    stats.frames += segment_sequence(predictor, seq, out_root, scores_root, keep)
+    stats.frames += segment_sequence(predictor, seq, out_root, scores_root, plan.keep)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     stats.seconds += time.perf_counter() - start

@@ -118,9 +118,11 @@ def test_bad_dataset_input(davis, tmp_path, problem, message):
         run(tree, tmp_path / "out")
     assert message in str(err.value)
     out = tmp_path / "out" / "tiny"
-    if out.exists():
-        # The sequence before the bad one is complete, nothing half-written is left.
-        assert sorted(p.name for p in out.iterdir()) == ["val000"] or problem in ("no_split",)
+    if problem != "no_split":
+        # The bad sequence is named; the others are complete, nothing half-written is left, no J&F.
+        assert "1 sequence(s) failed" in str(err.value) and "val001: " in str(err.value)
+        assert sorted(p.name for p in out.iterdir()) == ["val000", "val002"]
+        assert len(list((out / "val002").iterdir())) == 5
 
 
 def test_checkpoint_not_fitting_flags_and_empty_model_path(davis, tmp_path):

@@ -16,6 +16,8 @@ def pick_device(name: str | None = None, local_rank: int | None = None) -> torch
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
             raise InputError(f"--device {name}: CUDA is not available on this machine")
+        if device.type == "cuda" and device.index is None and local_rank is not None:
+            return torch.device("cuda", local_rank)  # --device cuda under a launcher: one GPU per rank
         return device
     if torch.cuda.is_available():
         return torch.device("cuda", local_rank) if local_rank is not None else torch.device("cuda")
