@@ -20,10 +20,9 @@ from evaluation.overlay import overlay, write_gif, write_mp4
 from evaluation.plans import video_plans
 from evaluation.predictor import add_predictor_flags, build_predictor
 from evaluation.runner import run_sequences
-from evaluation.sharding import add_shard_flags, shard_from_args
+from evaluation.sharding import add_shard_flags, sharded
 from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.distributed import cleanup
 from util.errors import InputError
 
 
@@ -75,8 +74,7 @@ def open_videos(args) -> list[VideoSequence]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     videos = open_videos(args)
-    shard = shard_from_args(args)
-    try:
+    with sharded(args) as shard:
         predictor = build_predictor(args.checkpoint, config_from_args(args), shard.device, args.amp,
                                     args.max_objects_per_batch)
         stats = run_sequences(predictor, video_plans(videos), args.output, overwrite=True, shard=shard)
@@ -85,8 +83,6 @@ def main(argv=None) -> None:
         if args.overlay != "none":
             for seq in (v for v in videos if v.name in stats.share):
                 write_overlay(seq, args.output, args.overlay)
-    finally:
-        cleanup(shard.dist)
 
 
 def write_overlay(seq: VideoSequence, output: str, kind: str) -> None:

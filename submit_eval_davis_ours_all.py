@@ -15,10 +15,9 @@ from evaluation.davis_metrics import score_davis
 from evaluation.plans import davis_plans
 from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
 from evaluation.runner import INTERRUPTED, all_complete, run_sequences
-from evaluation.sharding import add_shard_flags, shard_from_args
+from evaluation.sharding import add_shard_flags, sharded
 from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.distributed import cleanup
 from util.errors import InputError
 
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt"),
@@ -45,16 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    shard = shard_from_args(args)
-    try:
+    with sharded(args) as shard:
         evaluate(args, shard)
-    finally:
-        cleanup(shard.dist)
 
 
 def evaluate(args, shard) -> None:
-    if shard.reports:
-        print(args)
     config = config_from_args(args)
     subdir, imset = SPLITS[args.split]
     root = os.path.join(args.davis_path, subdir)

@@ -15,10 +15,9 @@ import zipfile
 from evaluation.plans import youtube_plans
 from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
 from evaluation.runner import INTERRUPTED, all_complete, run_sequences
-from evaluation.sharding import add_shard_flags, shard_from_args
+from evaluation.sharding import add_shard_flags, sharded
 from model.flags import add_model_flags, config_from_args
 from util.cli import run_cli
-from util.distributed import cleanup
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,16 +49,11 @@ def zip_annotations(root: str, zip_path: str) -> None:
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    shard = shard_from_args(args)
-    try:
+    with sharded(args) as shard:
         evaluate(args, shard)
-    finally:
-        cleanup(shard.dist)
 
 
 def evaluate(args, shard) -> None:
-    if shard.reports:
-        print(args)
     config = config_from_args(args)
     plans = youtube_plans(args.yv_path, args.split, args.sparse, args.videos)
     for ckpt in checkpoint_files(args.model_path):

@@ -8,12 +8,14 @@ at the end (did any fail? how long did each take?) over Gloo (CPU) or NCCL (CUDA
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
-from util.distributed import DistInfo, init_distributed
+from util.distributed import DistInfo, cleanup, init_distributed
 from util.errors import InputError
 
 
@@ -58,6 +60,19 @@ def shard_from_args(args: argparse.Namespace) -> Shard:
         raise InputError(f"--shard_id must be in [0, {args.num_shards - 1}], got {args.shard_id}")
     info = init_distributed(args.local_rank, args.device)
     return Shard(args.shard_id * info.world_size + info.rank, args.num_shards * info.world_size, args.num_shards, info)
+
+
+@contextlib.contextmanager
+def sharded(args: argparse.Namespace) -> Iterator[Shard]:
+    """This process's shard for a script's run (the flags echoed once); the process group is
+    closed at the end, whatever happens."""
+    shard = shard_from_args(args)
+    try:
+        if shard.reports:
+            print(args)
+        yield shard
+    finally:
+        cleanup(shard.dist)
 
 
 def balance(costs: list[int], count: int) -> list[list[int]]:
