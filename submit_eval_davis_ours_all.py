@@ -16,7 +16,7 @@ from evaluation.plans import davis_plans
 from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
 from evaluation.runner import INTERRUPTED, all_complete, run_sequences
 from evaluation.sharding import add_shard_flags, sharded
-from model.flags import add_model_flags, config_from_args
+from model.flags import add_bool_flag, add_model_flags, config_from_args
 from util.cli import run_cli
 from util.errors import InputError
 
@@ -34,10 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=20, help="accepted for compatibility; unused by SimVOS")
     add_model_flags(p)
     add_predictor_flags(p)
-    p.add_argument("--save_scores", action="store_true",
-                   help="also write each frame's (K+1, H, W) float16 probabilities to <output>/<ckpt>_scores")
+    add_bool_flag(p, "--save_scores", False,
+                  help="also write each frame's (K+1, H, W) float16 probabilities to <output>/<ckpt>_scores")
     p.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
-    p.add_argument("--overwrite", action="store_true", help="recompute sequences that are already complete")
+    add_bool_flag(p, "--overwrite", False, help="recompute sequences that are already complete")
     add_shard_flags(p)
     return p.parse_args(argv)
 

@@ -16,7 +16,7 @@ from evaluation.plans import youtube_plans
 from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
 from evaluation.runner import INTERRUPTED, all_complete, run_sequences
 from evaluation.sharding import add_shard_flags, sharded
-from model.flags import add_model_flags, config_from_args
+from model.flags import add_bool_flag, add_model_flags, config_from_args
 from util.cli import run_cli
 
 
@@ -26,11 +26,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--yv_path", default="../YouTube", help="holds valid/ and all_frames/valid_all_frames/")
     p.add_argument("--output", default="results_yv")
     p.add_argument("--split", default="valid", choices=["valid"])
-    p.add_argument("--sparse", action="store_true", help="run on the annotated-rate frames of valid/JPEGImages only")
+    add_bool_flag(p, "--sparse", False, help="run on the annotated-rate frames of valid/JPEGImages only")
     add_model_flags(p)
     add_predictor_flags(p)
     p.add_argument("--videos", nargs="+", default=None, help="only these videos")
-    p.add_argument("--overwrite", action="store_true")
+    add_bool_flag(p, "--overwrite", False, help="recompute videos that are already complete")
     add_shard_flags(p)
     return p.parse_args(argv)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
-from model.flags import add_model_flags
-from training.data import build_datasets, seed_worker
+from model.flags import add_bool_flag, add_model_flags
+from training.data import YV_SUBSET, SeededSampler, build_datasets
 from training.stages import DEFAULT_SEED, STAGES
 from training.trainer import Trainer
 from util.cli import run_cli
@@ -26,7 +26,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stage", type=int, default=3, choices=sorted(STAGES))
     p.add_argument("--davis_root", default="../DAVIS", help="holds 2017/trainval (or is that folder)")
     p.add_argument("--yv_root", default="../YouTube", help="holds train_480p (or train); 'none' to train on DAVIS only")
-    p.add_argument("--yv_subset", default=None, help="a file listing the YouTube-VOS videos to use")
+    p.add_argument("--yv_subset", default=YV_SUBSET,
+                   help="a file listing the YouTube-VOS train videos to use (default: the published list of 3,464, "
+                        "dataset/lists/yv_subset.txt); 'none' uses every folder")
     add_model_flags(p, use_token_learner=True)  # training defaults to SimVOS-BS, as published
     p.add_argument("--pretrained", default=None,
                    help="MAE checkpoint (default pretrained_models/mae_pretrain_<size>.pth); 'none' = from scratch")
@@ -37,13 +39,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=0,
                    help="linear learning-rate warm-up over this many iterations (published: 0); helps from scratch")
     p.add_argument("--num_workers", type=int, default=4)
-    p.add_argument("--no_amp", action="store_true", help="fp32 (default: fp16 autocast + grad scaler on CUDA, bf16 on CPU)")
+    add_bool_flag(p, "--no_amp", False, "fp32 (default: fp16 autocast + grad scaler on CUDA, bf16 on CPU)")
     p.add_argument("--log_every", type=int, default=100)
     p.add_argument("--image_every", type=int, default=2000)
     p.add_argument("--save_every", type=int, default=10000)
     p.add_argument("--save_dir", default="saves")
     p.add_argument("--log_dir", default="runs")
     p.add_argument("--load_model", default=None, help="a full training state to resume from")
+    p.add_argument("--resume", default=None, help="'auto': resume from the newest loadable training state in "
+                   "saves/<id> if there is one, else start fresh (safe in every job script); or a state file")
+    p.add_argument("--keep_checkpoints", type=int, default=0,
+                   help="keep only the newest N training-state files (weights files model_<it>.pth are all kept); 0: all")
     p.add_argument("--load_network", default=None, help="weights only (any supported format)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--device", default=None)
@@ -61,20 +67,20 @@ def main(argv=None) -> None:
     info = init_distributed(args.local_rank, args.device)
     try:
         dataset, sizes = build_datasets(args)
-        trainer = Trainer(args, info)
-        sampler = DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                     seed=args.seed, drop_last=True)
-        loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
-                            worker_init_fn=seed_worker, drop_last=True, pin_memory=info.device.type == "cuda",
-                            persistent_workers=args.num_workers > 0)
-        if len(loader) == 0:
+        sampler = SeededSampler(dataset, info.world_size, info.rank, args.seed)
+        batches_per_epoch = len(sampler) // args.batch_size
+        if batches_per_epoch == 0:
             raise InputError(f"{sizes['samples_per_epoch']} samples over {info.world_size} process(es) is less than "
                              f"one batch of {args.batch_size}: lower --batch_size")
+        # Samples do not depend on worker RNG (see training/data.py): any --num_workers gives the same batches.
+        loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
+                            drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
+        trainer = Trainer(args, info, batches_per_epoch)
         if info.is_main:
             print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
                   f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", iterations {args.iterations} (lr x{args.gamma} at {args.steps}), "
                   f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
-                  + ", ".join(f"{k} {v}" for k, v in sizes.items()), flush=True)
+                  + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; {trainer.resumed}", flush=True)
         trainer.train(loader, sampler)
         print(f"rank {info.rank} weights checksum {trainer.weights_checksum():.12e}", flush=True)
     finally:

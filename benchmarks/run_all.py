@@ -136,13 +136,14 @@ def bench_loader(workers_list=(0, 2)) -> list[dict]:
     from torch.utils.data import DataLoader
     from dataset.synthetic import make_davis_dataset
     from dataset.vos_pairs import VOSPairDataset, scan_videos
+    from training.data import SeededConcat, SeededSampler
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         make_davis_dataset(tmp, n_train=6, n_val=1, size=(480, 854), n_frames=10, seed=0)
         videos = scan_videos(os.path.join(tmp, "JPEGImages", "480p"), os.path.join(tmp, "Annotations", "480p"))
-        dataset = VOSPairDataset(videos, 10, 384)
+        dataset = SeededConcat([VOSPairDataset(videos, 10, 384)])
         for workers in workers_list:
-            loader = DataLoader(dataset, batch_size=4, num_workers=workers, shuffle=True)
+            loader = DataLoader(dataset, batch_size=4, num_workers=workers, sampler=SeededSampler(dataset, 1, 0, 0))
             start, n = time.perf_counter(), 0
             for _ in range(3):
                 for batch in loader:

@@ -1,7 +1,7 @@
 """Training pairs (spec section 7): one video, a reference and a query frame, up to two targets.
 
-Augmentation uses torchvision.transforms.v2 with PIL images and ``tv_tensors.Mask`` label maps in
-the same call, so image and mask always get the same geometric transform.
+Both frames and their label maps get the same geometric parameters; masks are resampled with
+pixel-centre nearest sampling, so they stay aligned with their images.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
+from torchvision import transforms as T
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from dataset.davis import IMAGE_EXTENSIONS
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
@@ -22,6 +23,7 @@ from util.errors import InputError
 
 IMAGE_FILL = (124, 116, 104)
 BICUBIC = v2.InterpolationMode.BICUBIC
+NEAREST = v2.InterpolationMode.NEAREST  # on PIL images: PIL's nearest, pixel-centre sampling
 
 
 @dataclass
@@ -60,41 +62,43 @@ def sample_pair(n: int, max_jump: int, rng: random.Random) -> tuple[int, int]:
 
 
 class PairAugmentation:
-    """Shared by both frames: flip, resized crop, colour jitter, grayscale; per frame: affine, jitter."""
+    """Spec section 7. Shared by both frames: flip, resized crop, colour jitter, grayscale; per frame:
+    affine, jitter. Geometry runs on PIL images, masks with PIL's nearest (pixel-centre sampling, as
+    published), so a mask stays aligned with its bicubically resampled image. Every random draw comes
+    from torch's global generator (seed it to make a sample reproducible)."""
 
     def __init__(self, size: int):
-        self.shared = v2.Compose([
-            v2.RandomHorizontalFlip(),
-            v2.RandomResizedCrop(size, scale=(0.36, 1.0), interpolation=BICUBIC),
-            v2.ColorJitter(0.1, 0.03, 0.03, 0),
-            v2.RandomGrayscale(0.05),
-        ])
-        self.per_frame = v2.Compose([
-            v2.RandomAffine(degrees=15, shear=10, interpolation=BICUBIC,
-                            fill={Image.Image: IMAGE_FILL, tv_tensors.Mask: 0}),
-            v2.ColorJitter(0.01, 0.01, 0.01, 0),
-        ])
+        self.size = [size, size]
+        self.shared_colour = v2.Compose([v2.ColorJitter(0.1, 0.03, 0.03, 0), v2.RandomGrayscale(0.05)])
+        self.frame_colour = v2.ColorJitter(0.01, 0.01, 0.01, 0)
         self.normalise = v2.Compose([v2.PILToTensor(), v2.ToDtype(torch.float32, scale=True),
                                      v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
     def __call__(self, images: list[Image.Image], labels: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """-> frames [2, 3, S, S] normalised, label maps [2, S, S] uint8."""
-        masks = [tv_tensors.Mask(torch.from_numpy(lab)) for lab in labels]
-        out = self.shared(images[0], images[1], masks[0], masks[1])
+        masks = [Image.fromarray(lab) for lab in labels]
+        if torch.rand(1).item() < 0.5:
+            images, masks = [F.horizontal_flip(x) for x in images], [F.horizontal_flip(m) for m in masks]
+        box = T.RandomResizedCrop.get_params(images[0], scale=[0.36, 1.0], ratio=[3 / 4, 4 / 3])
+        images = [F.resized_crop(x, *box, self.size, interpolation=BICUBIC) for x in images]
+        masks = [F.resized_crop(m, *box, self.size, interpolation=NEAREST) for m in masks]
+        images = list(self.shared_colour(*images))
         frames, maps = [], []
-        for image, mask in ((out[0], out[2]), (out[1], out[3])):
-            image, mask = self.per_frame(image, mask)
-            frames.append(self.normalise(image))
-            maps.append(mask.as_subclass(torch.Tensor))
+        for image, mask in zip(images, masks):
+            angle, translate, scale, shear = T.RandomAffine.get_params([-15.0, 15.0], None, None, [-10.0, 10.0], self.size)
+            image = F.affine(image, angle, translate, scale, shear, interpolation=BICUBIC, fill=list(IMAGE_FILL))
+            mask = F.affine(mask, angle, translate, scale, shear, interpolation=NEAREST, fill=0)
+            frames.append(self.normalise(self.frame_colour(image)))
+            maps.append(torch.from_numpy(np.array(mask, dtype=np.uint8)))
         return torch.stack(frames), torch.stack(maps)
 
 
 class VOSPairDataset(Dataset):
-    """Items: ``frames`` [2, 3, S, S] (reference, query), ``masks`` [2, 2, S, S] (frame, target),
-    ``class_map`` [S, S] long (query: 0 background, 1 and 2 the targets), ``selector`` [2]
-    (second target present), ``name``."""
+    """Items, indexed by (video index, sample seed), each a pure function of both: ``frames``
+    [2, 3, S, S] (reference, query), ``masks`` [2, 2, S, S] (frame, target), ``class_map`` [S, S]
+    long (query: 0 background, 1 and 2 the targets), ``selector`` [2] (target slots trained), ``name``."""
 
-    def __init__(self, videos: list[Video], max_jump: int, size: int = 384, retries: int = 5):
+    def __init__(self, videos: list[Video], max_jump: int, size: int, retries: int = 5):
         self.videos = videos
         self.max_jump = max_jump
         self.retries = retries
@@ -103,23 +107,27 @@ class VOSPairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, item: tuple[int, int]) -> dict:
+        index, seed = item
         video = self.videos[index]
-        rng = random.Random(torch.randint(0, 2**31, ()).item())
-        for _ in range(self.retries):
-            ids = sample_pair(len(video.frames), self.max_jump, rng)
-            images = [Image.open(video.frames[i]).convert("RGB") for i in ids]
-            labels = [np.array(Image.open(video.masks[i]), dtype=np.uint8) for i in ids]
-            frames, maps = self.augment(images, labels)
-            present = [int(v) for v in maps[0].unique() if v not in (0, 255)]
-            if present:
-                break
-        # Two target slots; -1 = absent (no second object, or no object at all after the retries).
+        rng = random.Random(seed)
+        with torch.random.fork_rng(devices=[]):  # the caller's generator is left as it was
+            torch.manual_seed(seed)
+            for _ in range(self.retries):
+                ids = sample_pair(len(video.frames), self.max_jump, rng)
+                images = [Image.open(video.frames[i]).convert("RGB") for i in ids]
+                labels = [np.array(Image.open(video.masks[i]), dtype=np.uint8) for i in ids]
+                frames, maps = self.augment(images, labels)
+                present = [int(v) for v in maps[0].unique() if v not in (0, 255)]
+                if present:
+                    break
+        # Two target slots; -1 = no object. No object at all after the retries: the first slot is
+        # trained as empty (the network learns to predict nothing), as published.
         targets = (rng.sample(present, 2) if len(present) > 1 else present + [-1, -1])[:2]
         masks = torch.stack([(maps == t).float() for t in targets], dim=1)  # [2 frames, 2 targets, S, S]
         class_map = torch.zeros(maps.shape[-2:], dtype=torch.long)
         for k, t in enumerate(targets):
             if t >= 0:
                 class_map[maps[1] == t] = k + 1
-        selector = torch.tensor([1.0 if t >= 0 else 0.0 for t in targets])
+        selector = torch.tensor([1.0, 1.0 if targets[1] >= 0 else 0.0])
         return {"frames": frames, "masks": masks, "class_map": class_map, "selector": selector, "name": video.name}

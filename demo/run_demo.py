@@ -105,7 +105,7 @@ def main(argv=None) -> None:
     shutil.rmtree(OUT, ignore_errors=True)
     saves = os.path.join(OUT, "saves")
     it = args.iterations
-    run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", YOUTUBE,
+    run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", YOUTUBE, "--yv_subset", "none",
          "--davis_root", DATA, "--img_size", "96", "--batch_size", "4", "--iterations", str(it),
          "--lr", "2e-4", "--steps", str(int(it * 0.8)), "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)),
          "--davis_max_jump", "12", "--drop_path", "0", "--no_amp", "--num_workers", str(args.workers), "--seed", str(args.seed), "--save_every", str(it),

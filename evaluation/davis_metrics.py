@@ -23,6 +23,7 @@ from scipy.ndimage import find_objects
 
 from dataset.davis import read_split
 from dataset.palette_io import read_label_png
+from model.flags import add_bool_flag
 from util.cli import run_cli
 from util.errors import InputError
 
@@ -307,7 +308,7 @@ def main(argv=None) -> None:
     p.add_argument("--set", default="val", choices=["train", "val", "test-dev"])
     p.add_argument("--task", default="semi-supervised", choices=["semi-supervised"])
     p.add_argument("--results_path", help="folder of <sequence>/<frame>.png predictions; CSVs are written here")
-    p.add_argument("--davis2016", action="store_true", help="DAVIS-2016: one object (all labels merged), ImageSets/2016")
+    add_bool_flag(p, "--davis2016", False, help="DAVIS-2016: one object (all labels merged), ImageSets/2016")
     p.add_argument("--gt", help="generic mode: folder of <sequence>/<frame>.png ground truth")
     p.add_argument("--pred", help="generic mode: folder of <sequence>/<frame>.png predictions")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)

@@ -18,6 +18,7 @@ import torch
 
 from evaluation.engine import InferenceCore
 from model import ModelConfig, build_model, config_from_flags
+from model.flags import add_bool_flag
 from model.checkpoint import load_weights
 from model.inputs import centre_pad, image_to_tensor, pad, unpad
 from util.device import pick_device, warn_if_amp_unsupported
@@ -111,7 +112,7 @@ def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device |
 
 def add_predictor_flags(parser) -> None:
     """--amp, --device, --max_objects_per_batch: how a predictor runs (the scripts share them)."""
-    parser.add_argument("--amp", action="store_true", help="fp16 autocast on CUDA, bf16 on CPUs with native bf16")
+    add_bool_flag(parser, "--amp", False, "fp16 autocast on CUDA, bf16 on CPUs with native bf16")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA if available)")
     parser.add_argument("--max_objects_per_batch", type=int, default=None, help="chunk objects to bound memory")
 

@@ -127,7 +127,8 @@ def _adopt_training_grid(model: nn.Module, pos_embed_new: torch.Tensor | None) -
     if grid * grid + 1 != pos_embed_new.shape[1] or pos_embed_new.shape[2] != model.pos_embed_new.shape[2]:
         return  # reported as a shape mismatch
     model.config = dataclasses.replace(model.config, train_img_size=grid * model.config.patch_size)
-    model.pos_embed_new = torch.zeros_like(pos_embed_new)
+    # A new buffer of the checkpoint's grid, on the model's device and in its dtype.
+    model.pos_embed_new = model.pos_embed_new.new_zeros(pos_embed_new.shape)
 
 
 def load_weights(model: nn.Module, source: str | dict, name: str | None = None) -> LoadReport:

@@ -145,15 +145,16 @@ def test_two_processes_over_gloo_end_identical(davis_root, tmp_path):
     assert "world size 2, batch 2 per process = 4 global" in proc.stdout and "it 2/2" in proc.stdout
 
 
-def test_a_reference_frame_without_objects_still_gives_two_empty_targets(tmp_path):
+def test_a_reference_frame_without_objects_trains_the_first_target_as_empty(tmp_path):
     from dataset.synthetic import write_sequence
     from dataset.vos_pairs import VOSPairDataset, scan_videos
     frames = [np.full((40, 40, 3), 90, np.uint8)] * 3
     write_sequence(str(tmp_path), "empty", frames, [np.zeros((40, 40), np.uint8)] * 3)
     videos = scan_videos(str(tmp_path / "JPEGImages/480p"), str(tmp_path / "Annotations/480p"))
-    item = VOSPairDataset(videos, max_jump=2, size=32)[0]
-    assert item["masks"].shape == (2, 2, 32, 32) and item["selector"].tolist() == [0.0, 0.0]
-    assert item["class_map"].sum() == 0
+    item = VOSPairDataset(videos, max_jump=2, size=32)[0, 123]
+    # As published: the first slot is trained as an empty target (the network learns to predict nothing).
+    assert item["masks"].shape == (2, 2, 32, 32) and item["selector"].tolist() == [1.0, 0.0]
+    assert item["class_map"].sum() == 0 and item["masks"].sum() == 0
 
 
 def test_sigterm_saves_the_state_before_exiting(davis_root, tmp_path):

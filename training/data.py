@@ -1,16 +1,19 @@
-"""The training set of spec section 7: DAVIS-2017 train (repeated) + YouTube-VOS train, as pairs."""
+"""The training set of spec section 7 (DAVIS-2017 train, repeated, + YouTube-VOS train, as pairs) and
+its deterministic order: every sample is a pure function of (seed, epoch, position in the epoch's
+global order), whatever the number of data-loader workers and wherever a run was resumed."""
 from __future__ import annotations
 
+import bisect
 import os
-import random
 
 import numpy as np
-import torch
-from torch.utils.data import ConcatDataset
+from torch.utils.data import ConcatDataset, DistributedSampler
 
 from dataset.davis import read_split
 from dataset.vos_pairs import VOSPairDataset, scan_videos
 from util.errors import InputError
+
+YV_SUBSET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dataset", "lists", "yv_subset.txt")
 
 
 def find_root(root: str, candidates: list[str], what: str, flag: str) -> str:
@@ -23,7 +26,61 @@ def find_root(root: str, candidates: list[str], what: str, flag: str) -> str:
     raise InputError(f"{flag} {root}: no {what} found (looked for {tried})")
 
 
-def build_datasets(args) -> tuple[ConcatDataset, dict]:
+def derive_seed(*keys: int) -> int:
+    """A 32-bit seed that is a pure function of ``keys`` (numpy's SeedSequence hashing)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """The seed of the sample at ``position`` of epoch ``epoch``'s global order."""
+    return derive_seed(seed, epoch, position, 0)
+
+
+class SeededSampler(DistributedSampler):
+    """DistributedSampler's order (shuffled by seed + epoch, this rank's share), yielding (dataset
+    index, sample seed) and starting ``start`` samples into the epoch (those are not read at all)."""
+
+    def __init__(self, dataset, num_replicas: int, rank: int, seed: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.start = 0
+
+    def set_start(self, samples: int) -> None:
+        self.start = samples
+
+    def __iter__(self):
+        for i, index in enumerate(super().__iter__()):
+            if i >= self.start:
+                yield index, sample_seed(self.seed, self.epoch, self.rank + i * self.num_replicas)
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class SeededConcat(ConcatDataset):
+    """ConcatDataset indexed by (index, sample seed)."""
+
+    def __getitem__(self, item: tuple[int, int]) -> dict:
+        index, seed = item
+        part = bisect.bisect_right(self.cumulative_sizes, index)
+        local = index - (self.cumulative_sizes[part - 1] if part else 0)
+        return self.datasets[part][local, seed]
+
+
+def youtube_videos(root: str, subset: str | None) -> tuple[list, dict]:
+    """YouTube-VOS train videos, restricted to the names listed in ``subset`` (a file) when given."""
+    image_root, mask_root = os.path.join(root, "JPEGImages"), os.path.join(root, "Annotations")
+    if subset is None:
+        return scan_videos(image_root, mask_root), {}
+    listed = read_split(subset)
+    present = set(os.listdir(image_root))
+    kept = [n for n in listed if n in present]
+    if not kept:
+        raise InputError(f"{subset}: none of its {len(listed)} videos is in {image_root} (--yv_subset none uses every folder)")
+    counts = {"youtube_dropped": len(present - set(listed)), "youtube_listed_missing": len(listed) - len(kept)}
+    return scan_videos(image_root, mask_root, kept), counts
+
+
+def build_datasets(args) -> tuple[SeededConcat, dict]:
     """-> (the concatenated pair datasets, sizes for the start-up line)."""
     davis = find_root(args.davis_root, ["2017/trainval", "trainval", ""], "DAVIS-2017 trainval", "--davis_root")
     names = read_split(os.path.join(davis, "ImageSets", "2017", "train.txt"))
@@ -32,17 +89,11 @@ def build_datasets(args) -> tuple[ConcatDataset, dict]:
     sizes = {"davis_videos": len(davis_videos)}
     if args.yv_root.lower() != "none":
         yv = find_root(args.yv_root, ["train_480p", "train", ""], "YouTube-VOS train", "--yv_root")
-        subset = read_split(args.yv_subset) if args.yv_subset else None
-        yv_videos = scan_videos(os.path.join(yv, "JPEGImages"), os.path.join(yv, "Annotations"), subset)
+        subset = None if args.yv_subset.lower() == "none" else args.yv_subset
+        yv_videos, counts = youtube_videos(yv, subset)
         parts.append(VOSPairDataset(yv_videos, args.yv_max_jump, args.img_size))
         sizes["youtube_videos"] = len(yv_videos)
-    dataset = ConcatDataset(parts)
+        sizes.update(counts)
+    dataset = SeededConcat(parts)
     sizes["samples_per_epoch"] = len(dataset)
     return dataset, sizes
-
-
-def seed_worker(worker_id: int) -> None:
-    """numpy / random seeds from torch's per-worker seed (distinct per rank, worker and epoch)."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)

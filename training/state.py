@@ -1,30 +1,51 @@
-"""Checkpoint files and random-number-generator state of a training run."""
+"""Training-state files: atomic writes, the newest loadable one (``--resume auto``), pruning."""
 from __future__ import annotations
 
 import os
-import random
+import re
 
-import numpy as np
 import torch
+
+from model.checkpoint import CheckpointError, read_checkpoint
+
+STATE_FILE = re.compile(r"checkpoint_(\d+)\.pth$")
 
 
 def atomic_save(obj, path: str) -> None:
-    """torch.save into ``path.tmp``, then rename: a crash never leaves a truncated ``path``."""
+    """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
-def rng_state() -> dict:
-    np_state = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "python": random.getstate(), "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]]}
+def state_files(save_dir: str) -> list[tuple[int, str]]:
+    """Full-state files ``checkpoint_<it>.pth`` of a run, newest first."""
+    if not os.path.isdir(save_dir):
+        return []
+    found = [(int(m.group(1)), os.path.join(save_dir, f)) for f in os.listdir(save_dir) if (m := STATE_FILE.match(f))]
+    return sorted(found, reverse=True)
 
 
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    random.setstate(tuple(tuple(x) if isinstance(x, list) else x for x in state["python"]))
-    kind, keys, *rest = state["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
+def read_state(path: str) -> dict:
+    state = read_checkpoint(path)
+    missing = [k for k in ("network", "optimizer", "scheduler", "it") if k not in state]
+    if missing:
+        raise CheckpointError(f"{path}: not a training state (no {', '.join(missing)}; use --load_network for weights only)")
+    return state
+
+
+def newest_state(save_dir: str, report=print) -> tuple[str, dict] | None:
+    """The newest full-state file that loads; each one that does not is reported and skipped."""
+    for _, path in state_files(save_dir):
+        try:
+            return path, read_state(path)
+        except CheckpointError as exc:
+            report(f"warning: skipping {exc}")
+    return None
+
+
+def prune_states(save_dir: str, keep: int) -> None:
+    """Deletes all but the newest ``keep`` full-state files (weights files ``model_<it>.pth`` stay)."""
+    for _, path in state_files(save_dir)[keep:]:
+        os.remove(path)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import signal
 import sys
 import time
@@ -13,13 +12,14 @@ from torch.nn.parallel import DistributedDataParallel
 
 from model import build_model
 from model.aggregate import aggregate_logits
-from model.checkpoint import load_weights, read_checkpoint
+from model.checkpoint import load_weights
 from model.flags import config_from_args
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
+from training.data import derive_seed
 from training.schedule import bootstrap_fraction, lr_factor
 from training.stages import MAE_DEFAULTS
-from training.state import atomic_save, rng_state, set_rng_state
+from training.state import atomic_save, newest_state, prune_states, read_state
 from util.device import autocast_for
 from util.distributed import all_reduce_max
 from util.errors import InputError
@@ -31,10 +31,15 @@ def build_optimizer(params, lr: float, weight_decay: float, device: torch.device
 
 
 class Trainer:
-    def __init__(self, args, dist_info):
+    """Owns the network, optimiser and schedules, and where the run is: ``iteration`` (optimiser
+    steps), ``epoch`` and ``batches_done`` (batches of that epoch consumed, skipped ones included)."""
+
+    def __init__(self, args, dist_info, batches_per_epoch: int):
         self.args = args
         self.dist = dist_info
         self.device = dist_info.device
+        self.batches_per_epoch = batches_per_epoch
+        self.save_dir = os.path.join(args.save_dir, args.id)
         self.config = config_from_args(args, train_img_size=args.img_size)
         self.amp = not args.no_amp
         torch.manual_seed(args.seed)
@@ -47,13 +52,9 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda it: lr_factor(it, args.warmup, args.steps, args.gamma))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
-        self.iteration = 0
-        if args.load_model:
-            self._resume(args.load_model)
-        torch.manual_seed(args.seed + dist_info.rank + self.iteration)
-        random.seed(args.seed + dist_info.rank + self.iteration)
+        self.iteration = self.epoch = self.batches_done = 0
+        self.resumed = self._resume()
         self.writer = None
-        self.save_dir = os.path.join(args.save_dir, args.id)
         self.stop_signal = 0
 
     def _initial_weights(self) -> None:
@@ -74,18 +75,38 @@ class Trainer:
         if self.dist.is_main:
             print(f"initialised from {path} ({report.format}); new layers: {len(report.initialised)} tensors")
 
-    def _resume(self, path: str) -> None:
-        state = read_checkpoint(path)
-        if "optimizer" not in state:
-            raise InputError(f"{path}: not a training state (use --load_network for weights only)")
+    def _resume(self) -> str:
+        """Restores a full training state (--load_model, --resume PATH, or --resume auto: the newest
+        loadable one in saves/<id>, if any); -> what the start-up line says about it."""
+        args = self.args
+        path = args.load_model or (args.resume if args.resume not in (None, "auto") else None)
+        if path:
+            state = read_state(path)
+        elif args.resume == "auto":
+            found = newest_state(self.save_dir, report=self._say)
+            chosen = int(all_reduce_max(float(found[1]["it"]) if found else -1.0, self.dist))
+            if chosen < 0:
+                return f"no training state in {self.save_dir}: starting fresh"
+            if found is None or found[1]["it"] != chosen:
+                raise InputError(f"rank {self.dist.rank} cannot load {self.save_dir}/checkpoint_{chosen}.pth, "
+                                 "which another rank resumes from")
+            path, state = found
+        else:
+            return "starting fresh"
         load_weights(self.net, state)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iteration = state["it"]
-        set_rng_state(state["rng"])
+        # States written before epochs were recorded: the position follows from the iteration.
+        self.epoch = state.get("epoch", self.iteration // self.batches_per_epoch)
+        self.batches_done = state.get("batches_done", self.iteration % self.batches_per_epoch)
+        return (f"resumed from {path} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batches_done}), "
+                f"lr {self.scheduler.get_last_lr()[0]:.3g}")
+
+    def _say(self, text: str) -> None:
         if self.dist.is_main:
-            print(f"resumed from {path} at iteration {self.iteration}, lr {self.scheduler.get_last_lr()[0]:.3g}")
+            print(text, file=sys.stderr, flush=True)
 
     def save(self) -> None:
         if not self.dist.is_main:
@@ -94,9 +115,11 @@ class Trainer:
         atomic_save(self.net.state_dict(), os.path.join(self.save_dir, f"model_{it}.pth"))
         atomic_save({"network": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "it": it,
-                     "rng": rng_state(), "config": dataclasses.asdict(self.config)},
+                     "epoch": self.epoch, "batches_done": self.batches_done, "config": dataclasses.asdict(self.config)},
                     os.path.join(self.save_dir, f"checkpoint_{it}.pth"))
-        print(f"saved {self.save_dir}/model_{it}.pth and checkpoint_{it}.pth")
+        if self.args.keep_checkpoints:
+            prune_states(self.save_dir, self.args.keep_checkpoints)
+        print(f"saved {self.save_dir}/model_{it}.pth and checkpoint_{it}.pth", flush=True)
 
     def step(self, batch: dict, p: float) -> dict:
         frames = batch["frames"].to(self.device, non_blocking=True)
@@ -112,15 +135,21 @@ class Trainer:
         return {"loss": loss, "agg": agg, "class_map": class_map, "frames": frames}
 
     def train(self, loader, sampler) -> None:
+        """Runs to ``--iterations`` from where the run is, mid-epoch included: the sampler starts
+        after the batches already consumed, and every step's randomness (drop path) is seeded by
+        (seed, iteration, rank), so a resumed run repeats the uninterrupted one exactly."""
         args = self.args
         start_it, start_time = self.iteration, time.time()
         nonfinite = 0
-        epoch = self.iteration // max(len(loader), 1)
         self._install_signals()
         while self.iteration < args.iterations and not self.stop_signal:
-            sampler.set_epoch(epoch)
-            epoch += 1
+            if self.batches_done >= self.batches_per_epoch:
+                self.epoch, self.batches_done = self.epoch + 1, 0
+            sampler.set_epoch(self.epoch)
+            sampler.set_start(self.batches_done * args.batch_size)
             for batch in loader:
+                self.batches_done += 1
+                torch.manual_seed(derive_seed(args.seed, self.iteration, self.dist.rank, 1))
                 p = bootstrap_fraction(self.iteration, args.start_warm, args.end_warm, args.top_p)
                 self.net.train()
                 out = self.step(batch, p)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -36,8 +37,26 @@ def init_distributed(local_rank_flag: int | None = None, device_name: str | None
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        store = _attempt_store(world_size)
+        if store is None:
+            dist.init_process_group(backend)
+        else:
+            dist.init_process_group(backend, store=store, rank=rank, world_size=world_size)
     return DistInfo(rank, world_size, local_rank, device)
+
+
+def _attempt_store(world_size: int) -> dist.Store | None:
+    """Under torchrun the workers share the agent's TCPStore, which keeps the keys of the previous
+    attempt after an elastic restart (--max-restarts): a restarted rank then reads the address of
+    a rank that died and the process group fails to form (pytorch issue 135712). Each attempt gets
+    its own key prefix. None (the default init) outside torchrun or without a shared store."""
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if restart is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world_size,
+                          is_master=False, timeout=timedelta(minutes=30))
+    return dist.PrefixStore(f"attempt{restart}", store)
 
 
 def all_reduce_max(value: float, info: DistInfo) -> float:
