@@ -30,3 +30,12 @@ def tiny_b():
 def tiny_bs():
     torch.manual_seed(0)
     return build_model(tiny_config(token_learner=True, local_window=True)).eval()
+
+
+@pytest.fixture(scope="session")
+def davis_root(tmp_path_factory):
+    """A tiny DAVIS-2017 tree for training: 4 train videos of 6 frames, 48x64."""
+    from dataset.synthetic import make_davis_dataset
+    root = tmp_path_factory.mktemp("train")
+    make_davis_dataset(str(root / "DAVIS/2017/trainval"), n_train=4, n_val=1, size=(48, 64), n_frames=6, seed=1)
+    return root / "DAVIS"

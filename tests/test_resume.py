@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset.synthetic import make_davis_dataset, make_youtube_dataset
+from dataset.synthetic import make_youtube_dataset
 from dataset.vos_pairs import PairAugmentation, VOSPairDataset, scan_videos
 from model import build_model, config_from_flags
 from model.checkpoint import load_weights
@@ -24,13 +24,6 @@ from training.data import youtube_videos
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
 ITERATIONS = 16   # 20 samples / 2 ranks / batch 2 = 5 batches an epoch: saves at 4, 8 (mid-epoch), 12, 16
-
-
-@pytest.fixture(scope="module")
-def davis_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("resume")
-    make_davis_dataset(str(root / "DAVIS/2017/trainval"), n_train=4, n_val=1, size=(48, 64), n_frames=6, seed=1)
-    return root / "DAVIS"
 
 
 def argv(davis_root, save_dir, *extra):

@@ -13,7 +13,6 @@ from PIL import Image
 from scipy.ndimage import binary_erosion
 
 import train_simvos
-from dataset.synthetic import make_davis_dataset
 from dataset.vos_pairs import PairAugmentation, sample_pair
 from model.losses import bootstrapped_ce
 from training.schedule import bootstrap_fraction, lr_factor
@@ -21,13 +20,6 @@ from training.stages import STAGES
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(scope="module")
-def davis_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("train")
-    make_davis_dataset(str(root / "DAVIS/2017/trainval"), n_train=4, n_val=1, size=(48, 64), n_frames=6, seed=1)
-    return root / "DAVIS"
 
 
 def train_argv(davis_root, tmp_path, *extra):
