@@ -38,6 +38,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                   help="also write each frame's (K+1, H, W) float16 probabilities to <output>/<ckpt>_scores")
     p.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
     add_bool_flag(p, "--overwrite", False, help="recompute sequences that are already complete")
+    add_bool_flag(p, "--report", False, help="after J&F (val splits), write <output>/<ckpt>/report/index.html")
     add_shard_flags(p)
     return p.parse_args(argv)
 
@@ -72,7 +73,7 @@ def evaluate(args, shard) -> None:
         print(stats.summary(predictor.device, args.amp))
         if args.split in ("val", "val2016") and not args.sequences:
             if all_complete(plans, out):
-                score_davis(root, "val", out, single_object=args.split == "val2016")
+                score_davis(root, "val", out, single_object=args.split == "val2016", report=args.report)
             else:
                 print(f"J&F not computed yet: other shards are still writing {out} (the last shard to finish, "
                       "or a call without --num_shards, scores)")

@@ -1,6 +1,6 @@
 """The official davis2017-evaluation algorithm as it runs (for timing only): per frame and per
 object, boundary maps of the whole frame, each dilated over the whole frame with the disk, and the
-PNGs of a sequence read per object. Same numbers as evaluation.davis_metrics, much more work."""
+PNGs of a sequence read per object. Same numbers as evaluation.jf, much more work."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from dataset.palette_io import read_label_png
-from evaluation.davis_metrics import BOUNDARY_THRESHOLD, boundaries, disk, statistics
+from evaluation.jf import BOUNDARY_THRESHOLD, boundaries, disk, statistics
 
 
 def _f_full_frame(pred: np.ndarray, gt: np.ndarray) -> float:

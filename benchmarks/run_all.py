@@ -186,13 +186,13 @@ def make_scoring_set(root: str, sequences: int = 30, seed: int = 0) -> int:
 
 def bench_scoring(reference_subset: int = 4) -> dict:
     from benchmarks.official_jf import official_evaluate
-    from evaluation import davis_metrics
+    from evaluation import jf
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         out["frames"] = make_scoring_set(tmp)
         for workers in (1, 2):
             start = time.perf_counter()
-            davis_metrics.evaluate(davis_metrics.davis_jobs(tmp, "val", os.path.join(tmp, "pred")), workers)
+            jf.evaluate(jf.davis_jobs(tmp, "val", os.path.join(tmp, "pred")), workers)
             out[f"ours_{workers}_workers_s"] = time.perf_counter() - start
         names = sorted(os.listdir(os.path.join(tmp, "pred")))[:reference_subset]
         frames = sum(len(os.listdir(os.path.join(tmp, "pred", n))) for n in names)

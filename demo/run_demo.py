@@ -6,7 +6,8 @@
 3. evaluate it with submit_eval_davis_ours_all.py on the DAVIS val split (J&F by evaluation.davis_metrics),
    and with submit_eval_youtube.py on the YouTube-layout valid split (objects introduced later);
 4. score the copy-the-first-mask baseline the same way;
-5. write overlay GIFs of a few val sequences under demo_output/overlays.
+5. write overlay GIFs of a few val sequences under demo_output/overlays, and the evaluation report
+   of the DAVIS val split (demo_output/results/demo/report/index.html).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from dataset.frames import iter_frames
 from dataset.palette_io import read_label_png, write_label_png
 from dataset.synthetic import make_davis_dataset, make_youtube_dataset
 from training.stages import DEFAULT_SEED
-from evaluation.davis_metrics import evaluate, generic_jobs, print_tables, score_davis, write_csvs
+from evaluation.davis_metrics import score_davis
+from evaluation.jf import evaluate, generic_jobs, print_tables, write_csvs
 from evaluation.overlay import overlay, write_gif
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -128,7 +130,7 @@ def main(argv=None) -> None:
     write_overlays(results, os.path.join(OUT, "overlays"))
     print(f"\ndemo finished in {(time.time() - start) / 60:.1f} min; YouTube-layout J&F {youtube_jf:.1f}")
     print("\nSimVOS on the DAVIS-layout val split:")
-    score_davis(TRAINVAL, "val", results, workers=2)
+    score_davis(TRAINVAL, "val", results, workers=2, report=True)
     print(f"demo J&F: model={global_jf(results):.1f} baseline={global_jf(baseline):.1f}")
 
 

@@ -1,335 +1,54 @@
-"""J&F for semi-supervised VOS, computing exactly what davis2017-evaluation computes (spec section 8).
+"""J&F for semi-supervised VOS, as davis2017-evaluation computes it (the computation: evaluation/jf.py).
 
     python -m evaluation.davis_metrics --davis_path DAVIS/2017/trainval --set val --results_path results/ckpt
     python -m evaluation.davis_metrics --gt GT_DIR --pred PRED_DIR [--results_path OUT]   # any PNG dataset
+    ... --report        # also writes <results>/report/index.html (evaluation/report.py)
 
-Same numbers and byte-identical CSVs as the official toolkit, much faster: each PNG is read once,
-J comes from one label histogram per frame (all objects at once), boundaries are found for all
-objects at once and dilated only inside the box around them, with one disk kernel, over processes.
+Same numbers and byte-identical CSVs as the official toolkit, much faster.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
-import warnings
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 
-import cv2
-import numpy as np
-from scipy.ndimage import find_objects
-
-from dataset.davis import read_split
-from dataset.palette_io import read_label_png
+from evaluation.jf import add_scoring_flags, davis_jobs, evaluate, print_tables, scoring_inputs, write_csvs
+from evaluation.report import build_report
 from model.flags import add_bool_flag
 from util.cli import run_cli
-from util.errors import InputError
-
-GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
-SEQUENCE_COLUMNS = ["Sequence", "J-Mean", "F-Mean"]
-BOUNDARY_THRESHOLD = 0.008
-
-
-# ---------------------------------------------------------------------------- per frame
-def disk(radius: int) -> np.ndarray:
-    """skimage.morphology.disk: pixels with x^2 + y^2 <= r^2, as uint8."""
-    r = np.arange(-radius, radius + 1)
-    return (r[None] ** 2 + r[:, None] ** 2 <= radius**2).astype(np.uint8)
-
-
-def boundaries(mask: np.ndarray) -> np.ndarray:
-    """Berkeley seg2bmap (1-pixel boundary, as davis2017-evaluation) of a [H, W] bool mask."""
-    e = np.zeros_like(mask)
-    s = np.zeros_like(mask)
-    se = np.zeros_like(mask)
-    e[:, :-1] = mask[:, 1:]
-    s[:-1, :] = mask[1:, :]
-    se[:-1, :-1] = mask[1:, 1:]
-    b = mask ^ e | mask ^ s | mask ^ se
-    b[-1, :] = mask[-1, :] ^ e[-1, :]
-    b[:, -1] = mask[:, -1] ^ s[:, -1]
-    b[-1, -1] = 0
-    return b
-
-
-def _box(a: tuple | None, b: tuple | None, shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Union of two bounding boxes (find_objects slices), grown by one pixel, inside the image.
-
-    seg2bmap on this crop equals seg2bmap on the whole image restricted to it: boundary pixels
-    lie at most one pixel above/left of the object, and the crop's added last row/column is empty
-    (or is the image's own last row/column), so the special last-row/column rules agree."""
-    boxes = [x for x in (a, b) if x is not None]
-    r0 = max(min(x[0].start for x in boxes) - 1, 0)
-    r1 = min(max(x[0].stop for x in boxes) + 1, shape[0])
-    c0 = max(min(x[1].start for x in boxes) - 1, 0)
-    c1 = min(max(x[1].stop for x in boxes) + 1, shape[1])
-    return slice(r0, r1), slice(c0, c1)
-
-
-def _count_matched(source: np.ndarray, target: np.ndarray, kernel: np.ndarray, radius: int) -> int:
-    """Pixels of ``source`` within the kernel of a ``target`` pixel: sum(source * dilate(target)).
-
-    Only the box around both maps (plus the radius) is dilated: outside it the result is zero.
-    """
-    rows = np.flatnonzero(source.any(1) | target.any(1))
-    cols = np.flatnonzero(source.any(0) | target.any(0))
-    r0, r1 = max(rows[0] - radius, 0), min(rows[-1] + radius + 1, source.shape[0])
-    c0, c1 = max(cols[0] - radius, 0), min(cols[-1] + radius + 1, source.shape[1])
-    dilated = cv2.dilate(target[r0:r1, c0:c1].view(np.uint8), kernel)
-    return int(np.count_nonzero(source[r0:r1, c0:c1] & dilated.astype(bool)))
-
-
-def f_measure(pred_b: np.ndarray, gt_b: np.ndarray, kernel: np.ndarray, radius: int) -> float:
-    """F of two boundary maps, with the official special cases and float operations."""
-    n_fg, n_gt = int(np.count_nonzero(pred_b)), int(np.count_nonzero(gt_b))
-    if n_fg == 0 and n_gt > 0:
-        precision, recall = 1, 0
-    elif n_fg > 0 and n_gt == 0:
-        precision, recall = 0, 1
-    elif n_fg == 0 and n_gt == 0:
-        precision, recall = 1, 1
-    else:
-        precision = _count_matched(pred_b, gt_b, kernel, radius) / float(n_fg)
-        recall = _count_matched(gt_b, pred_b, kernel, radius) / float(n_gt)
-    if precision + recall == 0:
-        return 0
-    return 2 * precision * recall / (precision + recall)
-
-
-def frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: np.ndarray, kernel: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """J and F of each object on one frame: gt, pred [H, W] label maps -> ([K], [K]).
-
-    Labels not in ``object_ids`` (0, void 255, unknown ids) count as background. Boundaries are
-    computed inside each object's box only (exact, see :func:`_box`).
-    """
-    n = len(object_ids) + 1
-    lut = np.zeros(256, dtype=np.uint8)
-    lut[object_ids] = np.arange(1, n)
-    g, p = lut[gt], lut[pred]
-    confusion = np.bincount((g.astype(np.intp) * n + p).ravel(), minlength=n * n).reshape(n, n)
-    inter = np.diag(confusion)[1:]
-    union = confusion.sum(1)[1:] + confusion.sum(0)[1:] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        j = inter / union
-    j[np.isclose(union, 0)] = 1
-    g_boxes, p_boxes = find_objects(g, max_label=n - 1), find_objects(p, max_label=n - 1)
-    f = np.ones(n - 1, dtype=np.float64)  # both boundaries empty: precision = recall = 1
-    for k in range(n - 1):
-        if g_boxes[k] is None and p_boxes[k] is None:
-            continue
-        crop = _box(g_boxes[k], p_boxes[k], g.shape)
-        f[k] = f_measure(boundaries(p[crop] == k + 1), boundaries(g[crop] == k + 1), kernel, radius)
-    return j, f
-
-
-# ---------------------------------------------------------------------------- per sequence
-@dataclass
-class SequenceJob:
-    name: str
-    gt_paths: list[str]         # all annotated frames, in order
-    pred_dir: str
-    mode: str = "davis"         # davis: objects 1..max(first gt); generic: all gt ids; single: fg vs bg
-
-
-def evaluate_sequence(job: SequenceJob) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """-> (name, object numbers [K], J [K, T], F [K, T]) over the scored frames (all but the first and the last)."""
-    if len(job.gt_paths) < 3:
-        raise InputError(f"{job.name}: {len(job.gt_paths)} annotated frames; the semi-supervised protocol "
-                         "scores frames 1..n-2, so a sequence needs at least 3")
-    scored = job.gt_paths[1:-1]
-    first = read_label_png(job.gt_paths[0], "ground truth")
-    first = np.where(first == 255, 0, first)
-    gts = [read_label_png(p, "ground truth") for p in scored]
-    preds = []
-    for path in scored:
-        pred_path = os.path.join(job.pred_dir, os.path.basename(path))
-        preds.append(read_label_png(pred_path, f"prediction of sequence {job.name}"))
-        if preds[-1].shape != gts[len(preds) - 1].shape:
-            raise InputError(f"{pred_path}: prediction is {preds[-1].shape[1]}x{preds[-1].shape[0]}, "
-                             f"ground truth is {gts[len(preds) - 1].shape[1]}x{gts[len(preds) - 1].shape[0]}")
-    if job.mode == "single":
-        gts = [(g != 0).astype(np.uint8) for g in gts]
-        preds = [(p != 0).astype(np.uint8) for p in preds]
-        object_ids = np.array([1])
-    elif job.mode == "generic":
-        ids = set()
-        for g in [first] + gts + [read_label_png(job.gt_paths[-1], "ground truth")]:
-            ids.update(np.unique(g).tolist())
-        object_ids = np.array(sorted(ids - {0, 255}), dtype=np.int64)
-    else:
-        object_ids = np.arange(1, int(first.max()) + 1)
-    known = np.zeros(256, dtype=bool)
-    known[object_ids] = True
-    known[0] = True
-    for path, pred in zip(scored, preds):
-        present = np.flatnonzero(np.bincount(pred.ravel(), minlength=256))
-        extra = present[~known[present]]
-        if len(extra):
-            raise InputError(f"{job.name}/{os.path.basename(path)}: prediction has object id {int(extra.max())}, "
-                             f"ground truth has {len(object_ids)} object(s)")
-    radius = math.ceil(BOUNDARY_THRESHOLD * np.linalg.norm(gts[0].shape))
-    kernel = disk(radius)
-    j = np.zeros((len(object_ids), len(scored)))
-    f = np.zeros((len(object_ids), len(scored)))
-    for t, (g, p) in enumerate(zip(gts, preds)):
-        j[:, t], f[:, t] = frame_scores(g, p, object_ids, kernel, radius)
-    return job.name, object_ids if job.mode == "generic" else np.arange(1, len(object_ids) + 1), j, f
-
-
-def statistics(values: np.ndarray) -> tuple[float, float, float]:
-    """(Mean, Recall, Decay) as davis2017-evaluation's db_statistics, including its uint8 bin
-    indices (which wrap around past 256 frames: kept so that results stay identical)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        mean = np.nanmean(values)
-        recall = np.nanmean(values > 0.5)
-    ids = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(np.uint8)
-    bins = [values[ids[i]:ids[i + 1] + 1] for i in range(4)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        decay = np.nanmean(bins[0]) - np.nanmean(bins[3])
-    return mean, recall, decay
-
-
-# ---------------------------------------------------------------------------- all
-def evaluate(jobs: list[SequenceJob], workers: int = 1) -> dict:
-    """-> {'J': {'M','R','D': lists, 'M_per_object': {seq_k: value}}, 'F': likewise}."""
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(evaluate_sequence, jobs, chunksize=1))
-    else:
-        results = [evaluate_sequence(job) for job in jobs]
-    metrics = {m: {"M": [], "R": [], "D": [], "M_per_object": {}} for m in ("J", "F")}
-    for name, numbers, j, f in results:
-        for k, number in enumerate(numbers):
-            for key, values in (("J", j[k]), ("F", f[k])):
-                mean, recall, decay = statistics(values)
-                metrics[key]["M"].append(mean)
-                metrics[key]["R"].append(recall)
-                metrics[key]["D"].append(decay)
-                metrics[key]["M_per_object"][f"{name}_{number}"] = mean
-    return metrics
-
-
-def _fmt(value) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else "%.3f" % value
-
-
-def result_tables(metrics: dict) -> tuple[list[str], list[list]]:
-    J, F = metrics["J"], metrics["F"]
-    g = [(np.mean(J["M"]) + np.mean(F["M"])) / 2.0, np.mean(J["M"]), np.mean(J["R"]), np.mean(J["D"]),
-         np.mean(F["M"]), np.mean(F["R"]), np.mean(F["D"])]
-    per_seq = [[name, J["M_per_object"][name], F["M_per_object"][name]] for name in J["M_per_object"]]
-    return g, per_seq
-
-
-def write_csvs(metrics: dict, out_dir: str, set_name: str) -> tuple[str, str]:
-    """global_results-<set>.csv and per-sequence_results-<set>.csv, formatted as pandas writes
-    them in the official toolkit (float_format '%.3f', no index). Written atomically."""
-    g, per_seq = result_tables(metrics)
-    files = {
-        f"global_results-{set_name}.csv": ",".join(GLOBAL_COLUMNS) + "\n" + ",".join(_fmt(v) for v in g) + "\n",
-        f"per-sequence_results-{set_name}.csv": ",".join(SEQUENCE_COLUMNS) + "\n"
-        + "".join(f"{n},{_fmt(jm)},{_fmt(fm)}\n" for n, jm, fm in per_seq),
-    }
-    os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for name, text in files.items():
-        path = os.path.join(out_dir, name)
-        tmp = f"{path}.{os.getpid()}.tmp"  # shards may score together: one temporary file each
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths[0], paths[1]
-
-
-def print_tables(metrics: dict, set_name: str) -> None:
-    """The two tables as the official script prints them (pandas ``to_string(index=False)``)."""
-    import pandas as pd
-    g, per_seq = result_tables(metrics)
-    print(f"--------------------------- Global results for {set_name} ---------------------------")
-    print(pd.DataFrame(data=np.reshape(np.array(g), [1, len(g)]), columns=GLOBAL_COLUMNS).to_string(index=False))
-    print(f"\n---------- Per sequence results for {set_name} ----------")
-    print(pd.DataFrame(data=per_seq, columns=SEQUENCE_COLUMNS).to_string(index=False))
-
-
-# ---------------------------------------------------------------------------- datasets
-def davis_jobs(davis_root: str, set_name: str, results_path: str, single_object: bool = False,
-               year: str = "2017") -> list[SequenceJob]:
-    names = read_split(os.path.join(davis_root, "ImageSets", "2016" if single_object else year, f"{set_name}.txt"))
-    jobs = []
-    for name in names:
-        gt_dir = os.path.join(davis_root, "Annotations", "480p", name)
-        if not os.path.isdir(gt_dir):
-            raise InputError(f"{gt_dir}: ground-truth folder of sequence {name} not found")
-        pred_dir = os.path.join(results_path, name)
-        if not os.path.isdir(pred_dir):
-            raise InputError(f"{pred_dir}: no predictions for sequence {name}")
-        gt_paths = sorted(os.path.join(gt_dir, f) for f in os.listdir(gt_dir) if f.endswith(".png"))
-        jobs.append(SequenceJob(name, gt_paths, pred_dir, "single" if single_object else "davis"))
-    return jobs
-
-
-def generic_jobs(gt_root: str, pred_root: str) -> list[SequenceJob]:
-    if not os.path.isdir(gt_root):
-        raise InputError(f"{gt_root}: --gt folder not found")
-    jobs = []
-    for name in sorted(os.listdir(gt_root)):
-        gt_dir = os.path.join(gt_root, name)
-        if not os.path.isdir(gt_dir):
-            continue
-        pred_dir = os.path.join(pred_root, name)
-        if not os.path.isdir(pred_dir):
-            raise InputError(f"{pred_dir}: no predictions for sequence {name}")
-        gt_paths = sorted(os.path.join(gt_dir, f) for f in os.listdir(gt_dir) if f.endswith(".png"))
-        jobs.append(SequenceJob(name, gt_paths, pred_dir, "generic"))
-    if not jobs:
-        raise InputError(f"{gt_root}: no sequence folders")
-    return jobs
 
 
 def score_davis(davis_root: str, set_name: str, results_path: str, single_object: bool = False,
-                workers: int | None = None) -> dict:
-    """Scores a results folder, writes the two CSVs into it and prints the tables."""
+                workers: int | None = None, report: bool = False) -> dict:
+    """Scores a results folder, writes the two CSVs into it, prints the tables (and writes a report)."""
     start = time.time()
     metrics = evaluate(davis_jobs(davis_root, set_name, results_path, single_object), workers or os.cpu_count() or 1)
     write_csvs(metrics, results_path, set_name)
     print_tables(metrics, set_name)
     print(f"\nTotal time: {time.time() - start:.2f} s")
+    if report:
+        path = build_report(metrics, os.path.join(davis_root, "Annotations", "480p"), results_path,
+                            os.path.join(results_path, "report"), os.path.join(davis_root, "JPEGImages", "480p"),
+                            title=os.path.basename(results_path.rstrip("/")))
+        print(f"report: {path}")
     return metrics
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--davis_path", help="folder holding Annotations/480p, ImageSets, JPEGImages")
-    p.add_argument("--set", default="val", choices=["train", "val", "test-dev"])
-    p.add_argument("--task", default="semi-supervised", choices=["semi-supervised"])
-    p.add_argument("--results_path", help="folder of <sequence>/<frame>.png predictions; CSVs are written here")
-    add_bool_flag(p, "--davis2016", False, help="DAVIS-2016: one object (all labels merged), ImageSets/2016")
-    p.add_argument("--gt", help="generic mode: folder of <sequence>/<frame>.png ground truth")
-    p.add_argument("--pred", help="generic mode: folder of <sequence>/<frame>.png predictions")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    add_scoring_flags(p)
+    add_bool_flag(p, "--report", False, help="also write <results>/report/index.html")
     args = p.parse_args(argv)
     start = time.time()
-    if args.gt or args.pred:
-        if not (args.gt and args.pred):
-            raise InputError("generic mode needs both --gt and --pred")
-        jobs = generic_jobs(args.gt, args.pred)
-        out = args.results_path or args.pred
-    else:
-        if not (args.davis_path and args.results_path):
-            raise InputError("give --davis_path and --results_path (or --gt and --pred)")
-        jobs = davis_jobs(args.davis_path, args.set, args.results_path, args.davis2016)
-        out = args.results_path
-    metrics = evaluate(jobs, args.workers)
-    g_path, s_path = write_csvs(metrics, out, args.set)
+    inputs = scoring_inputs(args)
+    metrics = evaluate(inputs.jobs, args.workers)
+    g_path, s_path = write_csvs(metrics, inputs.out, args.set)
     print(f"Global results saved in {g_path}")
     print(f"Per-sequence results saved in {s_path}")
     print_tables(metrics, args.set)
     print(f"\nTotal time: {time.time() - start:.2f} s")
+    if args.report:
+        print(f"report: {build_report(metrics, inputs.gt_root, inputs.pred_root, os.path.join(inputs.out, 'report'), inputs.image_root, title=os.path.basename(inputs.out.rstrip('/')))}")
 
 
 if __name__ == "__main__":

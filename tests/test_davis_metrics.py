@@ -13,7 +13,7 @@ from PIL import Image
 from scipy.ndimage import distance_transform_edt
 from skimage.morphology import disk as sk_disk
 
-from evaluation import davis_metrics
+from evaluation import davis_metrics, jf
 from util.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,8 +83,8 @@ def ref_evaluate(gt_root, pred_root, names):
 def ref_csvs(objects):
     means = objects.drop(columns="Sequence").astype(float).mean(skipna=False)  # np.mean, as the toolkit
     g = [[(means["JM"] + means["FM"]) / 2.0, *means[["JM", "JR", "JD", "FM", "FR", "FD"]]]]
-    table_g = pd.DataFrame(data=g, columns=davis_metrics.GLOBAL_COLUMNS)
-    table_s = objects[["Sequence", "JM", "FM"]].set_axis(davis_metrics.SEQUENCE_COLUMNS, axis=1)
+    table_g = pd.DataFrame(data=g, columns=jf.GLOBAL_COLUMNS)
+    table_s = objects[["Sequence", "JM", "FM"]].set_axis(jf.SEQUENCE_COLUMNS, axis=1)
     return table_g.to_csv(index=False, float_format="%.3f"), table_s.to_csv(index=False, float_format="%.3f")
 
 
@@ -133,8 +133,8 @@ def test_matches_official_algorithm_byte_for_byte(tmp_path):
     touching = np.zeros((60, 90), np.uint8)
     touching[20:40, 10:30], touching[20:40, 30:50] = 1, 2
     _save(str(tmp_path / "Annotations/480p/bravo/00004.png"), touching)
-    metrics = davis_metrics.evaluate(davis_metrics.davis_jobs(str(tmp_path), "val", str(tmp_path / "pred")), workers=2)
-    g_path, s_path = davis_metrics.write_csvs(metrics, str(tmp_path / "out"), "val")
+    metrics = jf.evaluate(jf.davis_jobs(str(tmp_path), "val", str(tmp_path / "pred")), workers=2)
+    g_path, s_path = jf.write_csvs(metrics, str(tmp_path / "out"), "val")
     expected_g, expected_s = ref_csvs(ref_evaluate(str(tmp_path / "Annotations/480p"), str(tmp_path / "pred"), seqs))
     assert open(g_path).read() == expected_g
     assert open(s_path).read() == expected_s
@@ -146,18 +146,18 @@ def test_boundaries_and_disk_against_the_definitions(seed):
     rng = np.random.default_rng(seed)
     mask = rng.random((13, 17)) < 0.4 + 0.1 * seed
     mask[5:9, 4:12] = seed % 2 == 0          # a block touching nothing, or a hole
-    np.testing.assert_array_equal(davis_metrics.boundaries(mask), ref_seg2bmap(mask))
+    np.testing.assert_array_equal(jf.boundaries(mask), ref_seg2bmap(mask))
     for radius in (1, 3, 8):
-        np.testing.assert_array_equal(davis_metrics.disk(radius), sk_disk(radius))
+        np.testing.assert_array_equal(jf.disk(radius), sk_disk(radius))
 
 
 def test_long_sequence_decay_keeps_official_binning():
     values = np.linspace(1, 0, 300)
     expected = ref_stats(values)
-    assert davis_metrics.statistics(values) == pytest.approx(expected, nan_ok=True)
+    assert jf.statistics(values) == pytest.approx(expected, nan_ok=True)
     # Past 256 frames the official uint8 bin indices wrap: the decay is not first - last quarter.
     honest = values[:75].mean() - values[-75:].mean()
-    decay = davis_metrics.statistics(values)[2]
+    decay = jf.statistics(values)[2]
     assert np.isnan(decay) or abs(decay - honest) > 0.1
 
 
@@ -186,7 +186,7 @@ def test_objects_appearing_later_are_scored_in_generic_mode(tmp_path):
     for t, g in enumerate(gt_frames):
         _save(str(tmp_path / "gt/s" / f"{t:05d}.png"), g)
         _save(str(tmp_path / "pr/s" / f"{t:05d}.png"), np.where(g == 3, 0, g))  # object 3 missed
-    metrics = davis_metrics.evaluate(davis_metrics.generic_jobs(str(tmp_path / "gt"), str(tmp_path / "pr")))
+    metrics = jf.evaluate(jf.generic_jobs(str(tmp_path / "gt"), str(tmp_path / "pr")))
     assert metrics["J"]["M_per_object"] == pytest.approx({"s_1": 1.0, "s_3": 1 / 3})
 
 
