@@ -132,7 +132,10 @@ class SimVOS(nn.Module):
         """
         b, k, _, c = memory.shape
         n = query.shape[1]
-        x = torch.cat([memory, query.unsqueeze(1).expand(b, k, n, c).to(memory.dtype)], dim=2).flatten(0, 1)
+        # The residual stream keeps the wider dtype: under autocast, prototypes may come out in bf16/fp16
+        # while the query tokens are fp32; only the matmuls inside the blocks run in low precision.
+        dtype = torch.promote_types(memory.dtype, query.dtype)
+        x = torch.cat([memory.to(dtype), query.unsqueeze(1).expand(b, k, n, c).to(dtype)], dim=2).flatten(0, 1)
         blocks = self.blocks[self.config.layer_index:]
         for blk in blocks[:-1]:
             x = blk(x)

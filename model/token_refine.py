@@ -27,6 +27,11 @@ def prototype_weights(object_masks: torch.Tensor, grid_hw: tuple[int, int]) -> t
     return objects * hard, (1 - objects) * (1 - hard)
 
 
+def _widened(x: torch.Tensor) -> torch.Tensor:
+    """At least fp32: under autocast the layer norms here then work on fp32, as outside it."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 class TokenLearner(nn.Module):
     """Weighted-softmax pooling of a frame's tokens into ``num_tokens`` prototypes."""
 
@@ -46,7 +51,7 @@ class TokenLearner(nn.Module):
         zero everywhere gives all-zero rows.
         """
         b, h, w, _ = features.shape
-        x = self.input_norm(torch.cat([features, weight.permute(0, 2, 3, 1).to(features.dtype)], dim=-1))
+        x = self.input_norm(_widened(torch.cat([features, weight.permute(0, 2, 3, 1).to(features.dtype)], dim=-1)))
         x = self.patch_to_cluster_atten(x.permute(0, 3, 1, 2))
         logits = self.patch_to_cluster_linear(x.flatten(2).transpose(1, 2)).transpose(1, 2)
         logits = logits.masked_fill(weight.flatten(2) == 0, float("-inf"))
@@ -55,4 +60,4 @@ class TokenLearner(nn.Module):
     def forward(self, features: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """features [B, h, w, C], weight [B, 1, h, w] -> prototypes [B, N, C]."""
         attn = self.attention(features, weight)
-        return self.norm(attn.to(features.dtype) @ features.flatten(1, 2))
+        return self.norm(_widened(attn.to(features.dtype) @ features.flatten(1, 2)))
