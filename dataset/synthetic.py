@@ -2,8 +2,11 @@
 scaling and occluding each other over textured, drifting backgrounds; in the YouTube-VOS variant some
 objects enter later. Deterministic for a seed.
 
-    python -m dataset.synthetic --out data/demo/DAVIS/2017/trainval --train 40 --val 8
+    python -m dataset.synthetic --out data/demo/DAVIS/2017/trainval --train 40 --val 8 [--family rich]
     python -m dataset.synthetic --layout youtube --out data/demo/YouTube --train 20 --val 4 --frames 36
+
+``--family``: ``shapes`` (this module's textured polygons), ``rich`` and ``glyph``
+(dataset/synthetic_rich.py).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from dataset.palette_io import write_label_png
+from dataset.synthetic_rich import make_glyph_video, make_rich_video
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
@@ -104,6 +108,10 @@ def make_video(rng: np.random.Generator, n_frames: int, h: int, w: int, n_object
     return frames, labels
 
 
+# Video families: "shapes" (above), "rich" and "glyph" (dataset/synthetic_rich.py).
+FAMILIES = {"shapes": make_video, "rich": make_rich_video, "glyph": make_glyph_video}
+
+
 def write_sequence(root: str, name: str, frames: list[np.ndarray], labels: list[np.ndarray],
                    annotated: list[int] | None = None) -> None:
     """JPEGImages/480p/<name>/%05d.jpg and Annotations/480p/<name>/%05d.png (all or some frames)."""
@@ -114,8 +122,9 @@ def write_sequence(root: str, name: str, frames: list[np.ndarray], labels: list[
 
 
 def make_davis_dataset(root: str, n_train: int = 40, n_val: int = 8, size: tuple[int, int] = (112, 192),
-                       n_frames: int = 24, seed: int = 0) -> None:
-    """A DAVIS-2017-layout dataset (trainval) with ImageSets/2017/{train,val}.txt."""
+                       n_frames: int = 24, seed: int = 0, family: str = "shapes") -> None:
+    """A DAVIS-2017-layout dataset (trainval) with ImageSets/2017/{train,val}.txt, videos of ``family``."""
+    make_video = FAMILIES[family]
     rng = np.random.default_rng(seed)
     splits = {"train": [f"train{i:03d}" for i in range(n_train)], "val": [f"val{i:03d}" for i in range(n_val)]}
     for split, names in splits.items():
@@ -142,7 +151,7 @@ def _youtube_meta(labels: list[np.ndarray], stems: list[str]) -> dict:
 
 
 def make_youtube_dataset(root: str, n_train: int = 20, n_valid: int = 4, size: tuple[int, int] = (112, 192),
-                         n_frames: int = 36, seed: int = 1) -> None:
+                         n_frames: int = 36, seed: int = 1, family: str = "shapes") -> None:
     """A YouTube-VOS-layout dataset where objects after the first may enter later (on an annotated frame):
 
     - ``train/JPEGImages|Annotations/<video>/``: every 5th frame, all objects annotated; ``train/meta.json``;
@@ -152,6 +161,7 @@ def make_youtube_dataset(root: str, n_train: int = 20, n_valid: int = 4, size: t
     - ``valid_ground_truth/<video>/``: label maps of the frames of ``valid/JPEGImages`` (not part of
       YouTube-VOS; for scoring the output of ``submit_eval_youtube.py`` with ``evaluation.davis_metrics --gt``).
     """
+    make_video = FAMILIES[family]
     rng = np.random.default_rng(seed)
     for split, count in (("train", n_train), ("valid", n_valid)):
         meta = {}
@@ -204,9 +214,12 @@ def main(argv=None) -> None:
     p.add_argument("--height", type=int, default=112)
     p.add_argument("--width", type=int, default=192)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--family", choices=sorted(FAMILIES), default="shapes",
+                   help="shapes: textured polygons; rich: deforming blobs, articulated figures, 1/f textures, "
+                        "look-alikes; glyph: letter silhouettes, patterns, grids (the demo's transfer check)")
     args = p.parse_args(argv)
     make = make_davis_dataset if args.layout == "davis" else make_youtube_dataset
-    make(args.out, args.train, args.val, (args.height, args.width), args.frames, args.seed)
+    make(args.out, args.train, args.val, (args.height, args.width), args.frames, args.seed, args.family)
 
 
 if __name__ == "__main__":

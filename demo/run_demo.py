@@ -35,9 +35,11 @@ DEMO_DATA = os.path.join("data", "demo")
 DATA = os.path.join(DEMO_DATA, "DAVIS")
 TRAINVAL = os.path.join(DATA, "2017", "trainval")
 YOUTUBE = os.path.join(DEMO_DATA, "YouTube")
+TRANSFER_DATA = os.path.join(DEMO_DATA, "Transfer")            # glyph family: never trained on
+TRANSFER = os.path.join(TRANSFER_DATA, "2017", "trainval")
 FRAME_SIZE = (128, 224)   # 8x14 tokens of 16 pixels; J&F boundary tolerance ceil(0.008 * diagonal) = 3 px
 # Bumped whenever the generator or its settings change, so that a cached dataset is rebuilt.
-DATA_VERSION = "3"
+DATA_VERSION = "5"
 OUT = "demo_output"
 MODEL_FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--use_token_learner", "False"]
 
@@ -61,8 +63,9 @@ def ensure_datasets() -> None:
                 return
     print("generating the synthetic datasets (once) ...", flush=True)
     shutil.rmtree(DEMO_DATA, ignore_errors=True)
-    make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=FRAME_SIZE, n_frames=24, seed=0)
-    make_youtube_dataset(YOUTUBE, n_train=20, n_valid=5, size=FRAME_SIZE, n_frames=36, seed=1)
+    make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=FRAME_SIZE, n_frames=24, seed=0, family="rich")
+    make_youtube_dataset(YOUTUBE, n_train=20, n_valid=5, size=FRAME_SIZE, n_frames=36, seed=1, family="shapes")
+    make_davis_dataset(TRANSFER, n_train=0, n_val=10, size=FRAME_SIZE, n_frames=24, seed=2, family="glyph")
     with open(stamp, "w") as f:
         f.write(DATA_VERSION + "\n")
 
@@ -75,20 +78,20 @@ def score_youtube(predictions: str, out: str) -> float:
     return global_jf(out)
 
 
-def copy_first_mask_baseline(out: str) -> None:
-    for name in read_split(os.path.join(TRAINVAL, "ImageSets", "2017", "val.txt")):
-        seq = davis_sequence(TRAINVAL, name)
+def copy_first_mask_baseline(root: str, out: str) -> None:
+    for name in read_split(os.path.join(root, "ImageSets", "2017", "val.txt")):
+        seq = davis_sequence(root, name)
         first = read_label_png(seq.annotations[0])
         os.makedirs(os.path.join(out, name), exist_ok=True)
         for stem in seq.stems:
             write_label_png(os.path.join(out, name, stem + ".png"), first)
 
 
-def write_overlays(results: str, out: str, count: int = 4) -> None:
+def write_overlays(root: str, results: str, out: str, count: int = 4) -> None:
     os.makedirs(out, exist_ok=True)
-    for name in read_split(os.path.join(TRAINVAL, "ImageSets", "2017", "val.txt"))[:count]:
-        seq = davis_sequence(TRAINVAL, name)
-        frames = [np.concatenate([overlay(rgb, read_label_png(os.path.join(TRAINVAL, "Annotations", "480p", name, s + ".png"))),
+    for name in read_split(os.path.join(root, "ImageSets", "2017", "val.txt"))[:count]:
+        seq = davis_sequence(root, name)
+        frames = [np.concatenate([overlay(rgb, read_label_png(os.path.join(root, "Annotations", "480p", name, s + ".png"))),
                                   overlay(rgb, read_label_png(os.path.join(results, name, s + ".png")))], axis=1)
                   for rgb, s in zip(iter_frames(seq), seq.stems)]
         write_gif(frames, os.path.join(out, f"{name}.gif"))
@@ -122,16 +125,30 @@ def main(argv=None) -> None:
     print("\nYouTube-VOS-layout valid (objects entering later), every 5th frame:")
     youtube_jf = score_youtube(os.path.join(OUT, "results_youtube", "demo", "Annotations"),
                                os.path.join(OUT, "results_youtube", "demo"))
+    transfer = transfer_check(checkpoints)
     results = os.path.join(OUT, "results", "demo")
     baseline = os.path.join(OUT, "baseline")
-    copy_first_mask_baseline(baseline)
+    copy_first_mask_baseline(TRAINVAL, baseline)
     print("\ncopy-the-first-mask baseline (DAVIS val):")
     score_davis(TRAINVAL, "val", baseline, workers=2)
-    write_overlays(results, os.path.join(OUT, "overlays"))
+    write_overlays(TRAINVAL, results, os.path.join(OUT, "overlays"))
     print(f"\ndemo finished in {(time.time() - start) / 60:.1f} min; YouTube-layout J&F {youtube_jf:.1f}")
     print("\nSimVOS on the DAVIS-layout val split:")
     score_davis(TRAINVAL, "val", results, workers=2, report=True)
+    print(f"transfer J&F (glyph videos, a family never trained on): model={transfer[0]:.1f} baseline={transfer[1]:.1f}")
     print(f"demo J&F: model={global_jf(results):.1f} baseline={global_jf(baseline):.1f}")
+
+
+def transfer_check(checkpoints: str) -> tuple[float, float]:
+    """J&F of the model and of copy-the-first-mask on the glyph family (other shapes, textures, motion)."""
+    out = os.path.join(OUT, "transfer")
+    run(["submit_eval_davis_ours_all.py", "--model_path", checkpoints, "--davis_path", os.path.join(TRANSFER_DATA, "2017"),
+         "--output", out, "--split", "val", "--report", *MODEL_FLAGS])
+    copy_first_mask_baseline(TRANSFER, os.path.join(out, "baseline"))
+    print("\ncopy-the-first-mask baseline (transfer videos):")
+    score_davis(TRANSFER, "val", os.path.join(out, "baseline"), workers=2)
+    write_overlays(TRANSFER, os.path.join(out, "demo"), os.path.join(OUT, "overlays_transfer"), count=2)
+    return global_jf(os.path.join(out, "demo")), global_jf(os.path.join(out, "baseline"))
 
 
 if __name__ == "__main__":
