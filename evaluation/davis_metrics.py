@@ -27,11 +27,16 @@ def score_davis(davis_root: str, set_name: str, results_path: str, single_object
     print_tables(metrics, set_name)
     print(f"\nTotal time: {time.time() - start:.2f} s")
     if report:
-        path = build_report(metrics, os.path.join(davis_root, "Annotations", "480p"), results_path,
-                            os.path.join(results_path, "report"), os.path.join(davis_root, "JPEGImages", "480p"),
-                            title=os.path.basename(results_path.rstrip("/")))
-        print(f"report: {path}")
+        write_report(metrics, os.path.join(davis_root, "Annotations", "480p"), results_path, results_path,
+                     os.path.join(davis_root, "JPEGImages", "480p"))
     return metrics
+
+
+def write_report(metrics: dict, gt_root: str, pred_root: str, out: str, image_root: str | None) -> None:
+    """The evaluation report into ``out/report``, titled by the results folder's name."""
+    path = build_report(metrics, gt_root, pred_root, os.path.join(out, "report"), image_root,
+                        title=os.path.basename(out.rstrip("/")))
+    print(f"report: {path}")
 
 
 def main(argv=None) -> None:
@@ -48,7 +53,7 @@ def main(argv=None) -> None:
     print_tables(metrics, args.set)
     print(f"\nTotal time: {time.time() - start:.2f} s")
     if args.report:
-        print(f"report: {build_report(metrics, inputs.gt_root, inputs.pred_root, os.path.join(inputs.out, 'report'), inputs.image_root, title=os.path.basename(inputs.out.rstrip('/')))}")
+        write_report(metrics, inputs.gt_root, inputs.pred_root, inputs.out, inputs.image_root)
 
 
 if __name__ == "__main__":

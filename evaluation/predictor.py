@@ -62,7 +62,8 @@ class VideoSession:
                 raise InputError(f"frame {self.index}: mask is {mask.shape[1]}x{mask.shape[0]} but the frame is {width}x{height}")
             ids = [int(i) for i in np.unique(mask) if i not in (0, 255)]
             if objects is not None:
-                ids = [i for i in ids if i in set(objects)]
+                wanted = set(objects)
+                ids = [i for i in ids if i in wanted]
             labels = pad(torch.from_numpy(mask).to(self.predictor.device), padding)
             new_masks = {i: (labels == i).float() for i in ids}
         ids, probs = self.core.step(frame, new_masks)

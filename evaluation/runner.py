@@ -133,8 +133,12 @@ def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: s
     return len(seq.frames)
 
 
+def count_complete(plans: list[PlannedSequence], out_root: str) -> int:
+    return sum(is_complete(os.path.join(out_root, p.name), p.expected) for p in plans)
+
+
 def all_complete(plans: list[PlannedSequence], out_root: str) -> bool:
-    return all(is_complete(os.path.join(out_root, p.name), p.expected) for p in plans)
+    return count_complete(plans, out_root) == len(plans)
 
 
 class _Progress:
@@ -146,12 +150,9 @@ class _Progress:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._poll, daemon=True) if show else None
 
-    def _count(self) -> int:
-        return sum(is_complete(os.path.join(self.out_root, p.name), p.expected) for p in self.plans)
-
     def _poll(self) -> None:
         while not self.stop.wait(self.period):
-            self.bar.update(self._count())
+            self.bar.update(count_complete(self.plans, self.out_root))
 
     def __enter__(self) -> "_Progress":
         if self.bar:
@@ -163,7 +164,7 @@ class _Progress:
         if self.bar:
             self.stop.set()
             self.thread.join()
-            done = self._count()
+            done = count_complete(self.plans, self.out_root)
             self.bar.update(done)
             self.bar.finish(dirty=done < len(self.plans))  # a bar left short: some sequences are missing
 
