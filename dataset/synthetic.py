@@ -125,9 +125,9 @@ def make_davis_dataset(root: str, n_train: int = 40, n_val: int = 8, size: tuple
                        n_frames: int = 24, seed: int = 0, family: str = "shapes") -> None:
     """A DAVIS-2017-layout dataset (trainval) with ImageSets/2017/{train,val}.txt, videos of ``family``."""
     make_video = FAMILIES[family]
-    rng = np.random.default_rng(seed)
     splits = {"train": [f"train{i:03d}" for i in range(n_train)], "val": [f"val{i:03d}" for i in range(n_val)]}
-    for split, names in splits.items():
+    for split_index, (split, names) in enumerate(splits.items()):
+        rng = np.random.default_rng([seed, split_index])   # val videos do not depend on the size of train
         for name in names:
             frames, labels = make_video(rng, n_frames, *size, int(rng.integers(1, 4)))
             write_sequence(root, name, frames, labels)

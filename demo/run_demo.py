@@ -39,7 +39,7 @@ TRANSFER_DATA = os.path.join(DEMO_DATA, "Transfer")            # glyph family: n
 TRANSFER = os.path.join(TRANSFER_DATA, "2017", "trainval")
 FRAME_SIZE = (128, 224)   # 8x14 tokens of 16 pixels; J&F boundary tolerance ceil(0.008 * diagonal) = 3 px
 # Bumped whenever the generator or its settings change, so that a cached dataset is rebuilt.
-DATA_VERSION = "5"
+DATA_VERSION = "7"
 OUT = "demo_output"
 MODEL_FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--use_token_learner", "False"]
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.ndimage import find_objects
 
 from dataset.davis import read_split
 from dataset.palette_io import read_label_png
@@ -49,18 +48,14 @@ def boundaries(mask: np.ndarray) -> np.ndarray:
     return b
 
 
-def _box(a: tuple | None, b: tuple | None, shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Union of two bounding boxes (find_objects slices), grown by one pixel, inside the image.
+def _grown(rect: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[slice, slice]:
+    """A cv2.boundingRect (x, y, w, h), grown by one pixel, inside the image, as slices.
 
     seg2bmap on this crop equals seg2bmap on the whole image restricted to it: boundary pixels
     lie at most one pixel above/left of the object, and the crop's added last row/column is empty
     (or is the image's own last row/column), so the special last-row/column rules agree."""
-    boxes = [x for x in (a, b) if x is not None]
-    r0 = max(min(x[0].start for x in boxes) - 1, 0)
-    r1 = min(max(x[0].stop for x in boxes) + 1, shape[0])
-    c0 = max(min(x[1].start for x in boxes) - 1, 0)
-    c1 = min(max(x[1].stop for x in boxes) + 1, shape[1])
-    return slice(r0, r1), slice(c0, c1)
+    x, y, w, h = rect
+    return slice(max(y - 1, 0), min(y + h + 1, shape[0])), slice(max(x - 1, 0), min(x + w + 1, shape[1]))
 
 
 def _count_matched(source: np.ndarray, target: np.ndarray, kernel: np.ndarray, radius: int) -> int:
@@ -68,10 +63,9 @@ def _count_matched(source: np.ndarray, target: np.ndarray, kernel: np.ndarray, r
 
     Only the box around both maps (plus the radius) is dilated: outside it the result is zero.
     """
-    rows = np.flatnonzero(source.any(1) | target.any(1))
-    cols = np.flatnonzero(source.any(0) | target.any(0))
-    r0, r1 = max(rows[0] - radius, 0), min(rows[-1] + radius + 1, source.shape[0])
-    c0, c1 = max(cols[0] - radius, 0), min(cols[-1] + radius + 1, source.shape[1])
+    x, y, w, h = cv2.boundingRect((source | target).view(np.uint8))
+    r0, r1 = max(y - radius, 0), min(y + h + radius, source.shape[0])
+    c0, c1 = max(x - radius, 0), min(x + w + radius, source.shape[1])
     dilated = cv2.dilate(target[r0:r1, c0:c1].view(np.uint8), kernel)
     return int(np.count_nonzero(source[r0:r1, c0:c1] & dilated.astype(bool)))
 
@@ -93,30 +87,50 @@ def f_measure(pred_b: np.ndarray, gt_b: np.ndarray, kernel: np.ndarray, radius: 
     return 2 * precision * recall / (precision + recall)
 
 
-def frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: np.ndarray, kernel: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """J and F of each object on one frame: gt, pred [H, W] label maps -> ([K], [K]).
+def content_box(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice]:
+    """The box around every non-zero pixel of two [H, W] uint8 label maps, grown as :func:`_grown`:
+    scores computed on this crop equal those on the whole frame (outside it both maps are 0)."""
+    return _grown(cv2.boundingRect(cv2.bitwise_or(gt, pred)), gt.shape)
 
-    Labels not in ``object_ids`` (0, void 255, unknown ids) count as background. Boundaries are
-    computed inside each object's box only (exact, see :func:`_box`).
+
+def label_pairs(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Joint histogram of two uint8 label maps [H, W] -> [256, 256] float64 counts (gt, pred), in
+    one pass (cv2.calcHist: float32 counts, exact below 2^24 pixels). Pixels where both are 0 are
+    not counted: they never change a score."""
+    if gt.size < 1 << 24:
+        pairs = cv2.calcHist([gt, pred], [0, 1], None, [256, 256], [0, 256, 0, 256]).astype(np.float64)
+    else:
+        pairs = np.bincount(gt.astype(np.intp).ravel() * 256 + pred.ravel(), minlength=256 * 256).reshape(256, 256)
+    pairs[0, 0] = 0
+    return pairs
+
+
+def frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: np.ndarray, kernel: np.ndarray,
+                 radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """J and F of each object on one frame, and the label ids that ``pred`` holds:
+    gt, pred [H, W] uint8 label maps -> (J [K], F [K], ids).
+
+    Labels not in ``object_ids`` (0, void 255, unknown ids) count as background. Everything is
+    computed inside :func:`content_box`, boundaries inside each object's own box (exact, see
+    :func:`_grown`).
     """
-    n = len(object_ids) + 1
-    lut = np.zeros(256, dtype=np.uint8)
-    lut[object_ids] = np.arange(1, n)
-    g, p = lut[gt], lut[pred]
-    confusion = np.bincount((g.astype(np.intp) * n + p).ravel(), minlength=n * n).reshape(n, n)
-    inter = np.diag(confusion)[1:]
-    union = confusion.sum(1)[1:] + confusion.sum(0)[1:] - inter
+    box = content_box(gt, pred)
+    gt, pred = gt[box], pred[box]
+    pairs = label_pairs(gt, pred)
+    inter = pairs[object_ids, object_ids]
+    gt_area, pred_area = pairs[object_ids].sum(1), pairs[:, object_ids].sum(0)
+    union = gt_area + pred_area - inter
     with np.errstate(divide="ignore", invalid="ignore"):
         j = inter / union
     j[np.isclose(union, 0)] = 1
-    g_boxes, p_boxes = find_objects(g, max_label=n - 1), find_objects(p, max_label=n - 1)
-    f = np.ones(n - 1, dtype=np.float64)  # both boundaries empty: precision = recall = 1
-    for k in range(n - 1):
-        if g_boxes[k] is None and p_boxes[k] is None:
+    f = np.ones(len(object_ids), dtype=np.float64)  # both boundaries empty: precision = recall = 1
+    for k, obj in enumerate(object_ids):
+        if gt_area[k] == 0 and pred_area[k] == 0:
             continue
-        crop = _box(g_boxes[k], p_boxes[k], g.shape)
-        f[k] = f_measure(boundaries(p[crop] == k + 1), boundaries(g[crop] == k + 1), kernel, radius)
-    return j, f
+        g_mask, p_mask = gt == obj, pred == obj
+        crop = _grown(cv2.boundingRect((g_mask | p_mask).view(np.uint8)), gt.shape)
+        f[k] = f_measure(boundaries(p_mask[crop]), boundaries(g_mask[crop]), kernel, radius)
+    return j, f, np.flatnonzero(pairs.sum(0))
 
 
 # ---------------------------------------------------------------------------- per sequence
@@ -156,21 +170,19 @@ def evaluate_sequence(job: SequenceJob) -> tuple[str, np.ndarray, list[str], np.
         object_ids = np.array(sorted(ids - {0, 255}), dtype=np.int64)
     else:
         object_ids = np.arange(1, int(first.max()) + 1)
-    known = np.zeros(256, dtype=bool)
-    known[object_ids] = True
-    known[0] = True
-    for path, pred in zip(scored, preds):
-        present = np.flatnonzero(np.bincount(pred.ravel(), minlength=256))
-        extra = present[~known[present]]
-        if len(extra):
-            raise InputError(f"{job.name}/{os.path.basename(path)}: prediction has object id {int(extra.max())}, "
-                             f"ground truth has {len(object_ids)} object(s)")
+    unknown = np.ones(256, dtype=bool)
+    unknown[object_ids] = False
+    unknown[0] = False
     radius = math.ceil(BOUNDARY_THRESHOLD * np.linalg.norm(gts[0].shape))
     kernel = disk(radius)
     j = np.zeros((len(object_ids), len(scored)))
     f = np.zeros((len(object_ids), len(scored)))
-    for t, (g, p) in enumerate(zip(gts, preds)):
-        j[:, t], f[:, t] = frame_scores(g, p, object_ids, kernel, radius)
+    for t, (path, g, p) in enumerate(zip(scored, gts, preds)):
+        j[:, t], f[:, t], predicted = frame_scores(g, p, object_ids, kernel, radius)
+        extra = predicted[unknown[predicted]]
+        if len(extra):
+            raise InputError(f"{job.name}/{os.path.basename(path)}: prediction has object id {int(extra.max())}, "
+                             f"ground truth has {len(object_ids)} object(s)")
     stems = [os.path.splitext(os.path.basename(p))[0] for p in scored]
     return job.name, object_ids if job.mode == "generic" else np.arange(1, len(object_ids) + 1), stems, j, f
 

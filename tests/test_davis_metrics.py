@@ -141,6 +141,32 @@ def test_matches_official_algorithm_byte_for_byte(tmp_path):
     assert expected_s.count("\n") == 1 + 1 + 3 + 2 + 4
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_frame_scores_equal_the_whole_frame_definitions(seed):
+    """Per frame and object, J and F (computed on crops) equal the definitions on the whole frame:
+    objects touching every edge and corner, void, an unknown gt id, absent and empty objects."""
+    rng = np.random.default_rng(seed)
+    h, w = rng.integers(20, 45, 2)
+    gt, pred = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
+    for obj, (y, x) in zip((1, 2, 3), [(0, rng.integers(w)), (rng.integers(h), w - 4), (rng.integers(h), rng.integers(w))]):
+        size = rng.integers(3, 9, 2)                                   # ragged blobs in small boxes
+        blob = rng.random(size) < 0.7
+        gt[y:y + size[0], x:x + size[1]][blob[:h - y, :w - x]] = obj
+        dy, dx = rng.integers(-2, 3, 2)
+        y, x = np.clip(y + dy, 0, h - 1), np.clip(x + dx, 0, w - 1)
+        pred[y:y + size[0], x:x + size[1]][(rng.random(size) < 0.7)[:h - y, :w - x]] = obj
+    gt[h - 1, w - 1], pred[h - 2:, :2] = 1, 2                          # corners
+    gt[rng.random((h, w)) < 0.01] = 255                                # void pixels
+    gt[h // 2, rng.integers(w)] = 7                                    # an id that is not an object
+    object_ids = np.array([1, 2, 3, 4])                                # 4: in neither map
+    radius = int(np.ceil(0.008 * np.linalg.norm((h, w))))
+    j, f, predicted = jf.frame_scores(gt, pred, object_ids, jf.disk(radius), radius)
+    for k, obj in enumerate(object_ids):
+        assert j[k] == pytest.approx(ref_j(gt == obj, pred == obj), abs=1e-12)
+        assert f[k] == pytest.approx(ref_f(pred == obj, gt == obj), abs=1e-12)
+    assert set(predicted.tolist()) == set(np.unique(pred).tolist())
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_boundaries_and_disk_against_the_definitions(seed):
     rng = np.random.default_rng(seed)

@@ -1,0 +1,83 @@
+"""CUDA-only checks: device placement after every kind of checkpoint load, fp16 autocast against
+fp32, one DDP training step over NCCL. Skipped, with the reason, on machines without CUDA."""
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from dataset.synthetic import make_video
+from evaluation.predictor import SimVOSPredictor, build_predictor
+from model import build_model
+from tests.conftest import tiny_config
+from tests.published_format import mae_shapes, random_state, simvos_shapes
+from tests.test_training import ROOT, train_argv
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
+
+
+def _moved(obj, device: str):
+    """Every tensor of a (nested) checkpoint dict moved to ``device``."""
+    if isinstance(obj, dict):
+        return {k: _moved(v, device) for k, v in obj.items()}
+    return obj.to(device) if torch.is_tensor(obj) else obj
+
+
+def _checkpoint(tmp_path, kind: str, on: str) -> str:
+    """A checkpoint file of ``kind`` whose tensors were saved from device ``on``."""
+    c = tiny_config(token_learner=True)
+    shapes = simvos_shapes(c.embed_dim, c.depth, grid=c.train_grid, c8=c.decoder_channels[0], c4=c.decoder_channels[1],
+                           n_fg=c.num_bases_foreground, n_bg=c.num_bases_background)
+    if kind == "simvos":
+        obj = random_state(shapes)
+    elif kind == "ddp":
+        obj = random_state(shapes, prefix="module.")
+    elif kind == "mae":
+        obj = {"model": random_state(mae_shapes(c.embed_dim, c.depth))}
+    else:  # a full training state of ours
+        obj = {"network": build_model(c).state_dict(), "it": 3}
+    obj = _moved(obj, on)
+    path = str(tmp_path / f"{kind}_{on.replace(':', '')}.pth")
+    torch.save(obj, path)
+    return path
+
+
+@pytest.mark.parametrize("on", ["cpu", "cuda:0"])
+@pytest.mark.parametrize("kind", ["simvos", "ddp", "mae", "training-state"])
+def test_every_checkpoint_kind_runs_on_the_gpu(tmp_path, kind, on):
+    predictor = build_predictor(_checkpoint(tmp_path, kind, on), tiny_config(token_learner=True), device="cuda")
+    tensors = dict(predictor.model.named_parameters()) | dict(predictor.model.named_buffers())
+    assert {name for name, t in tensors.items() if t.device.type != "cuda"} == set()
+    frames, labels = make_video(np.random.default_rng(0), 3, 64, 96, 2)
+    for result in predictor.propagate(frames, {0: labels[0]}):
+        assert np.isfinite(np.asarray(result.probs)).all()
+
+
+def test_fp16_autocast_matches_fp32():
+    torch.manual_seed(0)
+    model = build_model(tiny_config(token_learner=True)).eval()
+    with torch.no_grad():
+        model.stcn_decoder.pred.weight.mul_(5)   # probabilities away from 0.5 and from saturation
+    frames, labels = make_video(np.random.default_rng(1), 5, 96, 160, 2)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    probs = {}
+    for amp in (False, True):
+        model.load_state_dict(state)
+        predictor = SimVOSPredictor(model, "cuda", amp=amp)
+        probs[amp] = np.stack([np.asarray(r.probs) for r in predictor.propagate(frames, {0: labels[0]})])
+    assert np.abs(probs[True] - probs[False]).max() < 2e-2
+
+
+def test_one_ddp_step_over_nccl(davis_root, tmp_path):
+    argv = train_argv(davis_root, tmp_path, "--iterations", "1", "--save_every", "100")
+    argv[argv.index("--device") + 1] = "cuda"
+    argv.remove("--no_amp")                            # the published fp16 autocast with a grad scaler
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=1", "train_simvos.py", *argv]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "it 1/1" in proc.stdout and "cuda" in proc.stdout
+    assert re.search(r"rank 0 weights checksum [0-9.e+-]+\d", proc.stdout)
