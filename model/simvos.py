@@ -3,7 +3,7 @@
 Stages (no string-dispatched forward):
   encode_memory(frames, object_masks)  -> memory   [B, K, M, C]  (tokens or prototypes)
   encode_query(frames)                 -> query    [B, N, C]     (within-frame stage done once)
-  joint(memory, query, grid)           -> m16      [B, K, C, h, w]
+  joint(memory, query, grid)           -> m16      [B, K, C, h, w]  (channels-last strides)
   decode(m16)                          -> logits   [B', 1, H, W]
 Objects are a batch dimension (K); they never interact before soft aggregation.
 Frames are ImageNet-normalised [B, 3, H, W] with H, W multiples of 16; masks are in [0, 1].
@@ -140,7 +140,9 @@ class SimVOS(nn.Module):
         for blk in blocks[:-1]:
             x = blk(x)
         x = self.norm(blocks[-1](x, query_rows=n))
-        return x.transpose(1, 2).reshape(b, k, c, *grid_hw)
+        # Row-major tokens are channels-last pixels: a view, no copy (the decoder's convolutions
+        # run channels-last, the layout oneDNN and cuDNN prefer).
+        return x.view(b, k, *grid_hw, c).permute(0, 1, 4, 2, 3)
 
     def decode(self, m16: torch.Tensor) -> torch.Tensor:
         """m16 [B, C, h, w] -> per-object logits [B, 1, 16h, 16w]."""
