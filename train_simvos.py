@@ -38,6 +38,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                        help=f"stage preset: {value}")
     p.add_argument("--warmup", type=int, default=0,
                    help="linear learning-rate warm-up over this many iterations (published: 0); helps from scratch")
+    p.add_argument("--memory_frames", type=int, default=1, choices=[1, 2],
+                   help="reference frames per sample: 1 = a frame pair (published); 2 = a reference, the frame just "
+                        "before the query and the query (the first + previous frame memory of inference)")
     p.add_argument("--num_workers", type=int, default=4)
     add_bool_flag(p, "--no_amp", False, "fp32 (default: fp16 autocast + grad scaler on CUDA, bf16 on CPU)")
     p.add_argument("--log_every", type=int, default=100)

@@ -3,8 +3,9 @@
 ``rich`` (the demo's training and val split): irregular outlines that deform (radial harmonics,
 sometimes with a hole), articulated figures with thin swinging limbs, and the basic polygons;
 1/f-noise textures and backgrounds (natural-image statistics); look-alike distractors (same texture
-family and colour); slow and fast wandering motion, objects leaving and re-entering the frame,
-occlusions; lighting drift, scale change and blur.
+family and colour; objects are distinct in colour from the background, not from each other); slow and
+fast wandering motion, objects leaving and re-entering the frame, occlusions; lighting drift, scale
+change and blur.
 
 ``glyph`` (the transfer check, never trained on): letter and digit silhouettes (Hershey font glyphs,
 thick strokes), flat colours with checker and plaid patterns over gradient-and-grid backgrounds, slow
@@ -109,11 +110,23 @@ def _polygon_mask(h, w, centre, size, kind, angle):
     return mask.astype(bool)
 
 
+def _distinct_colour(rng: np.random.Generator, background: np.ndarray, min_distance: float = 0.3,
+                     tries: int = 20) -> np.ndarray:
+    """An object colour at least ``min_distance`` (RGB, 0..1) from the background's mean colour:
+    objects may look like each other, not like the background (camouflage is beyond a 5-minute model)."""
+    for _ in range(tries):
+        colour = rng.uniform(0.1, 1.0, 3)
+        if np.linalg.norm(colour - background) >= min_distance:
+            break
+    return colour
+
+
 def make_rich_video(rng: np.random.Generator, n_frames: int, h: int, w: int, n_objects: int,
                     appear: list[int] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     appear = appear or [0] * n_objects
     pad = 48
-    background = natural_texture(rng, h + 2 * pad, w + 2 * pad, rng.uniform(0.2, 0.9, 3), 0.35)
+    background_colour = rng.uniform(0.2, 0.9, 3)
+    background = natural_texture(rng, h + 2 * pad, w + 2 * pad, background_colour, 0.35)
     pan = rng.uniform(-1.5, 1.5, 2)
     light = rng.uniform(-0.25, 0.25)
     blur_frames = set(np.flatnonzero(rng.random(n_frames) < 0.08).tolist())
@@ -124,7 +137,7 @@ def make_rich_video(rng: np.random.Generator, n_frames: int, h: int, w: int, n_o
         if i > 0 and rng.random() < 0.5:          # a look-alike of the first object
             colour = np.clip(objects[0]["colour"] + rng.normal(0, 0.06, 3), 0, 1)
         else:
-            colour = rng.uniform(0.1, 1.0, 3)
+            colour = _distinct_colour(rng, background_colour)
         speed = rng.choice([rng.uniform(0.3, 1.0), rng.uniform(1.5, 3.0)]) * min(h, w) / 112
         start = (rng.uniform(size, w - size), rng.uniform(size, h - size))
         objects.append({

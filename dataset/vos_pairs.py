@@ -61,6 +61,14 @@ def sample_pair(n: int, max_jump: int, rng: random.Random) -> tuple[int, int]:
     return (second, first) if rng.random() < 0.5 else (first, second)
 
 
+def sample_with_previous(n: int, max_jump: int, rng: random.Random) -> tuple[int, int, int]:
+    """(reference, previous, query) indices, as inference sees them: a pair of :func:`sample_pair`
+    (its order kept) and the frame just before the query, in the pair's direction (the reference
+    itself when the two are neighbours)."""
+    reference, query = sample_pair(n, max_jump, rng)
+    return reference, query - 1 if query > reference else query + 1, query
+
+
 class PairAugmentation:
     """Spec section 7. Shared by both frames: flip, resized crop, colour jitter, grayscale; per frame:
     affine, jitter. Geometry runs on PIL images, masks with PIL's nearest (pixel-centre sampling, as
@@ -75,7 +83,7 @@ class PairAugmentation:
                                      v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 
     def __call__(self, images: list[Image.Image], labels: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> frames [2, 3, S, S] normalised, label maps [2, S, S] uint8."""
+        """T images and label maps -> frames [T, 3, S, S] normalised, label maps [T, S, S] uint8."""
         masks = [Image.fromarray(lab) for lab in labels]
         if torch.rand(1).item() < 0.5:
             images, masks = [F.horizontal_flip(x) for x in images], [F.horizontal_flip(m) for m in masks]
@@ -95,12 +103,18 @@ class PairAugmentation:
 
 class VOSPairDataset(Dataset):
     """Items, indexed by (video index, sample seed), each a pure function of both: ``frames``
-    [2, 3, S, S] (reference, query), ``masks`` [2, 2, S, S] (frame, target), ``class_map`` [S, S]
-    long (query: 0 background, 1 and 2 the targets), ``selector`` [2] (target slots trained), ``name``."""
+    [T, 3, S, S] (reference frames, then the query), ``masks`` [T, 2, S, S] (frame, target),
+    ``class_map`` [S, S] long (query: 0 background, 1 and 2 the targets), ``selector`` [2] (target
+    slots trained), ``name``. T = 2 (a reference and the query, as published) or, with
+    ``memory_frames=2``, 3: the reference, the frame just before the query and the query (the
+    memory that inference uses)."""
 
-    def __init__(self, videos: list[Video], max_jump: int, size: int, retries: int = 5):
+    def __init__(self, videos: list[Video], max_jump: int, size: int, retries: int = 5, memory_frames: int = 1):
+        if memory_frames not in (1, 2):
+            raise ValueError(f"memory_frames is 1 or 2, not {memory_frames}")
         self.videos = videos
         self.max_jump = max_jump
+        self.sample = sample_pair if memory_frames == 1 else sample_with_previous
         self.retries = retries
         self.augment = PairAugmentation(size)
 
@@ -114,7 +128,7 @@ class VOSPairDataset(Dataset):
         with torch.random.fork_rng(devices=[]):  # the caller's generator is left as it was
             torch.manual_seed(seed)
             for _ in range(self.retries):
-                ids = sample_pair(len(video.frames), self.max_jump, rng)
+                ids = self.sample(len(video.frames), self.max_jump, rng)
                 images = [Image.open(video.frames[i]).convert("RGB") for i in ids]
                 labels = [np.array(Image.open(video.masks[i]), dtype=np.uint8) for i in ids]
                 frames, maps = self.augment(images, labels)
@@ -124,10 +138,10 @@ class VOSPairDataset(Dataset):
         # Two target slots; -1 = no object. No object at all after the retries: the first slot is
         # trained as empty (the network learns to predict nothing), as published.
         targets = (rng.sample(present, 2) if len(present) > 1 else present + [-1, -1])[:2]
-        masks = torch.stack([(maps == t).float() for t in targets], dim=1)  # [2 frames, 2 targets, S, S]
+        masks = torch.stack([(maps == t).float() for t in targets], dim=1)  # [T frames, 2 targets, S, S]
         class_map = torch.zeros(maps.shape[-2:], dtype=torch.long)
         for k, t in enumerate(targets):
             if t >= 0:
-                class_map[maps[1] == t] = k + 1
+                class_map[maps[-1] == t] = k + 1
         selector = torch.tensor([1.0, 1.0 if targets[1] >= 0 else 0.0])
         return {"frames": frames, "masks": masks, "class_map": class_map, "selector": selector, "name": video.name}

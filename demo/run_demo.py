@@ -39,7 +39,7 @@ TRANSFER_DATA = os.path.join(DEMO_DATA, "Transfer")            # glyph family: n
 TRANSFER = os.path.join(TRANSFER_DATA, "2017", "trainval")
 FRAME_SIZE = (128, 224)   # 8x14 tokens of 16 pixels; J&F boundary tolerance ceil(0.008 * diagonal) = 3 px
 # Bumped whenever the generator or its settings change, so that a cached dataset is rebuilt.
-DATA_VERSION = "7"
+DATA_VERSION = "9"
 OUT = "demo_output"
 MODEL_FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--use_token_learner", "False"]
 
@@ -65,7 +65,7 @@ def ensure_datasets() -> None:
     shutil.rmtree(DEMO_DATA, ignore_errors=True)
     make_davis_dataset(TRAINVAL, n_train=60, n_val=10, size=FRAME_SIZE, n_frames=24, seed=0, family="rich")
     make_youtube_dataset(YOUTUBE, n_train=20, n_valid=5, size=FRAME_SIZE, n_frames=36, seed=1, family="shapes")
-    make_davis_dataset(TRANSFER, n_train=0, n_val=10, size=FRAME_SIZE, n_frames=24, seed=2, family="glyph")
+    make_davis_dataset(TRANSFER, n_train=0, n_val=20, size=FRAME_SIZE, n_frames=24, seed=2, family="glyph")
     with open(stamp, "w") as f:
         f.write(DATA_VERSION + "\n")
 
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
     run(["train_simvos.py", "--id", "demo", *MODEL_FLAGS, "--pretrained", "none", "--yv_root", YOUTUBE, "--yv_subset", "none",
          "--davis_root", DATA, "--img_size", "96", "--batch_size", "4", "--iterations", str(it),
          "--lr", "2e-4", "--steps", str(int(it * 0.8)), "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)),
-         "--davis_max_jump", "12", "--drop_path", "0", "--no_amp", "--num_workers", str(args.workers), "--seed", str(args.seed), "--save_every", str(it),
+         "--davis_max_jump", "8", "--drop_path", "0", "--no_amp", "--num_workers", str(args.workers), "--seed", str(args.seed), "--save_every", str(it),
          "--log_every", "100", "--image_every", str(it), "--save_dir", saves, "--log_dir", os.path.join(OUT, "runs")])
     checkpoints = os.path.join(OUT, "checkpoints")
     os.makedirs(checkpoints)
@@ -143,7 +143,7 @@ def transfer_check(checkpoints: str) -> tuple[float, float]:
     """J&F of the model and of copy-the-first-mask on the glyph family (other shapes, textures, motion)."""
     out = os.path.join(OUT, "transfer")
     run(["submit_eval_davis_ours_all.py", "--model_path", checkpoints, "--davis_path", os.path.join(TRANSFER_DATA, "2017"),
-         "--output", out, "--split", "val", "--report", *MODEL_FLAGS])
+         "--output", out, "--split", "val", *MODEL_FLAGS])
     copy_first_mask_baseline(TRANSFER, os.path.join(out, "baseline"))
     print("\ncopy-the-first-mask baseline (transfer videos):")
     score_davis(TRANSFER, "val", os.path.join(out, "baseline"), workers=2)

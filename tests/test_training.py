@@ -13,7 +13,7 @@ from PIL import Image
 from scipy.ndimage import binary_erosion
 
 import train_simvos
-from dataset.vos_pairs import PairAugmentation, sample_pair
+from dataset.vos_pairs import PairAugmentation, sample_pair, sample_with_previous
 from model.losses import bootstrapped_ce
 from training.schedule import bootstrap_fraction, lr_factor
 from training.stages import STAGES
@@ -51,6 +51,31 @@ def test_pairs_stay_within_max_jump(n, jump):
         assert abs(a - b) <= max(jump - 1, 1)
         seen.add((a, b))
     assert any(a > b for a, b in seen) and any(a < b for a, b in seen)
+
+
+@pytest.mark.parametrize("n,jump", [(2, 10), (5, 3), (30, 10)])
+def test_previous_frame_samples_are_what_inference_sees(n, jump):
+    """--memory_frames 2: the middle frame is the one just before the query, walking from the
+    reference towards it (the reference itself when they are neighbours)."""
+    rng = random.Random(1)
+    for _ in range(1000):
+        reference, previous, query = sample_with_previous(n, jump, rng)
+        step = 1 if query > reference else -1
+        assert previous == query - step and 0 < abs(query - reference) <= max(jump - 1, 1)
+        assert min(reference, query) <= previous <= max(reference, query)
+
+
+def test_three_frame_items_train_on_the_last_frame(davis_root, tmp_path, capsys):
+    from dataset.vos_pairs import VOSPairDataset, scan_videos
+    trainval = davis_root / "2017/trainval"
+    videos = scan_videos(str(trainval / "JPEGImages/480p"), str(trainval / "Annotations/480p"))
+    item = VOSPairDataset(videos, max_jump=3, size=32, memory_frames=2)[1, 7]
+    assert item["frames"].shape == (3, 3, 32, 32) and item["masks"].shape == (3, 2, 32, 32)
+    for k in range(2):
+        if item["selector"][k]:
+            assert torch.equal(item["class_map"] == k + 1, item["masks"][2, k].bool())
+    train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "2", "--save_every", "100", "--memory_frames", "2"))
+    assert re.search(r"it 2/2 loss \d", capsys.readouterr().out)
 
 
 def test_image_and_mask_stay_aligned_through_augmentation():

@@ -85,13 +85,13 @@ def build_datasets(args) -> tuple[SeededConcat, dict]:
     davis = find_root(args.davis_root, ["2017/trainval", "trainval", ""], "DAVIS-2017 trainval", "--davis_root")
     names = read_split(os.path.join(davis, "ImageSets", "2017", "train.txt"))
     davis_videos = scan_videos(os.path.join(davis, "JPEGImages", "480p"), os.path.join(davis, "Annotations", "480p"), names)
-    parts = [VOSPairDataset(davis_videos, args.davis_max_jump, args.img_size)] * args.davis_repeat
+    parts = [VOSPairDataset(davis_videos, args.davis_max_jump, args.img_size, memory_frames=args.memory_frames)] * args.davis_repeat
     sizes = {"davis_videos": len(davis_videos)}
     if args.yv_root.lower() != "none":
         yv = find_root(args.yv_root, ["train_480p", "train", ""], "YouTube-VOS train", "--yv_root")
         subset = None if args.yv_subset.lower() == "none" else args.yv_subset
         yv_videos, counts = youtube_videos(yv, subset)
-        parts.append(VOSPairDataset(yv_videos, args.yv_max_jump, args.img_size))
+        parts.append(VOSPairDataset(yv_videos, args.yv_max_jump, args.img_size, memory_frames=args.memory_frames))
         sizes["youtube_videos"] = len(yv_videos)
         sizes.update(counts)
     dataset = SeededConcat(parts)

@@ -128,7 +128,7 @@ class Trainer:
         selector = batch["selector"].to(self.device, non_blocking=True)
         with autocast_for(self.device, self.amp):
             # Absent target slots (selector 0) are skipped: their probabilities are zeroed below anyway.
-            logits = self.model(frames[:, :1], masks[:, :1], frames[:, 1], selector > 0)      # [B, 2, S, S]
+            logits = self.model(frames[:, :-1], masks[:, :-1], frames[:, -1], selector > 0)   # [B, 2, S, S]
         probs = torch.sigmoid(logits.float()) * selector[:, :, None, None]
         agg = aggregate_logits(probs, dim=1)                                      # [B, 3, S, S]
         loss = pair_loss(agg, class_map, selector, p)
@@ -208,7 +208,7 @@ class Trainer:
         if it % args.image_every == 0:
             mean = torch.tensor(IMAGENET_MEAN, device=pred.device).view(3, 1, 1)
             std = torch.tensor(IMAGENET_STD, device=pred.device).view(3, 1, 1)
-            query = (out["frames"][0, 1] * std + mean).clamp(0, 1)
+            query = (out["frames"][0, -1] * std + mean).clamp(0, 1)
             colours = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0]], dtype=torch.float32, device=pred.device)
             row = torch.cat([query, colours[gt[0]].permute(2, 0, 1), colours[pred[0]].permute(2, 0, 1)], dim=2)
             self.writer.add_image("query | ground truth | prediction", row, it)
