@@ -9,7 +9,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -179,7 +178,9 @@ predictor = SimVOSPredictor(model, 'cpu')
 n = {n}
 for r in predictor.propagate((frames[i % 30] for i in range(n)), {{0: labels[0]}}):
     r.labels()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+# VmHWM is this process's own peak; ru_maxrss would also count the parent's size at the fork.
+hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')]
+print(hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 

@@ -1,4 +1,6 @@
 """Propagation: the engine against a direct re-statement of the published loop (spec section 5)."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -112,3 +114,19 @@ def test_mask_of_wrong_size_is_refused():
     frames, labels = _video(n=2)
     with pytest.raises(InputError, match="mask is 10x5 but the frame is 72x40"):
         SimVOSPredictor(model, "cpu").session().step(frames[0], np.zeros((5, 10), np.uint8))
+
+
+@pytest.mark.skipif(not os.path.isfile("/proc/self/status"), reason="needs Linux /proc (VmRSS, VmHWM)")
+def test_peak_memory_is_the_process_own_not_its_parents():
+    """A script started from a large process (torchrun, the demo) reports its own peak: ru_maxrss
+    alone would report at least the parent's size at the fork."""
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    held = np.ones(2**30 // 8)                             # 1 GiB held by this process
+    with open("/proc/self/status") as f:
+        parent = [int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:")][0]
+    code = ("import sys, torch; sys.path.insert(0, %r); from util.device import peak_memory_mib; "
+            "print(peak_memory_mib(torch.device('cpu')))" % ROOT)
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert held.sum() > 0 and parent > 1024 and child < parent - 512

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import resource
 import sys
 
@@ -67,4 +68,10 @@ def peak_memory_mib(device: torch.device) -> float:
     """Peak GPU memory allocated on CUDA, else the process's peak resident memory (MiB)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    # Linux: VmHWM is this process's own peak (ru_maxrss also counts the parent's size at the fork).
+    if os.path.isfile("/proc/self/status"):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
