@@ -41,6 +41,23 @@ def machine() -> dict:
             "device": "cuda" if gpu else "cpu", "gpu": gpu}
 
 
+def _timed(fn, device: torch.device):
+    """-> (fn(), seconds), synchronising CUDA around the call."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - start
+
+
+def _best_seconds(fn, device: torch.device, repeats: int) -> float:
+    """The fastest of ``repeats`` timed calls, after one warm-up call."""
+    fn()
+    return min(_timed(fn, device)[1] for _ in range(repeats))
+
+
 def gemm_peaks(device: torch.device, repeats: int = 5) -> dict[str, float]:
     """The machine's measured matmul throughput, GFLOP/s per dtype: the best of ``repeats`` n x n x n
     products (n = 2048 on CPU, 8192 on CUDA). bf16 on a CPU without native bf16 is emulated (slow)."""
@@ -49,16 +66,7 @@ def gemm_peaks(device: torch.device, repeats: int = 5) -> dict[str, float]:
     peaks = {}
     for dtype in dtypes:
         a, b = (torch.randn(n, n, device=device).to(dtype) for _ in range(2))
-        best = float("inf")
-        for _ in range(repeats + 1):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            torch.matmul(a, b)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-        peaks[str(dtype).removeprefix("torch.")] = 2 * n**3 / best / 1e9
+        peaks[str(dtype).removeprefix("torch.")] = 2 * n**3 / _best_seconds(lambda: torch.matmul(a, b), device, repeats) / 1e9
     return peaks
 
 
@@ -104,16 +112,7 @@ def bench_attention(device: torch.device) -> list[dict]:
                                ("sdpa_bf16", torch.bfloat16, torch.nn.functional.scaled_dot_product_attention),
                                ("blocked_bf16", torch.bfloat16, blocked_attention)):
             args = [t.to(dtype) for t in (q, k, v)]
-            best = float("inf")
-            for _ in range(4):
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                fn(*args)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                best = min(best, time.perf_counter() - start)
-            row[f"{key}_gflops"] = flops / best / 1e9
+            row[f"{key}_gflops"] = flops / _best_seconds(lambda: fn(*args), device, 3) / 1e9
         rows.append(row)
     return rows
 
@@ -134,21 +133,11 @@ def bench_inference(preset, bs, size, n_frames, n_objects, device, peaks: dict[s
     model = _model(preset, bs, device)
     row = {"preset": preset + ("-BS" if bs else ""), "size": f"{size[0]}x{size[1]}", "frames": n_frames,
            "objects": n_objects, "gflop_per_frame": flops_per_frame(model, frames, labels[0], device) / 1e9}
-
-    def timed(fn):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        out = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return out, time.perf_counter() - start
-
-    (ref, _), t_pub = timed(lambda: published_loop(model, frames, labels[0]))
+    (ref, _), t_pub = _timed(lambda: published_loop(model, frames, labels[0]), device)
     row["published_fps"] = n_frames / t_pub
     for amp in (False, True):
         predictor = SimVOSPredictor(model, device, amp=amp)
-        results, t = timed(lambda: [r.probs for r in predictor.propagate(frames, {0: labels[0]})])
+        results, t = _timed(lambda: [r.probs for r in predictor.propagate(frames, {0: labels[0]})], device)
         key = "amp" if amp else "fp32"
         row[f"{key}_fps"] = n_frames / t
         diff = (torch.stack(results, 1) - ref).abs()
@@ -166,9 +155,10 @@ def bench_inference(preset, bs, size, n_frames, n_objects, device, peaks: dict[s
 
 
 _MEMORY_CHILD = """
-import sys, resource, numpy as np, torch
+import sys, numpy as np, torch
 sys.path.insert(0, {root!r})
 from dataset.synthetic import make_video
+from util.device import peak_memory_mib
 from inference_core import SimVOSPredictor
 from model import build_model, config_from_flags
 torch.manual_seed(0)
@@ -178,9 +168,7 @@ predictor = SimVOSPredictor(model, 'cpu')
 n = {n}
 for r in predictor.propagate((frames[i % 30] for i in range(n)), {{0: labels[0]}}):
     r.labels()
-# VmHWM is this process's own peak; ru_maxrss would also count the parent's size at the fork.
-hwm = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')]
-print(hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(peak_memory_mib(torch.device('cpu')))
 """
 
 
@@ -189,7 +177,7 @@ def bench_memory() -> dict:
     for n in (30, 300):
         out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD.format(root=ROOT, n=n)], capture_output=True,
                              text=True, check=True)
-        peaks[n] = int(out.stdout.strip().splitlines()[-1]) / 1024
+        peaks[n] = float(out.stdout.strip().splitlines()[-1])
     return {"video": "240x432, 2 objects, vit_small", "peak_rss_mib_30_frames": peaks[30],
             "peak_rss_mib_300_frames": peaks[300], "ratio": peaks[300] / peaks[30]}
 
@@ -352,7 +340,7 @@ def main(argv=None) -> None:
     device = pick_device()
     report = {"machine": machine(), "gemm_peaks": gemm_peaks(device)}
     print(json.dumps(report, indent=1), flush=True)
-    # The issue's whole-evaluation case first: SimVOS-BS, 10 frames of 192x320, 3 objects.
+    # The case the speed targets name first: SimVOS-BS, 10 frames of 192x320, 3 objects.
     cases = [("vit_base", True, (192, 320), 10, 3), ("vit_base", False, (192, 320), 10, 3),
              ("vit_tiny", False, (240, 432), 12, 2), ("vit_tiny", True, (240, 432), 12, 2),
              ("vit_small", False, (240, 432), 8, 2)]

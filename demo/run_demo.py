@@ -5,8 +5,9 @@
 2. train a small SimVOS (vit_tiny, from scratch) with train_simvos.py on both train splits;
 3. evaluate it with submit_eval_davis_ours_all.py on the DAVIS val split (J&F by evaluation.davis_metrics),
    and with submit_eval_youtube.py on the YouTube-layout valid split (objects introduced later);
-4. score the copy-the-first-mask baseline the same way;
-5. write overlay GIFs of a few val sequences under demo_output/overlays, and the evaluation report
+4. score the copy-the-first-mask baseline the same way, and both on a transfer set of the glyph
+   family, which training never sees;
+5. write overlay GIFs of a few val and transfer sequences under demo_output/, and the evaluation report
    of the DAVIS val split (demo_output/results/demo/report/index.html).
 """
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """J&F for semi-supervised VOS, computing exactly what davis2017-evaluation computes (spec section 8).
 The command line is ``python -m evaluation.davis_metrics``.
 
-Same numbers and byte-identical CSVs as the official toolkit, much faster: each PNG is read once,
-J comes from one label histogram per frame (all objects at once), boundaries are found for all
-objects at once and dilated only inside the box around them, with one disk kernel, over processes.
+Same numbers and byte-identical CSVs as the official toolkit, much faster: each PNG is read once;
+per frame everything runs inside the box around all non-zero labels, J of all objects comes from
+one joint label histogram, and each object's boundaries are found and dilated only inside its own
+box (one disk kernel); sequences run over processes.
 """
 from __future__ import annotations
 

@@ -13,7 +13,8 @@ from dataset.synthetic import make_video
 from evaluation.predictor import SimVOSPredictor, build_predictor
 from model import build_model
 from tests.conftest import tiny_config
-from tests.published_format import mae_shapes, random_state, simvos_shapes
+from tests.published_format import mae_shapes, random_state
+from tests.test_checkpoint import _shapes as published_shapes
 from tests.test_training import ROOT, train_argv
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)")
@@ -29,8 +30,7 @@ def _moved(obj, device: str):
 def _checkpoint(tmp_path, kind: str, on: str) -> str:
     """A checkpoint file of ``kind`` whose tensors were saved from device ``on``."""
     c = tiny_config(token_learner=True)
-    shapes = simvos_shapes(c.embed_dim, c.depth, grid=c.train_grid, c8=c.decoder_channels[0], c4=c.decoder_channels[1],
-                           n_fg=c.num_bases_foreground, n_bg=c.num_bases_background)
+    shapes = published_shapes(token_learner=True)
     if kind == "simvos":
         obj = random_state(shapes)
     elif kind == "ddp":
@@ -62,10 +62,8 @@ def test_fp16_autocast_matches_fp32():
     with torch.no_grad():
         model.stcn_decoder.pred.weight.mul_(5)   # probabilities away from 0.5 and from saturation
     frames, labels = make_video(np.random.default_rng(1), 5, 96, 160, 2)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
     probs = {}
     for amp in (False, True):
-        model.load_state_dict(state)
         predictor = SimVOSPredictor(model, "cuda", amp=amp)
         probs[amp] = np.stack([np.asarray(r.probs) for r in predictor.propagate(frames, {0: labels[0]})])
     assert np.abs(probs[True] - probs[False]).max() < 2e-2

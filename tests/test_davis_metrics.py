@@ -167,6 +167,18 @@ def test_frame_scores_equal_the_whole_frame_definitions(seed):
     assert set(predicted.tolist()) == set(np.unique(pred).tolist())
 
 
+def test_label_pairs_count_exactly_beyond_float32_counts():
+    """Frames of 2^24 pixels or more are counted in integers (cv2.calcHist counts in float32)."""
+    gt = np.ones((4100, 4100), np.uint8)
+    pred = np.zeros_like(gt)
+    pred[1:, 1:] = 2                                        # 4099^2 > 2^24 pixels in one bin
+    pairs = jf.label_pairs(gt, pred)
+    codes, counts = np.unique(gt.astype(np.int64) * 256 + pred, return_counts=True)
+    expected = dict(zip(codes.tolist(), counts.tolist()))
+    expected.pop(0, None)                                   # both 0: not counted
+    assert {int(k): int(pairs.flat[k]) for k in np.flatnonzero(pairs)} == expected
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_boundaries_and_disk_against_the_definitions(seed):
     rng = np.random.default_rng(seed)
