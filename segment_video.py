@@ -1,51 +1,77 @@
-"""Segment your own videos: folders of frames or video files, and their first frames' masks.
+"""Segment your own videos: video files or folders of frames, and masks on any of their frames.
 
-python segment_video.py --checkpoint simvos_bs.pth --layer_index 4 --use_token_learner \
-    --input my_video.mp4 --mask first_frame.png --output out/
-python segment_video.py ... --input a.mp4 b.mp4 --mask a.png b.png --output out/    # several videos
+python segment_video.py --checkpoint simvos_bs.pth --variant simvos_bs --input clip.mp4 --mask first.png --output out/
+python segment_video.py ... --input clip.mp4 --masks_dir masks/ --direction both --memory keyframes
+python segment_video.py ... --input a.mp4 b.mp4 --mask a.png b.png --save palette objects coco --output out/
 torchrun --nproc_per_node=4 segment_video.py ... --input videos/*.mp4 --masks_dir masks/ --output out/
-Writes out/<name>/<frame>.png (indexed, DAVIS palette) and out/<name>_overlay.{gif,mp4}.
+
+Masks: indexed PNGs (values = object ids), black-and-white PNGs (one object) or RGB PNGs (one colour per
+object), drawn on the frame as displayed. Outputs at the input's resolution: out/<name>/<frame>.png
+(indexed, DAVIS palette), out/<name>_overlay.mp4, and what --save adds (see the README).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import time
 
-import numpy as np
-
-from dataset.davis import VideoSequence
-from dataset.frames import iter_frames, open_input
-from dataset.palette_io import read_label_png
-from evaluation.overlay import overlay, write_gif, write_mp4
-from evaluation.plans import video_plans
-from evaluation.predictor import add_predictor_flags, build_predictor
-from evaluation.runner import run_sequences
-from evaluation.sharding import add_shard_flags, sharded
+from dataset.frames import open_input, source_of
+from evaluation.sharding import add_shard_flags, balance, sharded
+from inference_core.cli import add_predictor_flags, add_video_flags, video_options
+from inference_core.outputs import SAVE_KINDS
+from inference_core.predictor import build_predictor
+from inference_core.video_job import OVERLAY_KINDS, OwnVideo, is_complete, segment_own_video
 from model.flags import add_model_flags, config_from_args
-from util.cli import run_cli
+from util.cli import add_bool_flag, run_cli
+from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
+from util.progress import FrameProgress
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--input", required=True, nargs="+", help="folders of frames or video files")
-    p.add_argument("--mask", nargs="+", help="indexed PNG of each input's first frame (pixel values = object ids), "
-                                             "in the order of --input")
-    p.add_argument("--masks_dir", help="indexed PNGs for objects first annotated on later frames, named "
-                                       "<frame stem>.png: a folder's frame 'a_12.jpg' -> 'a_12.png'; a video "
-                                       "file's frames are numbered from 0: frame 12 -> '00012.png'. With several "
+    p.add_argument("--input", required=True, nargs="+", help="video files or folders of frames")
+    p.add_argument("--mask", nargs="+", help="a mask of each input's first frame, in the order of --input")
+    p.add_argument("--masks_dir", help="masks of any frames, named after the frame: a folder's frame 'a_12.jpg' -> "
+                                       "'a_12.png'; a video file's frame 12 -> '00012.png' (or '12.png'). With several "
                                        "inputs: one sub-folder per input, named like the input (<masks_dir>/<name>/)")
     p.add_argument("--output", required=True)
-    p.add_argument("--overlay", choices=["gif", "mp4", "none"], default="gif")
+    p.add_argument("--save", nargs="+", choices=SAVE_KINDS, default=["palette"],
+                   help="palette: indexed PNGs (always); objects: a binary PNG folder per object; coco: COCO RLE "
+                        "JSON; probs: float16 probabilities")
+    p.add_argument("--overlay", choices=OVERLAY_KINDS, default="mp4", help="an overlay video (H.264 MP4 or GIF)")
+    add_bool_flag(p, "--overwrite", False, help="redo videos whose outputs are already complete")
     add_model_flags(p)
     add_predictor_flags(p)
+    add_video_flags(p)
     add_shard_flags(p)
     return p.parse_args(argv)
 
 
-def open_videos(args) -> list[VideoSequence]:
-    """Each --input with its masks (--mask in order, --masks_dir by frame stem)."""
+def _masks_in(folder: str, stems: list[str], numbered: bool, label: str) -> dict[int, str]:
+    """{frame index: mask path} of a masks folder; a PNG that names no frame is an error."""
+    index = {stem: i for i, stem in enumerate(stems)}
+    found, unknown = {}, []
+    for f in sorted(os.listdir(folder)):
+        stem, ext = os.path.splitext(f)
+        if f.startswith(".") or os.path.isdir(os.path.join(folder, f)):
+            continue
+        if stem in index:
+            found[index[stem]] = os.path.join(folder, f)
+        elif numbered and re.fullmatch(r"\d+", stem) and int(stem) < len(stems):
+            found[int(stem)] = os.path.join(folder, f)
+        else:
+            unknown.append(f)
+    if unknown:
+        looked = f"{stems[0]}.png ... {stems[-1]}.png" + (" (or the frame number: 0.png ...)" if numbered else "")
+        raise InputError(f"{folder}: {', '.join(unknown[:5])} names no frame of {label}; mask names looked for: {looked}")
+    return found
+
+
+def open_videos(args) -> list[OwnVideo]:
+    """Each --input with its masks (--mask for the first frame, --masks_dir by frame name)."""
     if args.mask and len(args.mask) != len(args.input):
         raise InputError(f"--mask: {len(args.mask)} masks for {len(args.input)} inputs (give one per input, in order)")
     if args.masks_dir and not os.path.isdir(args.masks_dir):
@@ -55,44 +81,44 @@ def open_videos(args) -> list[VideoSequence]:
         seq = open_input(path)
         if any(v.name == seq.name for v in videos):
             raise InputError(f"{path}: another input is also named {seq.name!r}: their outputs would collide")
+        masks = {}
+        if args.masks_dir:
+            folder = args.masks_dir if len(args.input) == 1 else os.path.join(args.masks_dir, seq.name)
+            if os.path.isdir(folder):
+                masks = _masks_in(folder, seq.stems, seq.video is not None, path)
         if args.mask:
             if not os.path.isfile(args.mask[i]):
                 raise InputError(f"{args.mask[i]}: --mask not found")
-            seq.annotations[0] = args.mask[i]
-        if args.masks_dir:
-            folder = args.masks_dir if len(args.input) == 1 else os.path.join(args.masks_dir, seq.name)
-            for index, stem in enumerate(seq.stems):
-                mask = os.path.join(folder, stem + ".png")
-                if os.path.isfile(mask):
-                    seq.annotations[index] = mask
-        if not seq.annotations:
-            raise InputError(f"{path}: no annotation: give --mask (first frame) or --masks_dir with at least one mask")
-        videos.append(seq)
+            masks[0] = args.mask[i]
+        if not masks:
+            raise InputError(f"{path}: no mask: give --mask (first frame) or --masks_dir with masks named after frames")
+        videos.append(OwnVideo(seq.name, source_of(seq), masks))
     return videos
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    kinds = sorted(set(args.save) | {"palette"}, key=SAVE_KINDS.index)
     videos = open_videos(args)
     with sharded(args) as shard:
         predictor = build_predictor(args.checkpoint, config_from_args(args), shard.device, args.amp,
-                                    args.max_objects_per_batch)
-        stats = run_sequences(predictor, video_plans(videos), args.output, overwrite=True, shard=shard)
-        if shard.reports:
-            print(stats.summary(predictor.device, args.amp))
-        if args.overlay != "none":
-            for seq in (v for v in videos if v.name in stats.share):
-                write_overlay(seq, args.output, args.overlay)
-
-
-def write_overlay(seq: VideoSequence, output: str, kind: str) -> None:
-    folder = os.path.join(output, seq.name)
-    frames = [overlay(rgb, read_label_png(os.path.join(folder, stem + ".png")))
-              for rgb, stem in zip(iter_frames(seq), seq.stems)]
-    path = os.path.join(output, f"{seq.name}_overlay.{kind}")
-    (write_gif if kind == "gif" else write_mp4)(frames, path)
-    print(f"overlay: {path}")
+                                    args.max_objects_per_batch, **video_options(args))
+        mine = [videos[i] for i in balance([len(v.source) for v in videos], shard.count)[shard.index]]
+        todo = [v for v in mine if args.overwrite or not is_complete(args.output, v, kinds, args.overlay)]
+        if shard.reports and len(todo) < len(mine):
+            print(f"{len(mine) - len(todo)} video(s) already complete in {args.output} (--overwrite to redo)")
+        os.makedirs(args.output, exist_ok=True)
+        progress = FrameProgress(sum(len(v.source) for v in todo), show=shard.reports)
+        start, frames = time.perf_counter(), 0
+        for video in todo:
+            frames += segment_own_video(predictor, video, args.output, kinds, args.overlay, args.direction,
+                                        on_frame=progress.update, say=print if shard.reports else (lambda _: None))
+        progress.close()
+        seconds = time.perf_counter() - start
+        print(f"{len(todo)} video(s), {frames} frames, {seconds:.1f} s, {frames / seconds if seconds else 0:.2f} FPS, "
+              f"peak memory {peak_memory_mib(predictor.device):.0f} MiB, {predictor.device.type} "
+              f"{precision_name(predictor.device, args.amp)}, size {args.size}, {args.direction}, memory {args.memory}")
 
 
 if __name__ == "__main__":
-    run_cli(main, "the unfinished video was removed")
+    run_cli(main, "finished videos are kept, the unfinished one was removed")

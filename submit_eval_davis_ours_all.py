@@ -10,14 +10,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from dataset.davis import davis_split
+from dataset.davis import davis_root, davis_split
+from evaluation.checkpoint_runs import evaluate_checkpoints
 from evaluation.davis_metrics import score_davis
 from evaluation.plans import davis_plans
-from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
-from evaluation.runner import INTERRUPTED, all_complete, run_sequences
+from evaluation.runner import INTERRUPTED
 from evaluation.sharding import add_shard_flags, sharded
-from model.flags import add_bool_flag, add_model_flags, config_from_args
-from util.cli import run_cli
+from inference_core.cli import add_predictor_flags
+from model.flags import add_model_flags
+from util.cli import add_bool_flag, run_cli
 from util.errors import InputError
 
 SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/test-dev.txt"),
@@ -27,7 +28,8 @@ SPLITS = {"val": ("trainval", "2017/val.txt"), "testdev": ("test-dev", "2017/tes
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_path", default="test_checkpoints", help="a folder of checkpoints (or one file)")
-    p.add_argument("--davis_path", default="../DAVIS/2017", help="the DAVIS/2017 folder holding trainval/ and test-dev/")
+    p.add_argument("--davis_path", default="../DAVIS/2017",
+                   help="the DAVIS/2017 folder holding trainval/ and test-dev/ (or the split's folder itself)")
     p.add_argument("--output", default="results")
     p.add_argument("--split", default="val", choices=sorted(SPLITS),
                    help="val / testdev (DAVIS-2017); val2016: DAVIS-2016 single-object val from trainval/ImageSets/2016")
@@ -50,33 +52,23 @@ def main(argv=None) -> None:
 
 
 def evaluate(args, shard) -> None:
-    config = config_from_args(args)
     subdir, imset = SPLITS[args.split]
-    root = os.path.join(args.davis_path, subdir)
+    root = davis_root(args.davis_path, subdir)
     names = davis_split(root, imset)
     if args.sequences:
         unknown = sorted(set(args.sequences) - set(names))
         if unknown:
             raise InputError(f"--sequences: {', '.join(unknown)} not in {imset}")
         names = [n for n in names if n in set(args.sequences)]
-    plans = davis_plans(root, names)
-    for ckpt in checkpoint_files(args.model_path):
-        name = os.path.splitext(os.path.basename(ckpt))[0]
-        predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch)
-        out = os.path.join(args.output, name)
-        scores = os.path.join(args.output, name + "_scores") if args.save_scores else None
-        if shard.reports:
-            print(f"{ckpt} -> {out} ({shard.describe()})")
-        stats = run_sequences(predictor, plans, out, scores, args.overwrite, shard)
-        if not shard.reports:
-            continue
-        print(stats.summary(predictor.device, args.amp))
-        if args.split in ("val", "val2016") and not args.sequences:
-            if all_complete(plans, out):
-                score_davis(root, "val", out, single_object=args.split == "val2016", report=args.report)
-            else:
-                print(f"J&F not computed yet: other shards are still writing {out} (the last shard to finish, "
-                      "or a call without --num_shards, scores)")
+    scored = args.split in ("val", "val2016") and not args.sequences
+
+    def finish(name: str, out: str) -> None:
+        if scored:
+            score_davis(root, "val", out, single_object=args.split == "val2016", report=args.report)
+
+    evaluate_checkpoints(args, shard, davis_plans(root, names), lambda name: os.path.join(args.output, name),
+                         finish, "J&F not computed yet" if scored else "not complete yet",
+                         (lambda name: os.path.join(args.output, name + "_scores")) if args.save_scores else None)
 
 
 if __name__ == "__main__":

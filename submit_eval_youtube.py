@@ -12,12 +12,13 @@ import argparse
 import os
 import zipfile
 
+from evaluation.checkpoint_runs import evaluate_checkpoints
 from evaluation.plans import youtube_plans
-from evaluation.predictor import add_predictor_flags, build_predictor, checkpoint_files
-from evaluation.runner import INTERRUPTED, all_complete, run_sequences
+from evaluation.runner import INTERRUPTED
 from evaluation.sharding import add_shard_flags, sharded
-from model.flags import add_bool_flag, add_model_flags, config_from_args
-from util.cli import run_cli
+from inference_core.cli import add_predictor_flags
+from model.flags import add_model_flags
+from util.cli import add_bool_flag, run_cli
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,23 +55,15 @@ def main(argv=None) -> None:
 
 
 def evaluate(args, shard) -> None:
-    config = config_from_args(args)
     plans = youtube_plans(args.yv_path, args.split, args.sparse, args.videos)
-    for ckpt in checkpoint_files(args.model_path):
-        name = os.path.splitext(os.path.basename(ckpt))[0]
-        predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch)
-        out = os.path.join(args.output, name, "Annotations")
-        stats = run_sequences(predictor, plans, out, overwrite=args.overwrite, shard=shard)
-        if not shard.reports:
-            continue
-        print(stats.summary(predictor.device, args.amp))
-        if all_complete(plans, out):
-            zip_path = os.path.join(args.output, name, f"{name}.zip")
-            zip_annotations(out, zip_path)
-            print(f"submission archive: {zip_path}")
-        else:
-            print(f"no archive yet: other shards are still writing {out} (the last shard to finish, "
-                  "or a call without --num_shards, writes it)")
+
+    def finish(name: str, out: str) -> None:
+        zip_path = os.path.join(args.output, name, f"{name}.zip")
+        zip_annotations(out, zip_path)
+        print(f"submission archive: {zip_path}")
+
+    evaluate_checkpoints(args, shard, plans, lambda name: os.path.join(args.output, name, "Annotations"),
+                         finish, "no archive yet")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,11 @@ import argparse
 
 from torch.utils.data import DataLoader
 
-from model.flags import add_bool_flag, add_model_flags
+from model.flags import add_model_flags
+from util.cli import add_bool_flag, run_cli
 from training.data import YV_SUBSET, SeededSampler, build_datasets
 from training.stages import DEFAULT_SEED, STAGES
 from training.trainer import Trainer
-from util.cli import run_cli
 from util.device import precision_name
 from util.distributed import cleanup, init_distributed
 from util.errors import InputError

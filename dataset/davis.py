@@ -14,13 +14,15 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 class VideoSequence:
     """name; frames: paths in order (names only for a video file); annotations: {frame index:
     mask path}; annotation_objects: {frame index: ids to take from that mask} (default: all);
-    video: a video file the frames are decoded from."""
+    video: a video file the frames are decoded from; video_info: what probing it found
+    (dataset.video_io.VideoInfo), kept so that the file is decoded for counting only once."""
 
     name: str
     frames: list[str]
     annotations: dict[int, str]
     annotation_objects: dict[int, list[int]] | None = None
     video: str | None = None
+    video_info: object | None = None
 
     @property
     def stems(self) -> list[str]:
@@ -54,6 +56,17 @@ def davis_sequence(root: str, name: str, resolution: str = "480p") -> VideoSeque
     if not os.path.isfile(first):
         raise InputError(f"{first}: first-frame annotation of sequence {name} not found")
     return VideoSequence(name, frames, {0: first})
+
+
+def davis_root(path: str, subset: str = "trainval") -> str:
+    """``--davis_path`` means the same in every command: the DAVIS/2017 folder (holding trainval/
+    and test-dev/) or one of those folders itself (holding Annotations/). -> the ``subset`` folder."""
+    if os.path.isdir(os.path.join(path, "Annotations")):
+        return path
+    if os.path.isdir(os.path.join(path, subset)):
+        return os.path.join(path, subset)
+    raise InputError(f"{path}: --davis_path is neither the DAVIS/2017 folder (with {subset}/) nor a folder "
+                     "with Annotations/ (and JPEGImages/)")
 
 
 def davis_split(root: str, split_file: str) -> list[str]:

@@ -1,38 +1,70 @@
-"""Lazy frame sources: a folder of images or a video file readable by OpenCV."""
+"""Lazy frame sources: a folder of images or a video file, read in either direction.
+
+    source = open_input("clip.mp4")            # or a folder of frames
+    for index, rgb in source.read(range(len(source) - 1, -1, -1)):   # backwards, decoded lazily
+        ...
+Frames are RGB [H, W, 3] uint8 as displayed (EXIF orientation and video rotation applied).
+"""
 from __future__ import annotations
 
 import os
 from typing import Iterator
 
-import cv2
 import numpy as np
 
 from dataset.davis import VideoSequence, list_frames
 from dataset.palette_io import read_rgb
+from dataset.video_io import VIDEO_EXTENSIONS, VideoInfo, probe_video, read_video
 from util.errors import InputError
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+class FrameSource:
+    """The frames of one sequence: ``len()``, ``stems`` (output names), ``times`` (seconds),
+    ``fps``, and ``read(indices)`` -> (index, RGB) for a range of step 1 or -1."""
+
+    def __init__(self, seq: VideoSequence, info: VideoInfo | None = None):
+        self.seq = seq
+        self.info = info
+
+    def __len__(self) -> int:
+        return len(self.seq.frames)
+
+    @property
+    def stems(self) -> list[str]:
+        return self.seq.stems
+
+    @property
+    def fps(self) -> float:
+        return self.info.fps if self.info else 24.0
+
+    @property
+    def times(self) -> list[float]:
+        return self.info.times if self.info else [i / self.fps for i in range(len(self))]
+
+    def read(self, indices: range | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        indices = range(len(self)) if indices is None else indices
+        if self.info is not None:
+            yield from read_video(self.info, indices)
+            return
+        for index in indices:
+            yield index, read_rgb(self.seq.frames[index])
 
 
 def iter_frames(seq: VideoSequence) -> Iterator[np.ndarray]:
-    """RGB [H, W, 3] uint8 frames of a sequence, one at a time."""
-    if seq.video is None:
-        for path in seq.frames:
-            yield read_rgb(path)
-        return
-    capture = cv2.VideoCapture(seq.video)
-    try:
-        for index in range(len(seq.frames)):
-            ok, bgr = capture.read()
-            if not ok:
-                raise InputError(f"{seq.video}: could not decode frame {index}")
-            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
+    """RGB [H, W, 3] uint8 frames of a sequence, in order, one at a time."""
+    for _, rgb in source_of(seq).read():
+        yield rgb
+
+
+def source_of(seq: VideoSequence) -> FrameSource:
+    if seq.video and seq.video_info is None:
+        seq.video_info = probe_video(seq.video)
+    return FrameSource(seq, seq.video_info)
 
 
 def open_input(path: str) -> VideoSequence:
-    """A folder of frames or a video file as a sequence (frames named by their stem or %05d)."""
+    """A folder of frames or a video file as a sequence (a video's frames are named %05d, counted
+    by decoding)."""
     name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
     if os.path.isdir(path):
         return VideoSequence(name, list_frames(path), {})
@@ -40,9 +72,5 @@ def open_input(path: str) -> VideoSequence:
         raise InputError(f"{path}: --input not found")
     if not path.lower().endswith(VIDEO_EXTENSIONS):
         raise InputError(f"{path}: not a folder of frames or a video file ({', '.join(VIDEO_EXTENSIONS)})")
-    capture = cv2.VideoCapture(path)
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    capture.release()
-    if count <= 0:
-        raise InputError(f"{path}: OpenCV cannot read frames from this video")
-    return VideoSequence(name, [f"{i:05d}.jpg" for i in range(count)], {}, video=path)
+    info = probe_video(path)
+    return VideoSequence(name, [f"{i:05d}.jpg" for i in range(info.frames)], {}, video=path, video_info=info)

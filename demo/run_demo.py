@@ -29,7 +29,8 @@ from dataset.synthetic import make_davis_dataset, make_youtube_dataset
 from training.stages import DEFAULT_SEED
 from evaluation.davis_metrics import score_davis
 from evaluation.jf import evaluate, generic_jobs, print_tables, write_csvs
-from evaluation.overlay import overlay, write_gif
+from dataset.video_io import write_animation
+from inference_core.outputs import overlay
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_DATA = os.path.join("data", "demo")
@@ -95,7 +96,7 @@ def write_overlays(root: str, results: str, out: str, count: int = 4) -> None:
         frames = [np.concatenate([overlay(rgb, read_label_png(os.path.join(root, "Annotations", "480p", name, s + ".png"))),
                                   overlay(rgb, read_label_png(os.path.join(results, name, s + ".png")))], axis=1)
                   for rgb, s in zip(iter_frames(seq), seq.stems)]
-        write_gif(frames, os.path.join(out, f"{name}.gif"))
+        write_animation(frames, os.path.join(out, f"{name}.gif"))
     print(f"overlays (left: ground truth, right: SimVOS): {out}/")
 
 

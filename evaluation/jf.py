@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dataset.davis import read_split
+from dataset.davis import davis_root, read_split
 from dataset.palette_io import read_label_png
-from model.flags import add_bool_flag
+from util.cli import add_bool_flag
 from util.errors import InputError
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
@@ -327,7 +327,7 @@ class ScoringInputs:
 
 def add_scoring_flags(p) -> None:
     """The davis2017-evaluation flags (--davis_path --set --results_path --task) and the generic mode."""
-    p.add_argument("--davis_path", help="folder holding Annotations/480p, ImageSets, JPEGImages")
+    p.add_argument("--davis_path", help="the DAVIS/2017 folder, or its trainval/ folder (Annotations/480p, ImageSets, JPEGImages)")
     p.add_argument("--set", default="val", choices=["train", "val", "test-dev"])
     p.add_argument("--task", default="semi-supervised", choices=["semi-supervised"])
     p.add_argument("--results_path", help="folder of <sequence>/<frame>.png predictions; CSVs are written here")
@@ -348,7 +348,13 @@ def scoring_inputs(args, pred: str | None = None) -> ScoringInputs:
         raise InputError("--pred needs --gt (generic mode); with --davis_path give --results_path")
     if not (args.davis_path and args.results_path):
         raise InputError("give --davis_path and --results_path (or --gt and --pred)")
-    pred_root = pred or args.results_path
-    return ScoringInputs(davis_jobs(args.davis_path, args.set, pred_root, args.davis2016), args.results_path,
-                         os.path.join(args.davis_path, "Annotations", "480p"), pred_root,
-                         os.path.join(args.davis_path, "JPEGImages", "480p"))
+    return davis_inputs(args.davis_path, args.set, args.results_path, args.davis2016, pred)
+
+
+def davis_inputs(davis_path: str, set_name: str, results_path: str, single_object: bool = False,
+                 pred: str | None = None) -> ScoringInputs:
+    """``davis_path``: the DAVIS/2017 folder or its trainval/ (test-dev/) folder."""
+    root = davis_root(davis_path, "test-dev" if set_name == "test-dev" else "trainval")
+    pred_root = pred or results_path
+    return ScoringInputs(davis_jobs(root, set_name, pred_root, single_object), results_path,
+                         os.path.join(root, "Annotations", "480p"), pred_root, os.path.join(root, "JPEGImages", "480p"))

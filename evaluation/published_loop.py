@@ -1,7 +1,7 @@
 """The published propagation loop, restated (spec section 5): every frame and every probability
 of the video held in memory, each object decoded on its own, every row of every block computed.
 
-Written independently of the engine (evaluation/engine.py): the reference it is compared with in
+Written independently of the engine (inference_core/engine.py): the reference it is compared with in
 the tests (equal probabilities) and in the benchmarks (speed, memory)."""
 from __future__ import annotations
 

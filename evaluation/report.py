@@ -25,7 +25,8 @@ from PIL import Image
 from dataset.davis import IMAGE_EXTENSIONS
 from dataset.palette_io import read_label_png, read_rgb
 from evaluation.jf import GLOBAL_COLUMNS, SequenceScores, add_scoring_flags, evaluate, result_tables, scoring_inputs
-from evaluation.overlay import overlay, write_gif
+from dataset.video_io import write_animation
+from inference_core.outputs import overlay
 from util.cli import run_cli
 
 LOST = 0.5          # J below this: the object counts as lost on that frame
@@ -80,18 +81,20 @@ def bar_chart(rows: list[SequenceSummary], path: str) -> str:
 
 
 def timeline(row: SequenceSummary, path: str) -> str:
-    """J over the scored frames, one line per object; frames where an object's J < 0.5 marked."""
+    """J over the scored frames, one line per object; frames where an object's J < 0.5 marked. The
+    axis counts frames as the titles and strips name them (the file stems' numbers)."""
     s = row.scores
     fig = Figure(figsize=(6, 1.9))
     ax = fig.add_subplot()
-    t = np.arange(len(s.frames))
+    numbered = all(stem.isdigit() for stem in s.frames)
+    t = np.array([int(stem) for stem in s.frames]) if numbered else np.arange(1, len(s.frames) + 1)
     for k, obj in enumerate(s.objects):
         line, = ax.plot(t, s.J[k], lw=1.2, label=f"object {obj}")
         lost = s.J[k] < LOST
         ax.plot(t[lost], s.J[k][lost], "x", color=line.get_color(), ms=5)
     ax.axhline(LOST, color="grey", lw=0.8, ls=":")
     ax.set_ylim(-0.03, 1.03)
-    ax.set_xlabel("scored frame", fontsize=7)
+    ax.set_xlabel("frame" if numbered else "scored frame (frame 0 is the annotation)", fontsize=7)
     ax.set_ylabel("J", fontsize=7)
     ax.tick_params(labelsize=7)
     ax.set_title(f"{row.name}: J&F {row.jf:.3f} (x: J < {LOST})", fontsize=8)
@@ -111,9 +114,11 @@ def _frame(image_root: str | None, seq: str, stem: str, shape: tuple[int, int]) 
 
 
 def _label(img: np.ndarray, text: str) -> np.ndarray:
+    """The image with ``text`` once, in white on a dark banner across its top."""
     out = img.copy()
-    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 2, cv2.LINE_AA)
-    cv2.putText(out, text, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    (width, height), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+    cv2.rectangle(out, (0, 0), (min(width + 8, out.shape[1] - 1), height + base + 6), (20, 20, 20), thickness=-1)
+    cv2.putText(out, text, (4, height + 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return out
 
 
@@ -148,7 +153,7 @@ def animation(row: SequenceSummary, gt_root: str, pred_root: str, image_root: st
         if pair.shape[1] > GIF_WIDTH:
             pair = cv2.resize(pair, (GIF_WIDTH, round(pair.shape[0] * GIF_WIDTH / pair.shape[1])), interpolation=cv2.INTER_AREA)
         frames.append(pair)
-    write_gif(frames, path)
+    write_animation(frames, path)
     return os.path.basename(path)
 
 

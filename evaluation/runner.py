@@ -21,7 +21,7 @@ import torch
 from dataset.davis import VideoSequence
 from dataset.frames import iter_frames
 from dataset.palette_io import read_label_png, write_label_png
-from evaluation.predictor import SimVOSPredictor
+from inference_core.predictor import SimVOSPredictor
 from evaluation.sharding import Shard, agree, balance
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError

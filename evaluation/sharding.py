@@ -15,6 +15,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
+from util.cli import describe_args
 from util.distributed import DistInfo, cleanup, init_distributed
 from util.errors import InputError
 
@@ -69,7 +70,7 @@ def sharded(args: argparse.Namespace) -> Iterator[Shard]:
     shard = shard_from_args(args)
     try:
         if shard.reports:
-            print(args)
+            print(describe_args(args))
         yield shard
     finally:
         cleanup(shard.dist)

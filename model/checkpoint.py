@@ -11,7 +11,6 @@ ones, a shape mismatch -- raises :class:`CheckpointMismatchError` naming the key
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 import pickle
 import re
@@ -57,10 +56,28 @@ def read_checkpoint(path: str) -> dict:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     # What torch.load raises for a truncated zip, a foreign pickle, a text file (KeyError) or an empty file.
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(f"{path}: {_unreadable_reason(path, exc)}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
     return obj
+
+
+_IMAGE_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image"}
+
+
+def _unreadable_reason(path: str, exc: BaseException) -> str:
+    """One line a user can act on (torch's own message advises weights_only=False, which is no fix)."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head:
+        return "empty file, not a PyTorch checkpoint"
+    for magic, what in _IMAGE_MAGIC.items():
+        if head.startswith(magic):
+            return f"this is {what}, not a PyTorch checkpoint (.pth)"
+    if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+        return ("not a checkpoint of tensors (a foreign pickle, or a file that holds objects other than weights); "
+                "give a .pth file of weights")
+    return "not a PyTorch checkpoint (.pth), or a truncated one (an interrupted download or copy?)"
 
 
 def unwrap(obj: dict) -> tuple[str, dict[str, torch.Tensor]]:
@@ -108,6 +125,10 @@ def _hints(model: nn.Module, state: dict, missing: list[str], shapes: list[str])
         w = state.get(prefix + "patch_to_cluster_linear.weight")
         if w is not None and config.use_token_learner and any(s.startswith(prefix) for s in shapes):
             hints.append(f"the checkpoint has {w.shape[0]} prototypes in {prefix[:-1]}: pass {flag} {w.shape[0]}")
+    trained = training_img_size(state, config)
+    if trained is not None and trained != config.train_img_size:
+        hints.append(f"the checkpoint was trained at {trained}x{trained}: build the model with "
+                     f"train_img_size={trained} (build_predictor does), or load with resample_pos_embed=True")
     if any(s.startswith("stcn_decoder.") or s.startswith("fpn") for s in shapes) and not hints:
         hints.append("decoder widths differ: the checkpoint was trained with another preset (--backbone_type)")
     return hints
@@ -118,21 +139,22 @@ def _listing(title: str, keys: list[str], limit: int = 12) -> str:
     return f"  {title} ({len(keys)}): {shown}"
 
 
-def _adopt_training_grid(model: nn.Module, pos_embed_new: torch.Tensor | None) -> None:
-    """A checkpoint trained at another square size carries another ``pos_embed_new`` grid: the
-    model takes that grid (it is resampled to each frame at run time anyway)."""
-    if pos_embed_new is None or pos_embed_new.dim() != 3 or pos_embed_new.shape == model.pos_embed_new.shape:
-        return
-    grid = round((pos_embed_new.shape[1] - 1) ** 0.5)
-    if grid * grid + 1 != pos_embed_new.shape[1] or pos_embed_new.shape[2] != model.pos_embed_new.shape[2]:
-        return  # reported as a shape mismatch
-    model.config = dataclasses.replace(model.config, train_img_size=grid * model.config.patch_size)
-    # A new buffer of the checkpoint's grid, on the model's device and in its dtype.
-    model.pos_embed_new = model.pos_embed_new.new_zeros(pos_embed_new.shape)
+def training_img_size(state: dict[str, torch.Tensor], config) -> int | None:
+    """The square training size a state_dict's ``pos_embed_new`` grid stands for (None: no such
+    key, or not a square grid of the config's width)."""
+    pos = state.get("pos_embed_new")
+    if pos is None or pos.dim() != 3 or pos.shape[2] != config.embed_dim:
+        return None
+    grid = round((pos.shape[1] - 1) ** 0.5)
+    return grid * config.patch_size if grid * grid + 1 == pos.shape[1] else None
 
 
-def load_weights(model: nn.Module, source: str | dict, name: str | None = None) -> LoadReport:
-    """Loads a checkpoint (path or loaded dict) into a SimVOS model, strictly.
+def load_weights(model: nn.Module, source: str | dict, name: str | None = None,
+                 resample_pos_embed: bool = False) -> LoadReport:
+    """Loads a checkpoint (path or loaded dict) into a SimVOS model, strictly. The model is not
+    changed otherwise: a checkpoint trained at another size has another ``pos_embed_new`` grid, a
+    shape mismatch, unless the model was built for it (``training_img_size``, as build_predictor
+    does) or ``resample_pos_embed`` (fine-tuning at a new size: the grid is resampled, as for MAE).
 
     Returns what was ignored (documented unused keys) and what kept its initialisation
     (SimVOS layers when starting from MAE). Raises CheckpointMismatchError otherwise.
@@ -151,9 +173,12 @@ def load_weights(model: nn.Module, source: str | dict, name: str | None = None) 
         state["pos_embed_new"] = resample_grid_pos_embed(pos, (config.train_grid, config.train_grid))
         report.initialised = sorted(k for k in expected if not k.startswith(MAE_PREFIXES))
 
-    _adopt_training_grid(model, state.get("pos_embed_new"))
-    expected = model.state_dict()
-    config = model.config
+    pos = state.get("pos_embed_new")
+    trained = training_img_size(state, config) if fmt != "mae" else None
+    if resample_pos_embed and trained is not None and trained != config.train_img_size:
+        state = {**state, "pos_embed_new": resample_grid_pos_embed(pos, (config.train_grid, config.train_grid))}
+        report.notes.append(f"pos_embed_new resampled from the checkpoint's {trained}x{trained} training grid "
+                            f"to {config.train_img_size}x{config.train_img_size}")
     uses_tl = config.use_token_learner
     mapped, ignored = {}, []
     for key, value in state.items():

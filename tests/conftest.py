@@ -8,16 +8,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-torch.set_num_threads(2)
-
 from model import build_model, config_from_flags  # noqa: E402
 
 
-def tiny_config(token_learner: bool = False, local_window: bool = False, depth: int = 4, **kw):
+@pytest.fixture(autouse=True, scope="session")
+def _two_threads():
+    """The tests' machines have 2 cores: PyTorch's intra-op pool matches (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(token_learner: bool = False, local_window: bool = False, depth: int = 4, train_img_size: int = 64, **kw):
     """A 4-block ViT-Ti-sized SimVOS for CPU tests (B path, or BS path with 3 within-frame blocks)."""
     return config_from_flags("vit_tiny", layer_index=2 if token_learner or local_window else 0,
                              use_token_learner=token_learner, num_bases_foreground=6, num_bases_background=5,
-                             use_local_window=local_window, train_img_size=64, depth=depth, **kw)
+                             use_local_window=local_window, train_img_size=train_img_size, depth=depth, **kw)
 
 
 @pytest.fixture

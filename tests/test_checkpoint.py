@@ -115,7 +115,38 @@ def test_training_state_and_unreadable_files(tmp_path):
     assert load_weights(other, str(tmp_path / "state.pth")).format == "training-state"
     torch.testing.assert_close(other.state_dict(), model.state_dict())
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="junk.pth: not a PyTorch checkpoint"):
         load_weights(other, str(tmp_path / "junk.pth"))
     with pytest.raises(CheckpointError, match="nothing.pth: checkpoint file not found"):
         load_weights(other, str(tmp_path / "nothing.pth"))
+
+
+def test_an_image_or_a_foreign_pickle_given_as_checkpoint_is_one_clear_line(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (4, 4)).save(tmp_path / "frame.png")
+    with pytest.raises(CheckpointError) as info:
+        load_weights(build_model(tiny_config()), str(tmp_path / "frame.png"))
+    assert str(info.value) == f"{tmp_path / 'frame.png'}: this is a PNG image, not a PyTorch checkpoint (.pth)"
+    import argparse
+    torch.save({"args": argparse.Namespace(a=1)}, tmp_path / "objects.pth")  # refused by weights_only loading
+    with pytest.raises(CheckpointError) as info:
+        load_weights(build_model(tiny_config()), str(tmp_path / "objects.pth"))
+    assert "weights_only" not in str(info.value) and "\n" not in str(info.value)
+    assert "not a checkpoint of tensors" in str(info.value)
+
+
+def test_a_checkpoint_of_another_training_size_needs_its_grid(tmp_path):
+    """load_weights leaves the model alone: another grid is a mismatch with a hint; the predictor
+    builds the model at the checkpoint's grid; fine-tuning resamples explicitly."""
+    from inference_core import build_predictor
+    trained = build_model(tiny_config(train_img_size=96))
+    torch.save(trained.state_dict(), tmp_path / "at96.pth")
+    model = build_model(tiny_config())
+    with pytest.raises(CheckpointMismatchError, match="trained at 96x96"):
+        load_weights(model, str(tmp_path / "at96.pth"))
+    assert model.config.train_img_size == 64
+    predictor = build_predictor(str(tmp_path / "at96.pth"), tiny_config(), "cpu")
+    assert predictor.model.config.train_img_size == 96
+    torch.testing.assert_close(predictor.model.pos_embed_new, trained.pos_embed_new)
+    report = load_weights(model, str(tmp_path / "at96.pth"), resample_pos_embed=True)
+    assert model.pos_embed_new.shape == (1, 1 + 4 * 4, 192) and "resampled" in report.notes[0]

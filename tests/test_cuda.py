@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dataset.synthetic import make_video
-from evaluation.predictor import SimVOSPredictor, build_predictor
+from inference_core.predictor import SimVOSPredictor, build_predictor
 from model import build_model
 from tests.conftest import tiny_config
 from tests.published_format import mae_shapes, random_state

@@ -134,7 +134,14 @@ def test_checkpoint_not_fitting_flags_and_empty_model_path(davis, tmp_path):
 
 
 def test_command_line_error_is_one_line_and_nonzero(davis, tmp_path):
+    """With the published defaults (vit_base, --layer_index 4, no token learner: no published network)
+    a one-line note names the likely variants first; then the error, one line."""
     proc = subprocess.run([sys.executable, "submit_eval_davis_ours_all.py", "--model_path", str(tmp_path / "none"),
                            "--davis_path", str(davis)], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode != 0
-    assert proc.stderr.strip().splitlines() == [f"error: {tmp_path / 'none'}: --model_path not found"]
+    note, error = proc.stderr.strip().splitlines()
+    assert note.startswith("note: the model flags") and "--variant simvos_bs" in note and "--variant simvos_b " in note
+    assert error == f"error: {tmp_path / 'none'}: --model_path not found"
+    proc = subprocess.run([sys.executable, "submit_eval_davis_ours_all.py", "--model_path", str(tmp_path / "none"),
+                           "--davis_path", str(davis), "--variant", "simvos_bs"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.stderr.strip().splitlines() == [error]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from evaluation.published_loop import published_loop
 from inference_core import SimVOSPredictor
-from evaluation.engine import InferenceCore
+from inference_core.engine import InferenceCore
 from util.device import cpu_has_native_bf16
 from model.inputs import centre_pad, image_to_tensor, pad
 from model import build_model
@@ -62,13 +62,13 @@ def test_late_objects_join_with_their_own_reference():
     fresh = SimVOSPredictor(model, "cpu").session()
     fresh.step(frames[2], later)
     fresh.step(frames[3])
-    core = session.core
+    memory = session.core.memory
     for obj in (2, 3):
-        assert obj not in core.previous
-        torch.testing.assert_close(core._memory(obj), fresh.core._memory(obj))
-    assert core._memory(1).shape[0] == 2 * core._memory(2).shape[0]
+        assert obj not in memory.previous
+        torch.testing.assert_close(memory.read(obj), fresh.core.memory.read(obj))
+    assert memory.read(1).shape[0] == 2 * memory.read(2).shape[0]
     out.append(session.step(frames[4]))
-    assert core._memory(2).shape == core._memory(1).shape
+    assert memory.read(2).shape == memory.read(1).shape
     assert out[-1].object_ids == [1, 2, 3]
 
 
@@ -83,7 +83,8 @@ def test_state_does_not_grow_with_video_length():
         x = pad(image_to_tensor(frames[t % 4]), padding)
         new = {i: pad(torch.from_numpy(labels[0] == i).float(), padding) for i in (1, 2)} if t == 0 else None
         core.step(x, new)
-        held = [*core.reference.values(), *core.previous.values(), core.pending.frame, core.pending.probs]
+        held = [m for refs in core.memory.references.values() for _, m in refs]
+        held += [*core.memory.previous.values(), core.pending.frame, core.pending.probs]
         sizes.append(sum(t.numel() for t in held))
     assert sizes[2] == sizes[-1]
 

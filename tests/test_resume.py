@@ -194,15 +194,14 @@ def test_masks_stay_aligned_with_their_images_to_a_twentieth_of_a_pixel():
 
 
 def test_loading_keeps_every_tensor_on_its_device_and_dtype(tmp_path):
-    """After any kind of load (MAE, a checkpoint trained at another size), parameters and buffers
-    keep the model's device and dtype (a new pos_embed_new grid used to come back on the CPU)."""
+    """After any kind of load (MAE, a checkpoint trained at another size, resampled), parameters and
+    buffers keep the model's device and dtype."""
     model = build_model(config_from_flags("vit_tiny", layer_index=0, train_img_size=64)).double()
-    before = {k: (v.device, v.dtype) for k, v in model.state_dict().items()}
+    before = {k: (v.device, v.dtype, v.shape) for k, v in model.state_dict().items()}
     load_weights(model, {"model": random_state(mae_shapes(192, 12))})
     other = build_model(config_from_flags("vit_tiny", layer_index=0, train_img_size=96)).state_dict()
-    load_weights(model, other)
-    assert model.pos_embed_new.shape[1] == 1 + 6 * 6
-    assert {k: (v.device, v.dtype) for k, v in model.state_dict().items()} == before
+    load_weights(model, other, resample_pos_embed=True)
+    assert {k: (v.device, v.dtype, v.shape) for k, v in model.state_dict().items()} == before
 
 
 def test_youtube_subset_keeps_listed_videos_and_counts_the_rest(tmp_path):

@@ -1,9 +1,8 @@
-"""submit_eval_youtube.py (late objects, sparse output, zip) and segment_video.py (video file input)."""
+"""submit_eval_youtube.py (late objects, sparse output, zip) and segment_video.py on folders."""
 import json
 import os
 import zipfile
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -97,23 +96,6 @@ def test_youtube_missing_all_frames_is_a_clear_error(tmp_path, checkpoint):
     with pytest.raises(InputError, match="valid_all_frames/JPEGImages: folder not found"):
         submit_eval_youtube.main(["--model_path", str(checkpoint), "--yv_path", str(tmp_path / "yv"),
                                   "--output", str(tmp_path / "out"), *FLAGS])
-
-
-def test_segment_video_file_with_overlay(tmp_path, checkpoint):
-    frames, labels = make_video(np.random.default_rng(2), 6, 48, 64, 2)
-    video = str(tmp_path / "clip.avi")
-    writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for f in frames:
-        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
-    writer.release()
-    write_label_png(str(tmp_path / "first.png"), labels[0])
-    segment_video.main(["--checkpoint", str(checkpoint), "--input", video, "--mask", str(tmp_path / "first.png"),
-                        "--output", str(tmp_path / "out"), *FLAGS])
-    pngs = sorted(os.listdir(tmp_path / "out/clip"))
-    assert pngs == [f"{t:05d}.png" for t in range(6)]
-    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "out/clip/00000.png")), labels[0])
-    gif = Image.open(tmp_path / "out/clip_overlay.gif")
-    assert gif.n_frames == 6 and gif.size == (64, 48)
 
 
 def test_segment_video_needs_a_mask(tmp_path, checkpoint):

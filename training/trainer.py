@@ -14,6 +14,7 @@ from model import build_model
 from model.aggregate import aggregate_logits
 from model.checkpoint import load_weights
 from model.flags import config_from_args
+from model.variants import write_sidecar
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
 from training.data import derive_seed
@@ -60,7 +61,9 @@ class Trainer:
     def _initial_weights(self) -> None:
         args = self.args
         if args.load_network:
-            load_weights(self.net, args.load_network)
+            report = load_weights(self.net, args.load_network, resample_pos_embed=True)
+            for note in report.notes:
+                self._say(f"note: {args.load_network}: {note}")
             return
         path = args.pretrained or MAE_DEFAULTS.get(args.backbone_type)
         if path is None or path.lower() == "none":
@@ -113,6 +116,7 @@ class Trainer:
             return
         it = self.iteration
         atomic_save(self.net.state_dict(), os.path.join(self.save_dir, f"model_{it}.pth"))
+        write_sidecar(os.path.join(self.save_dir, f"model_{it}.pth"), self.config)
         atomic_save({"network": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "it": it,
                      "epoch": self.epoch, "batches_done": self.batches_done, "config": dataclasses.asdict(self.config)},

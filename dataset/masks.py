@@ -1,0 +1,107 @@
+"""Masks as people make them, read into label maps (0 = background, other values = object ids).
+
+* indexed (palette) PNG: pixel values are object ids (as DAVIS; in a user's mask 255 is an object
+  like any other, not the datasets' void label);
+* greyscale ('L'), bilevel ('1') or 16-bit PNG whose only non-zero value is one object (a black and
+  white mask from any editor: 0 = background, 255 or 1 = the object) -> object 1; several small
+  values (a label map saved as greyscale) -> those ids;
+* RGB(A) PNG, each distinct colour one object: colours of the DAVIS palette keep their index, other
+  colours are numbered 1, 2, ... in ascending (R, G, B) order; black and fully transparent pixels are
+  background. More distinct colours than MAX_OBJECTS: anti-aliased, refused;
+* JPEG (lossy: edges smear into new values) is refused.
+
+``read_user_mask`` also says how it read the file (``first.png: binary mask, 1 object``).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from dataset.palette_io import DAVIS_PALETTE
+from util.errors import InputError
+
+MAX_OBJECTS = 64  # more distinct values than this cannot be object ids: the image is not a label map
+_PALETTE_INDEX = {tuple(DAVIS_PALETTE[3 * i:3 * i + 3]): i for i in range(255, 0, -1)}
+
+
+@dataclass
+class UserMask:
+    labels: np.ndarray  # [H, W] uint8
+    kind: str           # "indexed", "binary", "greyscale label map", "RGB colour mask"
+    objects: list[int]
+
+    def describe(self, path: str) -> str:
+        n = len(self.objects)
+        return f"{os.path.basename(path)}: {self.kind}, {n} object{'s' if n != 1 else ''}" + (
+            f" (ids {', '.join(map(str, self.objects))})" if n > 1 or self.kind != "binary mask" else "")
+
+
+def read_user_mask(path: str) -> UserMask:
+    """A mask file -> label map, by the rules of this module's docstring (InputError otherwise)."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: mask not found")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.format == "JPEG":
+                raise InputError(f"{path}: JPEG masks are refused: lossy compression smears the edges into "
+                                 "new values (objects); save the mask as PNG")
+            img = ImageOps.exif_transpose(img)
+            return _labels_of(path, img)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: unreadable mask ({exc})") from None
+
+
+def _labels_of(path: str, img: Image.Image) -> UserMask:
+    if img.mode == "P" and "transparency" not in img.info:
+        labels = np.asarray(img, dtype=np.uint8)
+        return UserMask(labels, "indexed PNG", _ids(labels))
+    if img.mode in ("1", "L", "I;16", "I;16B", "I;16L", "I", "LA"):
+        values = np.asarray(img.convert("L") if img.mode == "LA" else img)
+        if img.mode == "LA":
+            values = np.where(np.asarray(img)[..., 1] == 0, 0, values)
+        return _grey(path, values.astype(np.int64))
+    if img.mode in ("RGB", "RGBA", "P", "PA", "CMYK", "YCbCr"):
+        rgba = np.asarray(img.convert("RGBA"))
+        return _colours(path, rgba)
+    raise InputError(f"{path}: a {img.mode} image is not a mask (use an indexed, greyscale or RGB PNG)")
+
+
+def _ids(labels: np.ndarray) -> list[int]:
+    return [int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)[1:]) + 1]
+
+
+def _grey(path: str, values: np.ndarray) -> UserMask:
+    present = np.unique(values)
+    nonzero = present[present != 0]
+    if len(nonzero) == 1:
+        return UserMask((values != 0).astype(np.uint8), "binary mask", [1])
+    if len(nonzero) > MAX_OBJECTS or nonzero.max(initial=0) > 255:
+        raise InputError(f"{path}: greyscale mask with {len(nonzero)} grey levels: anti-aliased or a photo, not a "
+                         "mask; save it without smoothing (one value per object) or as an indexed PNG")
+    labels = values.astype(np.uint8)
+    return UserMask(labels, "greyscale label map", _ids(labels))
+
+
+def _colours(path: str, rgba: np.ndarray) -> UserMask:
+    rgb = rgba[..., :3].astype(np.uint32)
+    code = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    code[rgba[..., 3] == 0] = 0
+    colours, inverse = np.unique(code, return_inverse=True)
+    objects = colours[colours != 0]
+    if len(objects) > MAX_OBJECTS:
+        raise InputError(f"{path}: RGB mask with {len(objects)} colours: anti-aliased edges (more colours than "
+                         f"there can be objects); save it with one flat colour per object, no smoothing")
+    triplets = [((c >> 16) & 255, (c >> 8) & 255, c & 255) for c in map(int, objects)]
+    if all(t in _PALETTE_INDEX for t in triplets):
+        ids = [_PALETTE_INDEX[t] for t in triplets]
+    else:
+        ids = list(range(1, len(objects) + 1))
+    lut = np.zeros(len(colours), np.uint8)
+    lut[colours != 0] = ids
+    labels = lut[inverse.reshape(code.shape)]
+    names = ", ".join(f"#{r:02x}{g:02x}{b:02x} -> {i}" for (r, g, b), i in zip(triplets, ids))
+    return UserMask(labels, f"RGB colour mask [{names}]", sorted(ids))

@@ -1,0 +1,53 @@
+"""Command-line flags shared by every script that builds a predictor, and ``--model_path``."""
+from __future__ import annotations
+
+import os
+
+from inference_core.directions import DIRECTIONS
+from inference_core.memory import DEFAULT_MAX_KEYFRAMES, MEMORY_POLICIES
+from util.cli import add_bool_flag
+from util.errors import InputError
+
+CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
+
+
+def add_predictor_flags(parser) -> None:
+    """--amp, --device, --max_objects_per_batch: how a predictor runs (the scripts share them)."""
+    add_bool_flag(parser, "--amp", False, "fp16 autocast on CUDA, bf16 on CPUs with native bf16")
+    parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA if available)")
+    parser.add_argument("--max_objects_per_batch", type=int, default=None, help="chunk objects to bound memory")
+
+
+def add_video_flags(parser, size: int = 480) -> None:
+    """--size, --direction, --memory, --max_keyframes: how own videos are propagated."""
+    g = parser.add_argument_group("propagation")
+    g.add_argument("--size", type=int, default=size,
+                   help=f"shorter side the network sees (frames are never enlarged; -1: as given; default {size}); "
+                        "outputs are always at the input's resolution")
+    g.add_argument("--direction", choices=DIRECTIONS, default="forward",
+                   help="forward from the first annotation, backward from the last, or both (each frame from the "
+                        "nearest annotated frame; ties go to the forward pass)")
+    g.add_argument("--memory", choices=MEMORY_POLICIES, default="published",
+                   help="published: an object's latest annotation + the previous frame; keyframes: every annotated "
+                        "frame of an object stays a reference (+ the previous frame)")
+    g.add_argument("--max_keyframes", type=int, default=DEFAULT_MAX_KEYFRAMES,
+                   help="with --memory keyframes: references kept per object (the first annotation always)")
+
+
+def video_options(args) -> dict:
+    """The predictor options of :func:`add_video_flags`' flags."""
+    if args.max_keyframes < 1:
+        raise InputError(f"--max_keyframes must be at least 1, got {args.max_keyframes}")
+    return {"size": args.size, "memory": args.memory, "max_keyframes": args.max_keyframes}
+
+
+def checkpoint_files(model_path: str) -> list[str]:
+    """``--model_path``: one checkpoint file, or every checkpoint file of a folder (sorted)."""
+    if os.path.isfile(model_path):
+        return [model_path]
+    if not os.path.isdir(model_path):
+        raise InputError(f"{model_path}: --model_path not found")
+    files = sorted(os.path.join(model_path, f) for f in os.listdir(model_path) if f.endswith(CHECKPOINT_EXTENSIONS))
+    if not files:
+        raise InputError(f"{model_path}: no checkpoint files ({', '.join(CHECKPOINT_EXTENSIONS)}) in --model_path")
+    return files

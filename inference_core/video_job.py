@@ -1,0 +1,126 @@
+"""One own video, start to finish: read its masks as people make them, propagate in the chosen
+direction, write every asked output atomically (a hidden ``.<name>.partial`` folder, moved into
+place at the end), and an overlay video. The command line (segment_video.py) and the studio both
+run videos through here."""
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+
+from dataset.frames import FrameSource
+from dataset.masks import read_user_mask
+from dataset.palette_io import read_label_png
+from dataset.video_io import VideoWriter
+from inference_core.outputs import ResultWriter, output_paths, overlay
+from inference_core.predictor import SimVOSPredictor
+from util.errors import InputError
+
+OVERLAY_KINDS = ("mp4", "gif", "none")
+
+
+@dataclass
+class OwnVideo:
+    """name: output name; source: its frames; masks: {frame index: mask file}."""
+
+    name: str
+    source: FrameSource
+    masks: dict[int, str]
+
+
+def read_annotations(video: OwnVideo, say=print) -> dict[int, np.ndarray]:
+    """{frame index: label map} of every mask of the video; one line per mask says how it was read."""
+    labels = {}
+    for index in sorted(video.masks):
+        mask = read_user_mask(video.masks[index])
+        if not mask.objects:
+            raise InputError(f"{video.masks[index]}: the mask has no object (all background)")
+        say(mask.describe(video.masks[index]) + f", frame {index}")
+        labels[index] = mask.labels
+    return labels
+
+
+def overlay_path(out: str, name: str, kind: str) -> str:
+    return os.path.join(out, f"{name}_overlay.{kind}")
+
+
+def is_complete(out: str, video: OwnVideo, kinds: list[str], overlay_kind: str) -> bool:
+    """Every asked output of a finished run is there (a frame count short means unfinished)."""
+    paths = output_paths(out, video.name)
+    count = len(video.source)
+    folder_ok = lambda p, ext: os.path.isdir(p) and sum(f.endswith(ext) for f in os.listdir(p)) == count
+    checks = [folder_ok(paths["palette"], ".png")]
+    if "probs" in kinds:
+        checks.append(folder_ok(paths["probs"], ".npz"))
+    if "objects" in kinds:
+        checks.append(os.path.isdir(paths["objects"]) and all(
+            folder_ok(os.path.join(paths["objects"], d), ".png") for d in os.listdir(paths["objects"])))
+    if "coco" in kinds:
+        checks.append(os.path.isfile(paths["coco"]))
+    if overlay_kind != "none":
+        checks.append(os.path.isfile(overlay_path(out, video.name, overlay_kind)))
+    return all(checks)
+
+
+def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kinds: list[str],
+                      overlay_kind: str = "mp4", direction: str = "forward", on_frame=None, say=print) -> int:
+    """Segments ``video`` into ``out`` (see inference_core/outputs.py for the layout); -> frames.
+
+    on_frame(): called after each frame is written (progress). Bad input found part-way (a frame
+    that cannot be decoded) keeps the frames finished so far in place and raises InputError; any
+    other interruption removes the unfinished video's staging folder."""
+    masks = read_annotations(video, say)
+    objects = sorted({int(v) for m in masks.values() for v in np.unique(m) if v})
+    source = video.source
+    stage = os.path.join(out, f".{video.name}.partial")
+    shutil.rmtree(stage, ignore_errors=True)
+    info = {"video": video.name, "frames": len(source), "fps": source.fps, "object_ids": objects}
+    writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info)
+    done = 0
+    try:
+        for result in predictor.propagate(source, masks, direction):
+            if not done:
+                writer.info.update(height=int(result.probs.shape[-2]), width=int(result.probs.shape[-1]))
+            writer.write(result)
+            done += 1
+            if on_frame:
+                on_frame()
+        writer.finish()
+        if overlay_kind != "none":
+            write_overlay(source, os.path.join(stage, "palette"), os.path.join(stage, f"overlay.{overlay_kind}"))
+    except InputError as exc:
+        shutil.rmtree(stage, ignore_errors=True) if not done else None
+        if not done:
+            raise
+        writer.finish()
+        writer.publish(out, video.name)
+        shutil.rmtree(stage, ignore_errors=True)
+        raise InputError(f"{exc}; the {done} frames finished before it are kept in "
+                         f"{output_paths(out, video.name)['palette']} (a re-run redoes the video)") from None
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    writer.publish(out, video.name)
+    if overlay_kind != "none":
+        os.replace(os.path.join(stage, f"overlay.{overlay_kind}"), overlay_path(out, video.name, overlay_kind))
+    shutil.rmtree(stage, ignore_errors=True)
+    return done
+
+
+def write_overlay(source: FrameSource, label_dir: str, path: str) -> None:
+    """The frames with their label maps blended in, streamed into an MP4 (H.264) or GIF."""
+    writer = None
+    try:
+        for index, rgb in source.read():
+            labels = read_label_png(os.path.join(label_dir, source.stems[index] + ".png"))
+            if writer is None:
+                writer = VideoWriter(path, source.fps, rgb.shape[1], rgb.shape[0])
+            writer.write(overlay(rgb, labels), source.times[index] - source.times[0])
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.close()
