@@ -11,6 +11,7 @@ import os
 from typing import Iterator
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from dataset.davis import VideoSequence, list_frames
 from dataset.palette_io import read_rgb
@@ -62,12 +63,32 @@ def source_of(seq: VideoSequence) -> FrameSource:
     return FrameSource(seq, seq.video_info)
 
 
+def check_frame_sizes(paths: list[str]) -> None:
+    """Every frame of a folder has the first one's displayed size (image headers only)."""
+    first = None
+    for index, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                size = img.size
+                if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientations that swap the sides
+                    size = size[::-1]
+        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+            raise InputError(f"{path}: unreadable or corrupt image ({exc})") from None
+        if first is None:
+            first = size
+        elif size != first:
+            raise InputError(f"{path}: frame {index} is {size[0]}x{size[1]} but the video's frames are "
+                             f"{first[0]}x{first[1]}: every frame of a video must have one size")
+
+
 def open_input(path: str) -> VideoSequence:
     """A folder of frames or a video file as a sequence (a video's frames are named %05d, counted
     by decoding)."""
     name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
     if os.path.isdir(path):
-        return VideoSequence(name, list_frames(path), {})
+        frames = list_frames(path)
+        check_frame_sizes(frames)
+        return VideoSequence(name, frames, {})
     if not os.path.isfile(path):
         raise InputError(f"{path}: --input not found")
     if not path.lower().endswith(VIDEO_EXTENSIONS):

@@ -30,6 +30,10 @@ def _av():
     return av
 
 
+class DecodeError(InputError):
+    """A frame of a video file that was counted could not be decoded on a later read."""
+
+
 @dataclass
 class VideoInfo:
     """What decoding the whole file found. ``times``: seconds of each frame (from its pts);
@@ -131,9 +135,9 @@ def _read_forward(info: VideoInfo, start: int, stop: int) -> Iterator[tuple[int,
                 if index == stop - 1:
                     return
         except av.error.FFmpegError as exc:
-            raise InputError(f"{info.path}: frame {index + 1} cannot be decoded ({exc})") from None
+            raise DecodeError(f"{info.path}: frame {index + 1} cannot be decoded ({exc})") from None
     if index < stop - 1:
-        raise InputError(f"{info.path}: the video ended at frame {index + 1}, {info.frames} frames were counted")
+        raise DecodeError(f"{info.path}: the video ended at frame {index + 1}, {info.frames} frames were counted")
 
 
 class VideoWriter:

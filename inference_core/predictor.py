@@ -24,6 +24,7 @@ from inference_core.results import FrameResult
 import dataclasses
 
 from model import ModelConfig, build_model
+from model.aggregate import aggregate
 from model.checkpoint import load_weights, read_checkpoint, unwrap, training_img_size
 from model.inputs import centre_pad, image_to_tensor, pad, unpad
 from model.variants import check_recorded_variant, resolve_config
@@ -120,8 +121,21 @@ class VideoSession:
         probs = unpad(probs, padding)
         if net_hw != (height, width):
             probs = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
+            if new_masks:
+                probs = self._annotation_at_full_size(probs, ids, labels, new_masks)
         self.steps += 1
         return FrameResult(index, ids, probs)
+
+    def _annotation_at_full_size(self, probs: torch.Tensor, ids: list[int], labels: np.ndarray, annotated) -> torch.Tensor:
+        """An annotated frame answers with the annotation itself at the frame's size (not its
+        downsampled copy brought back up): probs [K+1, H, W] -> [K+1, H, W]."""
+        lab = torch.tensor(labels, device=probs.device)
+        objects = probs[1:].clone()
+        region = torch.isin(lab, torch.tensor(sorted(annotated), device=probs.device))
+        objects[:, region] = 0
+        for obj in annotated:
+            objects[ids.index(obj)] = (lab == obj).float()
+        return aggregate(objects, dim=0)
 
     def _object_masks(self, labels: np.ndarray, objects, net_hw, padding) -> dict[int, torch.Tensor]:
         """{id: one-hot [H', W'] at the network's padded size}; resized by area, then each pixel to

@@ -13,7 +13,7 @@ import numpy as np
 from dataset.frames import FrameSource
 from dataset.masks import read_user_mask
 from dataset.palette_io import read_label_png
-from dataset.video_io import VideoWriter
+from dataset.video_io import DecodeError, VideoWriter
 from inference_core.outputs import ResultWriter, output_paths, overlay
 from inference_core.predictor import SimVOSPredictor
 from util.errors import InputError
@@ -68,9 +68,9 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
                       overlay_kind: str = "mp4", direction: str = "forward", on_frame=None, say=print) -> int:
     """Segments ``video`` into ``out`` (see inference_core/outputs.py for the layout); -> frames.
 
-    on_frame(): called after each frame is written (progress). Bad input found part-way (a frame
-    that cannot be decoded) keeps the frames finished so far in place and raises InputError; any
-    other interruption removes the unfinished video's staging folder."""
+    on_frame(): called after each frame is written (progress). A frame that cannot be decoded
+    part-way keeps the frames finished so far in place and raises InputError; any other error or
+    interruption removes the unfinished video's staging folder."""
     masks = read_annotations(video, say)
     objects = sorted({int(v) for m in masks.values() for v in np.unique(m) if v})
     source = video.source
@@ -90,9 +90,9 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
         writer.finish()
         if overlay_kind != "none":
             write_overlay(source, os.path.join(stage, "palette"), os.path.join(stage, f"overlay.{overlay_kind}"))
-    except InputError as exc:
-        shutil.rmtree(stage, ignore_errors=True) if not done else None
+    except DecodeError as exc:
         if not done:
+            shutil.rmtree(stage, ignore_errors=True)
             raise
         writer.finish()
         writer.publish(out, video.name)

@@ -12,7 +12,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def image_to_tensor(rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """[H, W, 3] uint8 RGB -> [1, 3, H, W] float32, in [0, 1] then ImageNet-normalised."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1).float().div_(255)
+    if not (rgb.flags.writeable and rgb.flags.c_contiguous):
+        rgb = np.array(rgb, order="C")  # torch.from_numpy needs a writable, contiguous array
+    x = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float().div_(255)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
     return ((x - mean) / std).unsqueeze(0)

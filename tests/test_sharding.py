@@ -144,4 +144,5 @@ def test_segment_video_several_inputs_sharded_equal_one_call(data, tmp_path):
     _same_tree(tmp_path / "one", tmp_path / "two")
     assert sorted(os.listdir(tmp_path / "one")) == ["val000", "val001", "val002"]
     with pytest.raises(InputError, match="2 masks for 3 inputs"):
-        segment_video.main(argv[:-len(FLAGS) - 1] + ["--output", str(tmp_path / "x"), *FLAGS])
+        segment_video.main(["--checkpoint", str(data / "ckpts/tiny.pth"), "--input", *inputs, "--mask", *masks[:2],
+                            "--output", str(tmp_path / "x"), *FLAGS])
