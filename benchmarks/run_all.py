@@ -17,14 +17,13 @@ import time
 import numpy as np
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from evaluation.published_loop import published_loop
+from dataset.synthetic import make_video
+from inference_core import SimVOSPredictor
+from model import build_model, config_from_flags
+from util.device import amp_supported, autocast_dtype, pick_device
 
-from evaluation.published_loop import published_loop  # noqa: E402
-from dataset.synthetic import make_video  # noqa: E402
-from inference_core import SimVOSPredictor  # noqa: E402
-from model import build_model, config_from_flags  # noqa: E402
-from util.device import amp_supported, autocast_dtype, pick_device  # noqa: E402
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RESULTS = os.path.join(ROOT, "benchmarks", "results")
 
@@ -155,8 +154,7 @@ def bench_inference(preset, bs, size, n_frames, n_objects, device, peaks: dict[s
 
 
 _MEMORY_CHILD = """
-import sys, numpy as np, torch
-sys.path.insert(0, {root!r})
+import numpy as np, torch
 from dataset.synthetic import make_video
 from util.device import peak_memory_mib
 from inference_core import SimVOSPredictor
@@ -175,38 +173,38 @@ print(peak_memory_mib(torch.device('cpu')))
 def bench_memory() -> dict:
     peaks = {}
     for n in (30, 300):
-        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD.format(root=ROOT, n=n)], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", _MEMORY_CHILD.format(n=n)], capture_output=True,
+                             text=True, check=True, cwd=ROOT)
         peaks[n] = float(out.stdout.strip().splitlines()[-1])
     return {"video": "240x432, 2 objects, vit_small", "peak_rss_mib_30_frames": peaks[30],
             "peak_rss_mib_300_frames": peaks[300], "ratio": peaks[300] / peaks[30]}
 
 
-def bench_training(preset, img_size, batch, iters, device) -> dict:
-    from model.aggregate import aggregate_logits
-    from model.losses import pair_loss
-    from training.trainer import build_optimizer
+def bench_training(preset, img_size, batch, iters, device, amp: bool = False) -> dict:
+    """Steps of the project's own Trainer (forward, loss, backward, optimiser) on random pairs."""
+    from training.cli import parse_args
+    from training.trainer import Trainer
+    from util.distributed import DistInfo
+    args = parse_args(["--backbone_type", preset, "--layer_index", "0", "--use_token_learner", "False",
+                       "--pretrained", "none", "--img_size", str(img_size), "--batch_size", str(batch),
+                       "--save_dir", tempfile.mkdtemp(), "--no_amp", str(not amp)])
+    trainer = Trainer(args, DistInfo(0, 1, 0, device), batches_per_epoch=1)
     torch.manual_seed(0)
-    model = build_model(config_from_flags(preset, layer_index=0, train_img_size=img_size), drop_path_rate=0.1).to(device)
-    opt = build_optimizer(model.parameters(), 2e-5, 0.0, device)
-    frames = torch.randn(batch, 2, 3, img_size, img_size, device=device)
-    masks = (torch.rand(batch, 1, 2, img_size, img_size, device=device) > 0.5).float()
-    cls = torch.randint(0, 3, (batch, img_size, img_size), device=device)
-    sel = torch.ones(batch, 2, device=device)
+    pair = {"frames": torch.randn(batch, 2, 3, img_size, img_size),
+            "masks": (torch.rand(batch, 2, 2, img_size, img_size) > 0.5).float(),
+            "class_map": torch.randint(0, 3, (batch, img_size, img_size)), "selector": torch.ones(batch, 2)}
     times = []
+    trainer.net.train()
     for i in range(iters + 1):
         start = time.perf_counter()
-        logits = model(frames[:, :1], masks, frames[:, 1])
-        loss = pair_loss(aggregate_logits(torch.sigmoid(logits), dim=1), cls, sel, 1.0)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.optimise(trainer.step(pair, 1.0)["loss"])
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i:
             times.append(time.perf_counter() - start)
     return {"preset": preset, "img_size": img_size, "batch": batch, "iterations_per_s": 1 / np.mean(times),
-            "device": device.type, "precision": "fp32"}
+            "device": device.type, "precision": "fp16 autocast + grad scaler" if amp and device.type == "cuda" else "fp32"}
 
 
 def bench_loader(workers_list=(0, 2)) -> list[dict]:
@@ -262,7 +260,7 @@ def make_scoring_set(root: str, sequences: int = 30, seed: int = 0) -> int:
 
 
 def bench_scoring(reference_subset: int = 4) -> dict:
-    from benchmarks.official_jf import official_evaluate
+    from evaluation.official_jf import official_evaluate
     from evaluation import jf
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

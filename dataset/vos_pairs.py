@@ -1,4 +1,4 @@
-"""Training pairs (spec section 7): one video, a reference and a query frame, up to two targets.
+"""Training pairs (docs/method.md, section 7): one video, a reference and a query frame, up to two targets.
 
 Both frames and their label maps get the same geometric parameters; masks are resampled with
 pixel-centre nearest sampling, so they stay aligned with their images.

@@ -33,7 +33,7 @@ from dataset.video_io import write_animation
 from inference_core.outputs import overlay
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO_DATA = os.path.join("data", "demo")
+DEMO_DATA = os.path.join(ROOT, "data", "demo")
 DATA = os.path.join(DEMO_DATA, "DAVIS")
 TRAINVAL = os.path.join(DATA, "2017", "trainval")
 YOUTUBE = os.path.join(DEMO_DATA, "YouTube")
@@ -42,7 +42,7 @@ TRANSFER = os.path.join(TRANSFER_DATA, "2017", "trainval")
 FRAME_SIZE = (128, 224)   # 8x14 tokens of 16 pixels; J&F boundary tolerance ceil(0.008 * diagonal) = 3 px
 # Bumped whenever the generator or its settings change, so that a cached dataset is rebuilt.
 DATA_VERSION = "9"
-OUT = "demo_output"
+OUT = os.path.join(ROOT, "demo_output")
 MODEL_FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--use_token_learner", "False"]
 
 
@@ -106,7 +106,6 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=1, help="data loader worker processes")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="training seed (train_simvos.py --seed)")
     args = p.parse_args(argv)
-    os.chdir(ROOT)
     start = time.time()
     ensure_datasets()
     shutil.rmtree(OUT, ignore_errors=True)

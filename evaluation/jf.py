@@ -1,4 +1,4 @@
-"""J&F for semi-supervised VOS, computing exactly what davis2017-evaluation computes (spec section 8).
+"""J&F for semi-supervised VOS, computing exactly what davis2017-evaluation computes (docs/method.md, section 8).
 The command line is ``python -m evaluation.davis_metrics``.
 
 Same numbers and byte-identical CSVs as the official toolkit, much faster: each PNG is read once;

@@ -1,4 +1,4 @@
-"""The published propagation loop, restated (spec section 5): every frame and every probability
+"""The published propagation loop, restated (docs/method.md, section 5): every frame and every probability
 of the video held in memory, each object decoded on its own, every row of every block computed.
 
 Written independently of the engine (inference_core/engine.py): the reference it is compared with in

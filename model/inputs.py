@@ -1,5 +1,5 @@
-"""The network's input contract: RGB in [0, 1] normalised with the ImageNet mean / std (spec
-section 1), frames padded to multiples of the patch size, centred (spec section 5)."""
+"""The network's input contract: RGB in [0, 1] normalised with the ImageNet mean / std (docs/method.md,
+section 1), frames padded to multiples of the patch size, centred (docs/method.md, section 5)."""
 from __future__ import annotations
 
 import numpy as np

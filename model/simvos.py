@@ -17,24 +17,18 @@ from timm.layers import PatchEmbed
 from model.decoder import STCNDecoder, build_fpn_heads
 from model.presets import ModelConfig
 from model.token_refine import TokenLearner, prototype_weights
-from model.vit import Block, resample_grid_pos_embed, window_partition, window_unpartition
+from model.vit import Block, local_window_size, resample_grid_pos_embed, sincos_pos_embed, window_partition, window_unpartition
 from util.errors import InputError
 
-def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
-    """Fixed 2D sine-cosine embedding (as MAE's) with a zero class row: [1, 1 + grid*grid, dim]."""
-    quarter = dim // 4
-    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
-    coords = torch.arange(grid, dtype=torch.float64)
-    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
-    parts = []
-    for pos in (xs.flatten(), ys.flatten()):
-        angles = pos[:, None] * omega[None]
-        parts += [angles.sin(), angles.cos()]
-    emb = torch.cat(parts, dim=1)
-    emb = torch.nn.functional.pad(emb, (0, dim - emb.shape[1]))
-    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), emb]).unsqueeze(0).float()
-
 class SimVOS(nn.Module):
+    """The SimVOS network (docs/method.md, sections 1-3): a plain ViT with a second patch embedding
+    for masks (``mask_patch_embed``), optional token learners (SimVOS-BS) and an STCN-style decoder.
+
+    Holds weights and no per-video state (that is inference_core's). The stages are separate
+    methods (encode_memory, encode_query, joint, decode, segment); ``forward`` is the training
+    entry. Built from a :class:`model.presets.ModelConfig`; parameter names are the published ones.
+    """
+
     def __init__(self, config: ModelConfig, drop_path_rate: float = 0.0):
         super().__init__()
         c = config.validate()
@@ -91,7 +85,7 @@ class SimVOS(nn.Module):
                 tokens = blk(tokens)
             return tokens
         h, w = grid_hw
-        window = h // 2
+        window = local_window_size(grid_hw)
         if window < 1:
             raise InputError(f"frame of {h}x{w} tokens is too small for --use_local_window (needs at least 2 token rows)")
         x, padded = window_partition(tokens.view(-1, h, w, tokens.shape[-1]), window)

@@ -91,3 +91,25 @@ def resample_grid_pos_embed(pos_embed: torch.Tensor, grid_hw: tuple[int, int]) -
     """
     return resample_abs_pos_embed(pos_embed, new_size=list(grid_hw), num_prefix_tokens=1,
                                   interpolation="bicubic", antialias=False)
+
+
+def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
+    """Fixed 2D sine-cosine embedding (as MAE's) with a zero class row: [1, 1 + grid*grid, dim]."""
+    quarter = dim // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    coords = torch.arange(grid, dtype=torch.float64)
+    ys, xs = torch.meshgrid(coords, coords, indexing="ij")
+    parts = []
+    for pos in (xs.flatten(), ys.flatten()):
+        angles = pos[:, None] * omega[None]
+        parts += [angles.sin(), angles.cos()]
+    emb = torch.cat(parts, dim=1)
+    emb = torch.nn.functional.pad(emb, (0, dim - emb.shape[1]))
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), emb]).unsqueeze(0).float()
+
+
+def local_window_size(grid_hw: tuple[int, int]) -> int:
+    """Side of the square attention windows of ``--use_local_window`` (docs/method.md, section 3):
+    half the token grid's height, ``h // 2`` (the published rule: 2 window rows; the width is
+    split into as many windows of that side as it takes, zero-padded)."""
+    return grid_hw[0] // 2

@@ -1,4 +1,4 @@
-"""Random checkpoints in the published formats (spec section 6), written from the spec's key
+"""Random checkpoints in the published formats (docs/method.md, section 6), written from the documented key
 list independently of model/, so that loading is checked against the format, not against itself."""
 from __future__ import annotations
 

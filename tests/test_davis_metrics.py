@@ -4,16 +4,15 @@ distance transform instead of a disk dilation, CSVs through pandas to_csv."""
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from scipy.ndimage import distance_transform_edt
 from skimage.morphology import disk as sk_disk
 
 from evaluation import davis_metrics, jf
+from evaluation.official_jf import f_measure, j_measure, official_csvs, official_evaluate, seg2bmap, stats
 from util.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,62 +29,6 @@ def ref_seg2bmap(seg):
             neighbours = [(y, x + 1), (y + 1, x), (y + 1, x + 1)]
             b[y, x] = any(seg[ny, nx] != seg[y, x] for ny, nx in neighbours if ny < h and nx < w)
     return b
-
-
-def ref_matched(source, target, radius):
-    """Pixels of ``source`` within Euclidean distance ``radius`` of a ``target`` pixel (the disk
-    x^2 + y^2 <= r^2), from a distance transform instead of a dilation."""
-    if not target.any():
-        return 0
-    return int(np.sum(source & (distance_transform_edt(~target) <= radius)))
-
-
-def ref_f(fg, gt):
-    """Precision and recall of the boundaries; an empty boundary map makes its own ratio 1 (nothing
-    wrong predicted / nothing to find), which gives the official toolkit's special cases."""
-    radius = np.ceil(0.008 * np.linalg.norm(fg.shape))
-    fb, gb = ref_seg2bmap(fg), ref_seg2bmap(gt)
-    p = ref_matched(fb, gb, radius) / fb.sum() if fb.any() else 1.0
-    r = ref_matched(gb, fb, radius) / gb.sum() if gb.any() else 1.0
-    return 0 if p + r == 0 else 2 * p * r / (p + r)
-
-
-def ref_j(gt, fg):
-    inter, union = np.sum(gt & fg), np.sum(gt | fg)
-    return 1 if np.isclose(union, 0) else inter / union
-
-
-def ref_stats(v):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m, o = np.nanmean(v), np.nanmean(v > 0.5)
-        ids = (np.round(np.linspace(1, len(v), 5) + 1e-10) - 1).astype(np.uint8)
-        bins = [v[ids[i]:ids[i + 1] + 1] for i in range(4)]
-        d = np.nanmean(bins[0]) - np.nanmean(bins[3])
-    return m, o, d
-
-
-def ref_evaluate(gt_root, pred_root, names):
-    """-> one row per object: Sequence, then Mean / Recall / Decay of J and of F."""
-    rows = []
-    for name in names:
-        files = sorted(os.listdir(os.path.join(gt_root, name)))
-        gts = [np.array(Image.open(os.path.join(gt_root, name, f))) for f in files]
-        n_obj = int(np.where(gts[0] == 255, 0, gts[0]).max())
-        preds = [np.array(Image.open(os.path.join(pred_root, name, f))) for f in files[1:-1]]
-        for k in range(1, n_obj + 1):
-            js = np.array([ref_j(g == k, p == k) for g, p in zip(gts[1:-1], preds)], dtype=float)
-            fs = np.array([ref_f(p == k, g == k) for g, p in zip(gts[1:-1], preds)], dtype=float)
-            rows.append([f"{name}_{k}", *ref_stats(js), *ref_stats(fs)])
-    return pd.DataFrame(rows, columns=["Sequence", "JM", "JR", "JD", "FM", "FR", "FD"])
-
-
-def ref_csvs(objects):
-    means = objects.drop(columns="Sequence").astype(float).mean(skipna=False)  # np.mean, as the toolkit
-    g = [[(means["JM"] + means["FM"]) / 2.0, *means[["JM", "JR", "JD", "FM", "FR", "FD"]]]]
-    table_g = pd.DataFrame(data=g, columns=jf.GLOBAL_COLUMNS)
-    table_s = objects[["Sequence", "JM", "FM"]].set_axis(jf.SEQUENCE_COLUMNS, axis=1)
-    return table_g.to_csv(index=False, float_format="%.3f"), table_s.to_csv(index=False, float_format="%.3f")
 
 
 # ----------------------------------------------------------------- synthetic data
@@ -135,7 +78,7 @@ def test_matches_official_algorithm_byte_for_byte(tmp_path):
     _save(str(tmp_path / "Annotations/480p/bravo/00004.png"), touching)
     metrics = jf.evaluate(jf.davis_jobs(str(tmp_path), "val", str(tmp_path / "pred")), workers=2)
     g_path, s_path = jf.write_csvs(metrics, str(tmp_path / "out"), "val")
-    expected_g, expected_s = ref_csvs(ref_evaluate(str(tmp_path / "Annotations/480p"), str(tmp_path / "pred"), seqs))
+    expected_g, expected_s = official_csvs(official_evaluate(str(tmp_path / "Annotations/480p"), str(tmp_path / "pred"), seqs))
     assert open(g_path).read() == expected_g
     assert open(s_path).read() == expected_s
     assert expected_s.count("\n") == 1 + 1 + 3 + 2 + 4
@@ -162,8 +105,8 @@ def test_frame_scores_equal_the_whole_frame_definitions(seed):
     radius = int(np.ceil(0.008 * np.linalg.norm((h, w))))
     j, f, predicted = jf.frame_scores(gt, pred, object_ids, jf.disk(radius), radius)
     for k, obj in enumerate(object_ids):
-        assert j[k] == pytest.approx(ref_j(gt == obj, pred == obj), abs=1e-12)
-        assert f[k] == pytest.approx(ref_f(pred == obj, gt == obj), abs=1e-12)
+        assert j[k] == pytest.approx(j_measure(gt == obj, pred == obj), abs=1e-12)
+        assert f[k] == pytest.approx(f_measure(pred == obj, gt == obj), abs=1e-12)
     assert set(predicted.tolist()) == set(np.unique(pred).tolist())
 
 
@@ -185,13 +128,14 @@ def test_boundaries_and_disk_against_the_definitions(seed):
     mask = rng.random((13, 17)) < 0.4 + 0.1 * seed
     mask[5:9, 4:12] = seed % 2 == 0          # a block touching nothing, or a hole
     np.testing.assert_array_equal(jf.boundaries(mask), ref_seg2bmap(mask))
+    np.testing.assert_array_equal(seg2bmap(mask), ref_seg2bmap(mask))
     for radius in (1, 3, 8):
         np.testing.assert_array_equal(jf.disk(radius), sk_disk(radius))
 
 
 def test_long_sequence_decay_keeps_official_binning():
     values = np.linspace(1, 0, 300)
-    expected = ref_stats(values)
+    expected = stats(values)
     assert jf.statistics(values) == pytest.approx(expected, nan_ok=True)
     # Past 256 frames the official uint8 bin indices wrap: the decay is not first - last quarter.
     honest = values[:75].mean() - values[-75:].mean()
@@ -199,6 +143,7 @@ def test_long_sequence_decay_keeps_official_binning():
     assert np.isnan(decay) or abs(decay - honest) > 0.1
 
 
+@pytest.mark.slow
 def test_command_line_and_generic_mode(tmp_path):
     make_dataset(str(tmp_path), {"a": (5, 2), "b": (6, 1)})
     env = dict(os.environ, PYTHONPATH=ROOT)

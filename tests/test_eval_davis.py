@@ -133,6 +133,7 @@ def test_checkpoint_not_fitting_flags_and_empty_model_path(davis, tmp_path):
         eval_davis.main(["--model_path", str(tmp_path / "empty"), "--davis_path", str(davis)])
 
 
+@pytest.mark.slow
 def test_command_line_error_is_one_line_and_nonzero(davis, tmp_path):
     """With the published defaults (vit_base, --layer_index 4, no token learner: no published network)
     a one-line note names the likely variants first; then the error, one line."""

@@ -1,4 +1,4 @@
-"""Propagation: the engine against a direct re-statement of the published loop (spec section 5)."""
+"""Propagation: the engine against a direct re-statement of the published loop (docs/method.md, section 5)."""
 import os
 
 import numpy as np
@@ -118,6 +118,7 @@ def test_mask_of_wrong_size_is_refused():
 
 
 @pytest.mark.skipif(not os.path.isfile("/proc/self/status"), reason="needs Linux /proc (VmRSS, VmHWM)")
+@pytest.mark.slow
 def test_peak_memory_is_the_process_own_not_its_parents():
     """A script started from a large process (torchrun, the demo) reports its own peak: ru_maxrss
     alone would report at least the parent's size at the fork."""

@@ -78,6 +78,7 @@ def test_eval_script_writes_the_report(tmp_path):
     assert (tmp_path / "out/tiny/report/strip_val000.png").is_file()
 
 
+@pytest.mark.slow
 def test_the_page_loads_in_a_real_browser_from_disk(tmp_path):
     binary = chromium_binary()
     if binary is None:

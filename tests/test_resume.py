@@ -25,6 +25,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
 ITERATIONS = 16   # 20 samples / 2 ranks / batch 2 = 5 batches an epoch: saves at 4, 8 (mid-epoch), 12, 16
 
+pytestmark = pytest.mark.slow  # launchers, subprocesses, resumes
+
 
 def argv(davis_root, save_dir, *extra):
     return ["train_simvos.py", "--id", "r", "--backbone_type", "vit_tiny", "--pretrained", "none", "--yv_root", "none",

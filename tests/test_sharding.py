@@ -19,6 +19,8 @@ from util.errors import InputError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--device", "cpu"]
 
+pytestmark = pytest.mark.slow  # launchers, subprocesses, resumes
+
 
 @pytest.mark.parametrize("costs,count", [([10, 9, 8, 7, 6, 5, 1], 2), ([5, 5, 5, 4, 4, 3, 3, 3], 3), ([1, 2], 4)])
 def test_balance_is_a_deterministic_partition_close_to_the_best(costs, count):

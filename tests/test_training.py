@@ -115,6 +115,7 @@ def test_bootstrapped_loss_against_direct_computation(iteration, p):
                                direct_bootstrap(logits, target, fraction), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_single_process_trains_saves_and_resumes(davis_root, tmp_path, capsys):
     train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "3", "--save_every", "2", "--steps", "3"))
     out = capsys.readouterr().out
@@ -151,6 +152,7 @@ def test_missing_data_and_weights_are_clear_errors(davis_root, tmp_path):
         train_simvos.main(argv)
 
 
+@pytest.mark.slow
 def test_two_processes_over_gloo_end_identical(davis_root, tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_simvos.py",
@@ -174,6 +176,7 @@ def test_a_reference_frame_without_objects_trains_the_first_target_as_empty(tmp_
     assert item["class_map"].sum() == 0 and item["masks"].sum() == 0
 
 
+@pytest.mark.slow
 def test_sigterm_saves_the_state_before_exiting(davis_root, tmp_path):
     import signal
     import time

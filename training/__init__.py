@@ -1,1 +1,1 @@
-"""Training (spec section 7): stage presets, schedules, data, checkpoint state and the trainer."""
+"""Training (docs/method.md, section 7): stage presets, schedules, data, checkpoint state and the trainer."""

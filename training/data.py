@@ -1,4 +1,4 @@
-"""The training set of spec section 7 (DAVIS-2017 train, repeated, + YouTube-VOS train, as pairs) and
+"""The training set of docs/method.md, section 7 (DAVIS-2017 train, repeated, + YouTube-VOS train, as pairs) and
 its deterministic order: every sample is a pure function of (seed, epoch, position in the epoch's
 global order), whatever the number of data-loader workers and wherever a run was resumed."""
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Training stage presets (spec section 7); every value can be overridden by its flag."""
+"""Training stage presets (docs/method.md, section 7); every value can be overridden by its flag."""
 from __future__ import annotations
+
+import os
 
 from model.presets import TRAIN_IMG_SIZE
 
@@ -9,5 +11,6 @@ STAGES = {
             davis_max_jump=10, yv_max_jump=2),
 }
 DEFAULT_SEED = 14159265
-MAE_DEFAULTS = {"vit_base": "pretrained_models/mae_pretrain_vit_base.pth",
-                "vit_large": "pretrained_models/mae_pretrain_vit_large.pth"}
+# Shipped-file locations resolve against the repository, wherever the command runs (as the YouTube-VOS list).
+_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAE_DEFAULTS = {size: os.path.join(_REPO, "pretrained_models", f"mae_pretrain_{size}.pth") for size in ("vit_base", "vit_large")}

@@ -138,6 +138,13 @@ class Trainer:
         loss = pair_loss(agg, class_map, selector, p)
         return {"loss": loss, "agg": agg, "class_map": class_map, "frames": frames}
 
+    def optimise(self, loss: torch.Tensor) -> None:
+        """Backward (scaled under fp16), optimiser and scheduler step; gradients zeroed before."""
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+
     def train(self, loader, sampler) -> None:
         """Runs to ``--iterations`` from where the run is, mid-epoch included: the sampler starts
         after the batches already consumed, and every step's randomness (drop path) is seeded by
@@ -168,10 +175,7 @@ class Trainer:
                                            "lower --lr, or try --no_amp")
                     continue
                 nonfinite = 0
-                self.scaler.scale(out["loss"]).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
+                self.optimise(out["loss"])
                 self.iteration += 1
                 self._log(out, batch, p, start_it, start_time)
                 if self.iteration % args.save_every == 0:
