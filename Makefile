@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv browser test demo bench clean
+.PHONY: venv browser test test-fast demo bench gpu-check clean
 
 venv: $(VENV)/.installed
 
@@ -20,6 +20,16 @@ browser:
 test: venv browser
 	$(PY) -m pytest -q tests
 
+# The edit-run loop: everything but the tests that start launchers and subprocesses (well under a minute).
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow" tests
+
+# On a GPU machine, with its own PyTorch (no venv, nothing installed): make gpu-check OUT=DIR [QUICK=1] [PY=python]
+OUT ?= gpu_check_results
+gpu-check: PY = python3
+gpu-check:
+	$(PY) -m benchmarks.gpu_check --out $(OUT) $(if $(QUICK),--quick,)
+
 demo: venv
 	$(PY) -m demo.run_demo
 
@@ -28,4 +38,4 @@ bench: venv
 	$(PY) -m benchmarks.run_all
 
 clean:
-	rm -rf demo_output data/demo benchmarks/results
+	rm -rf demo_output data/demo benchmarks/results gpu_check_results

@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import progressbar
 import torch
+
+try:  # optional: without it, no bar (the summary line still comes)
+    import progressbar
+except ImportError:
+    progressbar = None
 
 from dataset.davis import VideoSequence
 from dataset.frames import iter_frames
@@ -146,9 +150,9 @@ class _Progress:
 
     def __init__(self, plans: list[PlannedSequence], out_root: str, show: bool, period: float = 0.5):
         self.plans, self.out_root, self.period = plans, out_root, period
-        self.bar = progressbar.ProgressBar(max_value=len(plans), fd=CurrentStderr()) if show else None
+        self.bar = progressbar.ProgressBar(max_value=len(plans), fd=CurrentStderr()) if show and progressbar else None
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True) if show else None
+        self.thread = threading.Thread(target=self._poll, daemon=True) if self.bar else None
 
     def _poll(self) -> None:
         while not self.stop.wait(self.period):
