@@ -61,6 +61,8 @@ def probe_video(path: str) -> VideoInfo:
     """Decodes every frame once (frame count, timestamps, rotation). A decoding error after some
     frames keeps those frames (reported on stderr, with the frame number); before any: InputError."""
     av = _av()
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: empty file, not a video")
     try:
         container = av.open(path)
     except (av.error.FFmpegError, OSError) as exc:

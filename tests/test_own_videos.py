@@ -276,7 +276,7 @@ def test_segment_video_masks_dir_names_and_bad_inputs(tmp_path, checkpoint):
                   "--output", str(tmp_path / "o3"), *FLAGS])
     assert not os.path.exists(tmp_path / "o3/frames")
     (tmp_path / "empty.mp4").write_bytes(b"")
-    with pytest.raises(InputError, match="empty.mp4: not a readable video file"):
+    with pytest.raises(InputError, match="empty.mp4: empty file, not a video"):
         _segment(base + ["--mask", str(tmp_path / "m0.png"), "--input", str(tmp_path / "empty.mp4"), "--output", str(tmp_path / "o4")])
 
 

@@ -134,12 +134,12 @@ def test_single_process_trains_saves_and_resumes(davis_root, tmp_path, capsys):
     assert "it 3/4" in out and "it 1/4" not in out
     state4 = torch.load(saves / "checkpoint_4.pth", weights_only=True)
     assert state4["it"] == 4 and state4["scheduler"]["_last_lr"][0] == pytest.approx(2e-6)
-    # Its weights are a valid published-format checkpoint for evaluation.
-    from model import build_model, config_from_flags
-    from model.checkpoint import load_weights
-    model = build_model(config_from_flags("vit_tiny", layer_index=4, use_token_learner=True))
-    load_weights(model, str(saves / "model_4.pth"))
-    assert model.config.train_img_size == 32
+    # Its weights are a valid published-format checkpoint for evaluation, at their own training grid.
+    from inference_core import build_predictor
+    from model import config_from_flags
+    predictor = build_predictor(str(saves / "model_4.pth"), config_from_flags("vit_tiny", layer_index=4,
+                                use_token_learner=True), "cpu")
+    assert predictor.model.config.train_img_size == 32
 
 
 def test_missing_data_and_weights_are_clear_errors(davis_root, tmp_path):
