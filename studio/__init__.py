@@ -1,0 +1,1 @@
+"""The studio: make, correct and export masks of your own videos in the browser (python -m studio)."""

@@ -1,0 +1,202 @@
+"""The workspace on disk: the one truth of the studio (the server can stop at any moment).
+
+    <workspace>/sessions/<id>/meta.json        what the video is (frames, size, fps, its source)
+                             /source.<ext>      the uploaded video (or meta names a file under --videos)
+                             /frames/<i>.jpg    decoded frames, as displayed (the page's view)
+                             /thumbs/<i>.jpg    timeline thumbnails
+                             /masks/<i>.png     annotations (indexed label maps): the annotated frames
+                             /results/<i>.png   propagated label maps
+                             /exports/          files of the last exports
+Every id and file name that comes from a request passes through this module's checks; nothing
+outside the workspace and the --videos folder is read or written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from dataset.davis import VideoSequence, list_frames
+from dataset.frames import FrameSource, check_frame_sizes, source_of
+from dataset.palette_io import read_label_png, write_label_png
+from dataset.video_io import VIDEO_EXTENSIONS, probe_video
+from util.errors import InputError
+
+SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
+THUMB_HEIGHT = 48
+
+
+class NotFound(InputError):
+    """A session, frame or file that does not exist (answered 404)."""
+
+
+def _atomic_write_bytes(path: str, data: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def save_png_atomic(path: str, labels: np.ndarray) -> None:
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(3)}.tmp.png"
+    write_label_png(tmp, labels)
+    os.replace(tmp, path)
+
+
+@dataclass
+class Session:
+    root: str
+    meta: dict
+
+    @property
+    def id(self) -> str:
+        return self.meta["id"]
+
+    @property
+    def frames(self) -> int:
+        return self.meta["frames"]
+
+    def frame_index(self, value) -> int:
+        try:
+            index = int(value)
+        except (TypeError, ValueError):
+            raise InputError(f"frame must be an integer, got {value!r}") from None
+        if not 0 <= index < self.frames:
+            raise NotFound(f"frame {index} is outside the video (0-{self.frames - 1})")
+        return index
+
+    def path(self, kind: str, index: int) -> str:
+        ext = ".jpg" if kind in ("frames", "thumbs") else ".png"
+        return os.path.join(self.root, kind, f"{index:05d}{ext}")
+
+    def annotated(self) -> list[int]:
+        folder = os.path.join(self.root, "masks")
+        return sorted(int(f[:-4]) for f in os.listdir(folder) if re.fullmatch(r"\d{5}\.png", f))
+
+    def computed(self) -> list[int]:
+        folder = os.path.join(self.root, "results")
+        return sorted(int(f[:-4]) for f in os.listdir(folder) if re.fullmatch(r"\d{5}\.png", f))
+
+    def label_map(self, index: int) -> np.ndarray | None:
+        """The frame's current label map: its annotation, else its propagated result, else None."""
+        for kind in ("masks", "results"):
+            path = self.path(kind, index)
+            if os.path.isfile(path):
+                return read_label_png(path)
+        return None
+
+    def source(self) -> FrameSource:
+        """The frames propagation reads (the original video, decoded lazily, or a frame folder)."""
+        src = self.meta["source"]
+        if os.path.isdir(src):
+            return source_of(VideoSequence(self.meta["name"], list_frames(src), {}))
+        return source_of(VideoSequence(self.meta["name"], [f"{i:05d}.jpg" for i in range(self.frames)], {}, video=src))
+
+    def describe(self) -> dict:
+        return {**{k: self.meta[k] for k in ("id", "name", "frames", "width", "height", "fps", "created")},
+                "annotated": self.annotated(), "computed": len(self.computed())}
+
+
+class Workspace:
+    def __init__(self, root: str, videos: str | None = None, max_upload_mb: int = 2048):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.sessions_dir = os.path.join(self.root, "sessions")
+        self.uploads = os.path.join(self.root, "uploads")
+        os.makedirs(self.sessions_dir, exist_ok=True)
+        os.makedirs(self.uploads, exist_ok=True)
+        self.videos = os.path.realpath(videos) if videos else None
+        self.max_upload_bytes = max_upload_mb * 2**20
+
+    # ------------------------------------------------------------------ ids and paths
+    def session(self, session_id: str) -> Session:
+        if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
+            raise NotFound(f"no session {session_id!r}")
+        root = os.path.join(self.sessions_dir, session_id)
+        meta_path = os.path.join(root, "meta.json")
+        if not os.path.isfile(meta_path):
+            raise NotFound(f"no session {session_id}")
+        with open(meta_path) as f:
+            return Session(root, json.load(f))
+
+    def sessions(self) -> list[dict]:
+        out = []
+        for name in sorted(os.listdir(self.sessions_dir)):
+            try:
+                out.append(self.session(name).describe())
+            except (NotFound, OSError, ValueError, KeyError):
+                continue  # a half-created session (the server stopped while decoding): not listed
+        return sorted(out, key=lambda s: s["created"], reverse=True)
+
+    def video_choice(self, relative: str) -> str:
+        """A file or frame folder under --videos, by its relative path (no '..', no absolute path)."""
+        if self.videos is None:
+            raise InputError("no --videos folder was given to the studio")
+        parts = relative.replace("\\", "/").split("/") if isinstance(relative, str) else [""]
+        if not relative or relative.startswith("/") or any(p in ("", ".", "..") or not SAFE_NAME.match(p) for p in parts):
+            raise InputError(f"{relative!r}: not a name under --videos (letters, digits, '.', '_', '-', ' ' and '/')")
+        path = os.path.realpath(os.path.join(self.videos, *parts))
+        if os.path.commonpath([path, self.videos]) != self.videos or not os.path.exists(path):
+            raise NotFound(f"{relative}: not found under --videos")
+        return path
+
+    def video_list(self) -> list[str]:
+        if self.videos is None:
+            return []
+        found = []
+        for folder, dirs, files in os.walk(self.videos):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            rel = os.path.relpath(folder, self.videos)
+            if any(f.lower().endswith((".jpg", ".jpeg", ".png")) for f in files) and rel != ".":
+                found.append(rel.replace(os.sep, "/"))
+            found += [os.path.join(rel, f).replace(os.sep, "/").removeprefix("./") for f in sorted(files)
+                      if f.lower().endswith(VIDEO_EXTENSIONS)]
+        return found
+
+    # ------------------------------------------------------------------ creation
+    def create(self, source: str, name: str, owned: bool) -> Session:
+        """A new session of a video file or frame folder (``owned``: an upload, moved into it).
+        Decodes every frame once into JPEGs for the page; a bad video is an InputError, nothing kept."""
+        session_id = secrets.token_hex(6)
+        root = os.path.join(self.sessions_dir, session_id)
+        staging = os.path.join(self.sessions_dir, f".{session_id}.partial")
+        os.makedirs(staging)
+        try:
+            if os.path.isdir(source):
+                seq = VideoSequence(name, list_frames(source), {})
+                check_frame_sizes(seq.frames)
+                frames = source_of(seq)
+            else:
+                info = probe_video(source)
+                if owned:
+                    moved = os.path.join(staging, "source" + os.path.splitext(source)[1].lower())
+                    os.replace(source, moved)
+                    source = os.path.join(root, os.path.basename(moved))
+                    info.path = moved
+                frames = source_of(VideoSequence(name, [f"{i:05d}.jpg" for i in range(info.frames)], {},
+                                                 video=info.path, video_info=info))
+            for kind in ("frames", "thumbs", "masks", "results", "exports"):
+                os.makedirs(os.path.join(staging, kind))
+            size = None
+            for index, rgb in frames.read():
+                img = Image.fromarray(rgb)
+                img.save(os.path.join(staging, "frames", f"{index:05d}.jpg"), quality=92)
+                img.resize((max(1, round(rgb.shape[1] * THUMB_HEIGHT / rgb.shape[0])), THUMB_HEIGHT)).save(
+                    os.path.join(staging, "thumbs", f"{index:05d}.jpg"), quality=80)
+                size = rgb.shape[:2]
+            meta = {"id": session_id, "name": name, "frames": len(frames), "height": int(size[0]), "width": int(size[1]),
+                    "fps": frames.fps, "times": frames.times, "source": source, "created": time.time()}
+            with open(os.path.join(staging, "meta.json"), "w") as f:
+                json.dump(meta, f)
+            os.replace(staging, root)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self.session(session_id)
