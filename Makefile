@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv browser test test-fast demo bench gpu-check clean
+.PHONY: venv browser test test-fast demo bench gpu-check studio clean
 
 venv: $(VENV)/.installed
 
@@ -11,7 +11,7 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Debian's Chromium for the report's browser test (installed when root and missing; else the test skips).
+# Debian's Chromium for the browser tests (report, studio): installed when root and missing, else they skip.
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
@@ -32,6 +32,13 @@ gpu-check:
 
 demo: venv
 	$(PY) -m demo.run_demo
+
+# The studio on the demo's model and videos (make demo first when its checkpoint is missing).
+STUDIO_FLAGS ?=
+studio: venv
+	test -f demo_output/checkpoints/demo.pth || $(MAKE) demo
+	$(PY) -m studio --checkpoint demo_output/checkpoints/demo.pth --videos data/demo/DAVIS/2017/trainval/JPEGImages/480p \
+		--workspace studio_workspace $(STUDIO_FLAGS)
 
 bench: venv
 	$(PY) -m pip install --quiet -r benchmarks/requirements.txt

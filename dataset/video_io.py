@@ -66,7 +66,9 @@ def probe_video(path: str) -> VideoInfo:
     try:
         container = av.open(path)
     except (av.error.FFmpegError, OSError) as exc:
-        if "moov atom not found" in str(exc):
+        with open(path, "rb") as f:
+            head = f.read(12)
+        if "moov atom not found" in str(exc) and head[4:8] == b"ftyp":
             raise InputError(f"{path}: the MP4 file is incomplete (its index is missing: an interrupted recording, "
                              "download or copy?)") from None
         raise InputError(f"{path}: not a readable video file ({exc})") from None

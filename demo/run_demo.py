@@ -119,6 +119,7 @@ def main(argv=None) -> None:
     checkpoints = os.path.join(OUT, "checkpoints")
     os.makedirs(checkpoints)
     shutil.copy(os.path.join(saves, "demo", f"model_{it}.pth"), os.path.join(checkpoints, "demo.pth"))
+    shutil.copy(os.path.join(saves, "demo", f"model_{it}.json"), os.path.join(checkpoints, "demo.json"))  # its model flags
     run(["submit_eval_davis_ours_all.py", "--model_path", checkpoints, "--davis_path", os.path.join(DATA, "2017"),
          "--output", os.path.join(OUT, "results"), "--split", "val", *MODEL_FLAGS])
     run(["submit_eval_youtube.py", "--model_path", checkpoints, "--yv_path", YOUTUBE,

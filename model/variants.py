@@ -82,6 +82,16 @@ def write_sidecar(checkpoint: str, config: ModelConfig) -> None:
     os.replace(tmp, path)
 
 
+def recorded_model_flags(checkpoint: str) -> dict | None:
+    """The model flags a checkpoint's sidecar records (None: no sidecar, or not one of ours)."""
+    try:
+        with open(sidecar_path(checkpoint)) as f:
+            flags = json.load(f)["model"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {k: flags[k] for k in MODEL_FLAGS if k in flags} if isinstance(flags, dict) else None
+
+
 def check_recorded_variant(checkpoint: str, config: ModelConfig, loaded: dict | None = None) -> None:
     """Refuses a checkpoint whose recorded model flags (its sidecar, or the ``config`` entry of a
     training state ``loaded``) differ from ``config``'s."""

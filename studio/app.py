@@ -109,7 +109,10 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
                     if size > workspace.max_upload_bytes:
                         return _error(413, f"upload larger than --max_upload_mb ({workspace.max_upload_bytes // 2**20} MB)")
                     out.write(chunk)
-            session = await asyncio.to_thread(workspace.create, tmp, name, True)
+            try:
+                session = await asyncio.to_thread(workspace.create, tmp, name, True)
+            except InputError as exc:  # name the user's file, not the temporary one
+                return _error(400, str(exc).replace(tmp, os.path.basename(upload.filename)))
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)

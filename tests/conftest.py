@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 
 import pytest
@@ -46,3 +47,28 @@ def davis_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     make_davis_dataset(str(root / "DAVIS/2017/trainval"), n_train=4, n_val=1, size=(48, 64), n_frames=6, seed=1)
     return root / "DAVIS"
+
+
+# ------------------------------------------------------------------ a real browser
+def chromium_binary() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def browser_page():
+    """A fresh page; requests it made are in ``page.requested`` (URLs)."""
+    binary = chromium_binary()
+    if binary is None:
+        pytest.skip("Chromium is not installed and could not be installed here (needs root and Debian's "
+                    "'chromium' package; `make test` installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=binary, headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+            page.requested = []
+            page.on("request", lambda request: page.requested.append(request.url))
+            yield page
+        finally:
+            browser.close()

@@ -12,7 +12,6 @@ import submit_eval_davis_ours_all as eval_davis
 from dataset.palette_io import read_label_png, write_label_png
 from dataset.synthetic import make_davis_dataset, make_youtube_dataset
 from evaluation import davis_metrics, jf, report
-from tests.browser import Chromium, chromium_binary
 
 
 def _shifted_predictions(gt_root, pred_root, names):
@@ -79,27 +78,17 @@ def test_eval_script_writes_the_report(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_page_loads_in_a_real_browser_from_disk(tmp_path):
-    binary = chromium_binary()
-    if binary is None:
-        pytest.skip("Chromium is not installed and could not be installed here (needs root and Debian's "
-                    "'chromium' package; `make test` installs it)")
+def test_the_page_loads_in_a_real_browser_from_disk(tmp_path, browser_page):
     yt = tmp_path / "yt"
     make_youtube_dataset(str(yt), n_train=1, n_valid=3, size=(64, 96), n_frames=21, seed=3)
     names = sorted(os.listdir(yt / "valid_ground_truth"))
     _shifted_predictions(str(yt / "valid_ground_truth"), str(tmp_path / "pred"), names)
     report.main(["--gt", str(yt / "valid_ground_truth"), "--pred", str(tmp_path / "pred"),
                  "--images", str(yt / "valid/JPEGImages"), "--workers", "1", "--worst", "2"])
-    page = tmp_path / "pred/report/index.html"
-    browser = Chromium(binary)
-    try:
-        session = browser.open(page.as_uri())
-        images = browser.evaluate(session, "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
-        urls = browser.requested_urls(session)
-        browser.screenshot(session, str(tmp_path / "report.png"))
-    finally:
-        browser.close()
+    page = browser_page
+    page.goto((tmp_path / "pred/report/index.html").as_uri(), wait_until="load")
+    images = page.evaluate("Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])")
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert len(images) == 1 + len(names) + 2 * 2                     # bars, timelines, 2 strips + 2 animations
     assert all(width > 0 for _, width in images), images
-    assert urls and all(u.startswith("file://") for u in urls), urls  # nothing left the file system
-    assert (tmp_path / "report.png").stat().st_size > 10_000
+    assert page.requested and all(u.startswith("file://") for u in page.requested), page.requested  # nothing left the disk

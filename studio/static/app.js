@@ -263,6 +263,7 @@ async function openSession(session) {
   state.session = session; state.width = session.width; state.height = session.height;
   state.objects = [1]; state.object = 1;
   const c = canvas(); c.width = session.width; c.height = session.height;
+  c.style.width = "100%"; c.style.maxWidth = `${Math.max(session.width, 760)}px`;  // small videos drawn larger
   $("main").hidden = false;
   $("scrub").max = session.frames - 1;
   const timeline = $("timeline");
