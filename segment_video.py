@@ -102,7 +102,8 @@ def main(argv=None) -> None:
     videos = open_videos(args)
     with sharded(args) as shard:
         predictor = build_predictor(args.checkpoint, config_from_args(args), shard.device, args.amp,
-                                    args.max_objects_per_batch, **video_options(args))
+                                    args.max_objects_per_batch, overlap_io=args.overlap_io,
+                                    **video_options(args))
         mine = [videos[i] for i in balance([len(v.source) for v in videos], shard.count)[shard.index]]
         todo = [v for v in mine if args.overwrite or not is_complete(args.output, v, kinds, args.overlay)]
         if shard.reports and len(todo) < len(mine):

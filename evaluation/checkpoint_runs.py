@@ -19,7 +19,8 @@ def evaluate_checkpoints(args, shard: Shard, plans: list[PlannedSequence], outpu
     config = config_from_args(args)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
-        predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch, size=-1)
+        predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch, size=-1,
+                                    overlap_io=args.overlap_io)
         out = output_of(name)
         if shard.reports:
             print(f"{ckpt} -> {out} ({shard.describe()})")

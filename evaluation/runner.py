@@ -29,9 +29,11 @@ from inference_core.predictor import SimVOSPredictor
 from evaluation.sharding import Shard, agree, balance
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
+from util.threads import prefetched, writer_for
 
 INTERRUPTED = "finished sequences are kept, the unfinished one was removed"
 MAX_OBJECTS = 64  # more distinct values than this in a first mask means it is not a label map
+VOID = 255        # DAVIS / YouTube-VOS: not an object
 
 
 @dataclass
@@ -117,15 +119,20 @@ def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: s
         if not seq.annotations:
             raise InputError(f"{seq.name}: no annotated frame: nothing to segment")
         objects = seq.annotation_objects or {}
-        for index, rgb in enumerate(iter_frames(seq)):
-            mask = read_object_mask(seq.annotations[index], rgb.shape[:2]) if index in seq.annotations else None
-            result = session.step(rgb, mask, objects.get(index))
-            if keep is not None and stems[index] not in keep:
-                continue
-            write_label_png(os.path.join(partial[out_root], stems[index] + ".png"), result.labels())
-            if scores_root:
-                np.save(os.path.join(partial[scores_root], stems[index] + ".npy"),
-                        result.probs.to(torch.float16).cpu().numpy())
+        frames = prefetched(iter_frames(seq)) if predictor.overlap_io else iter_frames(seq)
+        with writer_for(predictor.overlap_io) as writer:
+            for index, rgb in enumerate(frames):
+                mask = read_object_mask(seq.annotations[index], rgb.shape[:2]) if index in seq.annotations else None
+                taken = objects.get(index)
+                if mask is not None and taken is None:
+                    taken = [int(v) for v in np.unique(mask) if v not in (0, VOID)]  # dataset masks: 255 is void
+                result = session.step(rgb, mask, taken)
+                if keep is not None and stems[index] not in keep:
+                    continue
+                writer.submit(write_label_png, os.path.join(partial[out_root], stems[index] + ".png"), result.labels())
+                if scores_root:
+                    writer.submit(np.save, os.path.join(partial[scores_root], stems[index] + ".npy"),
+                                  result.probs.to(torch.float16).cpu().numpy())
     except BaseException:
         for folder in partial.values():
             shutil.rmtree(folder, ignore_errors=True)

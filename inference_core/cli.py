@@ -16,6 +16,8 @@ def add_predictor_flags(parser) -> None:
     add_bool_flag(parser, "--amp", False, "fp16 autocast on CUDA, bf16 on CPUs with native bf16")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA if available)")
     parser.add_argument("--max_objects_per_batch", type=int, default=None, help="chunk objects to bound memory")
+    add_bool_flag(parser, "--overlap_io", True, "decode frames and write outputs on threads beside the network "
+                                               "(same results; False: all in one thread)")
 
 
 def add_video_flags(parser, size: int = 480) -> None:

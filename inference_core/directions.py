@@ -24,6 +24,7 @@ import torch
 
 from inference_core.results import FrameResult
 from util.errors import InputError
+from util.threads import prefetched
 
 DIRECTIONS = ("forward", "backward", "both")
 
@@ -82,22 +83,24 @@ def _empty(index: int, shape: tuple[int, int], device) -> FrameResult:
     return FrameResult(index, [], torch.ones(1, *shape, device=device))
 
 
-def _run(make_session, read, indices: range, masks, objects) -> Iterator:
+def _run(make_session, read, indices: range, masks, objects, overlap: bool) -> Iterator:
     session = make_session()
-    for index, frame in read(indices):
+    frames = prefetched(read(indices)) if overlap else read(indices)  # decode ahead while the network runs
+    for index, frame in frames:
         yield session.step(frame, masks.get(index), objects.get(index), index=index)
 
 
 def propagate_in_order(make_session: Callable, device, frames, masks: dict, objects: dict,
-                       direction: str) -> Iterator[FrameResult]:
-    """FrameResults of ``frames`` propagated ``direction`` from ``masks`` ({index: label map})."""
+                       direction: str, overlap: bool = True) -> Iterator[FrameResult]:
+    """FrameResults of ``frames`` propagated ``direction`` from ``masks`` ({index: label map});
+    ``overlap``: frames are decoded by a reader thread ahead of the network."""
     count, read = _reader(frames)
     if read is None:
         if direction != "forward":
             raise InputError(f"direction {direction!r} reads the frames again, backwards: pass a list or array of "
                              "frames or a dataset.frames.FrameSource, not a one-pass iterator")
         session = make_session()
-        for index, frame in enumerate(frames):
+        for index, frame in enumerate(prefetched(frames) if overlap else frames):
             yield session.step(frame, masks.get(index), objects.get(index), index=index)
         return
     marks = sorted(t for t in masks if 0 <= t < count)
@@ -106,24 +109,24 @@ def propagate_in_order(make_session: Callable, device, frames, masks: dict, obje
     shape = np.asarray(masks[marks[0]]).shape[:2]
     if direction == "forward":
         yield from (_empty(t, shape, device) for t in range(marks[0]))
-        yield from _run(make_session, read, range(marks[0], count), masks, objects)
+        yield from _run(make_session, read, range(marks[0], count), masks, objects, overlap)
         return
     if direction == "backward":
         yield from (_empty(t, shape, device) for t in range(count - 1, marks[-1], -1))
-        yield from _run(make_session, read, range(marks[-1], -1, -1), masks, objects)
+        yield from _run(make_session, read, range(marks[-1], -1, -1), masks, objects, overlap)
         return
     picks = choices({t: _objects_of(masks[t], objects.get(t)) for t in marks}, count)
     passes = [set(p.values()) for p in picks]
     lowest_backward = min((t for t, s in enumerate(passes) if "b" in s), default=None)
     with tempfile.TemporaryDirectory(prefix="simvos-both-") as stash:
         if lowest_backward is not None:
-            for result in _run(make_session, read, range(marks[-1], lowest_backward - 1, -1), masks, objects):
+            for result in _run(make_session, read, range(marks[-1], lowest_backward - 1, -1), masks, objects, overlap):
                 if passes[result.index] == {"b"}:
                     yield result
                 elif "b" in passes[result.index]:
                     torch.save(result.probs.half().cpu(), os.path.join(stash, f"{result.index}.pt"))
                     torch.save(result.object_ids, os.path.join(stash, f"{result.index}.ids"))
-        for result in _run(make_session, read, range(marks[0], count), masks, objects):
+        for result in _run(make_session, read, range(marks[0], count), masks, objects, overlap):
             t = result.index
             if passes[t] == {"f"}:
                 yield result

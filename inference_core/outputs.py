@@ -63,10 +63,14 @@ class ResultWriter:
             if kind in kinds:
                 os.makedirs(os.path.join(stage, kind), exist_ok=True)
 
-    def write(self, result: FrameResult) -> np.ndarray:
-        """-> the frame's label map [H, W] uint8."""
-        labels = result.labels()
-        stem = self.stems[result.index]
+    def write(self, result: FrameResult) -> None:
+        self.write_frame(result.index, result.labels(),
+                         (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in self.kinds else None)
+
+    def write_frame(self, index: int, labels: np.ndarray, probs: tuple[np.ndarray, list[int]] | None) -> None:
+        """labels [H, W] uint8; probs: (float16 [K+1, H, W], object ids) when probabilities are saved.
+        Host data only: this can run on a writer thread while the network computes the next frame."""
+        stem = self.stems[index]
         write_label_png(os.path.join(self.stage, "palette", stem + ".png"), labels)
         if "objects" in self.kinds:
             for obj in self.objects:
@@ -75,16 +79,15 @@ class ResultWriter:
                 Image.fromarray(np.where(labels == obj, 255, 0).astype(np.uint8), mode="L").save(
                     os.path.join(folder, stem + ".png"))
         if "probs" in self.kinds:
-            np.savez(os.path.join(self.stage, "probs", stem + ".npz"),
-                     probs=result.probs.half().cpu().numpy(), object_ids=np.array(result.object_ids, np.int32))
+            np.savez(os.path.join(self.stage, "probs", stem + ".npz"), probs=probs[0],
+                     object_ids=np.array(probs[1], np.int32))
         if "coco" in self.kinds:
             for obj in self.objects:
                 mask = labels == obj
                 x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
-                self.records.append({"frame": result.index, "time": round(self.times[result.index], 6),
+                self.records.append({"frame": index, "time": round(self.times[index], 6),
                                      "file_name": stem, "object_id": obj, "area": int(mask.sum()),
                                      "bbox": [x, y, w, h], "segmentation": rle_encode(mask)})
-        return labels
 
     def finish(self) -> None:
         if "coco" in self.kinds:

@@ -160,11 +160,12 @@ class VideoSession:
 class SimVOSPredictor:
     """A network on its device (picked here: ``device`` or CUDA when available, else CPU) with the
     precision policy (``amp``), the object chunking (``max_objects_per_batch``), the processing size
-    and the memory policy of its videos."""
+    the memory policy of its videos, and whether frame decoding and output writing run on threads
+    beside the network (``overlap_io``; the results are the same either way)."""
 
     def __init__(self, model, device: torch.device | str | None = None, amp: bool = False,
                  max_objects_per_batch: int | None = None, size: int = DEFAULT_SIZE, memory: str = "published",
-                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES):
+                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES, overlap_io: bool = True):
         self.device = pick_device(str(device) if device is not None else None)
         warn_if_amp_unsupported(self.device, amp)
         self.model = model.to(self.device).eval()
@@ -173,6 +174,7 @@ class SimVOSPredictor:
         self.size = size
         make_memory(memory, max_keyframes)  # validates the names
         self.memory, self.max_keyframes = memory, max_keyframes
+        self.overlap_io = overlap_io  # decode frames / write outputs on threads beside the network
 
     @classmethod
     def from_checkpoint(cls, path: str, variant: str | None = None, device=None, amp: bool = False,
@@ -197,7 +199,8 @@ class SimVOSPredictor:
         Yields one FrameResult per frame, in processing order (``result.index`` names the frame)."""
         if direction not in DIRECTIONS:
             raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        yield from propagate_in_order(lambda: self.session(**options), self.device, frames, masks, objects or {}, direction)
+        yield from propagate_in_order(lambda: self.session(**options), self.device, frames, masks, objects or {}, direction,
+                                      self.overlap_io)
 
 
 def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device | str | None = None,

@@ -17,6 +17,7 @@ from dataset.video_io import DecodeError, VideoWriter
 from inference_core.outputs import ResultWriter, output_paths, overlay
 from inference_core.predictor import SimVOSPredictor
 from util.errors import InputError
+from util.threads import writer_for
 
 OVERLAY_KINDS = ("mp4", "gif", "none")
 
@@ -80,13 +81,15 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
     writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info)
     done = 0
     try:
-        for result in predictor.propagate(source, masks, direction):
-            if not done:
-                writer.info.update(height=int(result.probs.shape[-2]), width=int(result.probs.shape[-1]))
-            writer.write(result)
-            done += 1
-            if on_frame:
-                on_frame()
+        with writer_for(predictor.overlap_io) as background:  # PNG / RLE encoding beside the network
+            for result in predictor.propagate(source, masks, direction):
+                if not done:
+                    writer.info.update(height=int(result.probs.shape[-2]), width=int(result.probs.shape[-1]))
+                probs = (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in kinds else None
+                background.submit(writer.write_frame, result.index, result.labels(), probs)
+                done += 1
+                if on_frame:
+                    on_frame()
         writer.finish()
         if overlay_kind != "none":
             write_overlay(source, os.path.join(stage, "palette"), os.path.join(stage, f"overlay.{overlay_kind}"))

@@ -53,7 +53,8 @@ def build(args):
             for key, value in recorded.items():
                 setattr(args, key, value)
     config = config_from_args(args)
-    predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size)
+    predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
+                                overlap_io=args.overlap_io)
     workspace = Workspace(args.workspace, args.videos, args.max_upload_mb)
     demo = os.path.realpath(args.checkpoint) == os.path.realpath(DEMO_CHECKPOINT)
     info = {"checkpoint": os.path.basename(args.checkpoint), "variant": matching_variant(config),
