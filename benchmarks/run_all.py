@@ -321,6 +321,8 @@ def markdown(report: dict) -> str:
               f"| vos-benchmark 0.1.0 | {s.get('vos_benchmark_1_workers_s', float('nan')):.1f} | "
               f"{s.get('vos_benchmark_2_workers_s', float('nan')):.1f} |",
               f"| official algorithm (restated, extrapolated) | {s['official_algorithm_1_process_s_extrapolated']:.1f} | - |"]
+    from benchmarks.own_videos import markdown as own_video_lines
+    lines += own_video_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -352,6 +354,10 @@ def main(argv=None) -> None:
                           bench_training("vit_base", 384, 1, 1, device)]
     report["loader"] = bench_loader()
     report["scoring"] = bench_scoring()
+    from benchmarks import own_videos
+    report["own_video_1080p"] = own_videos.bench_1080p()
+    report["overlap_io"] = own_videos.bench_overlap()
+    report["studio_vs_cli"] = own_videos.bench_studio_vs_cli()
     _write(report)
 
 

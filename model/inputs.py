@@ -2,6 +2,8 @@
 section 1), frames padded to multiples of the patch size, centred (docs/method.md, section 5)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -14,10 +16,21 @@ def image_to_tensor(rgb: np.ndarray, device: torch.device | str = "cpu") -> torc
     """[H, W, 3] uint8 RGB -> [1, 3, H, W] float32, in [0, 1] then ImageNet-normalised."""
     if not (rgb.flags.writeable and rgb.flags.c_contiguous):
         rgb = np.array(rgb, order="C")  # torch.from_numpy needs a writable, contiguous array
-    x = torch.from_numpy(rgb).to(device).permute(2, 0, 1).float().div_(255)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
+    host = torch.from_numpy(rgb)
+    if torch.device(device).type == "cuda":  # pinned memory: an asynchronous upload, no host sync
+        x = host.pin_memory().to(device, non_blocking=True)
+    else:
+        x = host.to(device)
+    x = x.permute(2, 0, 1).float().div_(255)
+    mean, std = _normalisation(x.device)
     return ((x - mean) / std).unsqueeze(0)
+
+
+@functools.lru_cache(maxsize=None)
+def _normalisation(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """ImageNet mean and std [3, 1, 1] on ``device``, made once (no per-frame upload)."""
+    return (torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1),
+            torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1))
 
 
 def centre_pad(height: int, width: int, multiple: int = 16) -> tuple[int, int, int, int]:
