@@ -41,6 +41,16 @@ def tiny_bs():
 
 
 @pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory):
+    """A vit_tiny (12 blocks) checkpoint in the published bare format, trained grid 64x64: what the
+    scripts' tests load with ``--backbone_type vit_tiny --layer_index 0``."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.manual_seed(0)
+    torch.save(build_model(config_from_flags("vit_tiny", train_img_size=64)).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def davis_root(tmp_path_factory):
     """A tiny DAVIS-2017 tree for training: 4 train videos of 6 frames, 48x64."""
     from dataset.synthetic import make_davis_dataset

@@ -22,14 +22,6 @@ from util.errors import InputError
 FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    torch.manual_seed(0)
-    torch.save(build_model(config_from_flags("vit_tiny", train_img_size=64)).state_dict(), path)
-    return path
-
-
 def write_h264(path, frames, times=None, rotation=0):
     """An H.264 MP4 made with PyAV (the encoder of the tests is independent of our writer)."""
     import av

@@ -217,17 +217,17 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         canvas = page.locator("#canvas")
         box = canvas.bounding_box()
         sx, sy = box["width"] / 64, box["height"] / 48
-        page.check("input[value=grabcut]")
-        page.mouse.move(box["x"] + 8 * sx, box["y"] + 8 * sy)
-        page.mouse.down()
-        page.mouse.move(box["x"] + 40 * sx, box["y"] + 40 * sy, steps=5)
-        page.mouse.up()
+
+        def drag(tool, start, end):
+            """Press at ``start``, move to ``end``, release: video pixel coordinates."""
+            page.check(f"input[value={tool}]")
+            page.mouse.move(box["x"] + start[0] * sx, box["y"] + start[1] * sy)
+            page.mouse.down()
+            page.mouse.move(box["x"] + end[0] * sx, box["y"] + end[1] * sy, steps=5)
+            page.mouse.up()
+        drag("grabcut", (8, 8), (40, 40))
         page.wait_for_function("document.querySelector('#message').textContent.includes('GrabCut done')")
-        page.check("input[value=brush]")
-        page.mouse.move(box["x"] + 20 * sx, box["y"] + 20 * sy)
-        page.mouse.down()
-        page.mouse.move(box["x"] + 30 * sx, box["y"] + 24 * sy, steps=5)
-        page.mouse.up()
+        drag("brush", (20, 20), (30, 24))
         page.click("#save")
         page.wait_for_function("document.querySelector('#message').textContent.includes('saved as an annotation')")
         page.click("#propagate")

@@ -19,14 +19,6 @@ from util.errors import InputError
 FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
-    torch.manual_seed(0)
-    torch.save(build_model(config_from_flags("vit_tiny", train_img_size=64)).state_dict(), path)
-    return path
-
-
 def make_youtube(root, n=9):
     frames, labels = make_video(np.random.default_rng(5), n, 48, 64, 2)
     meta = {"videos": {"vidA": {"objects": {"1": {"category": "x", "frames": ["00000", "00002"]},
