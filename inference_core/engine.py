@@ -56,10 +56,9 @@ class InferenceCore:
         index = self.steps if frame_index is None else frame_index
         self.steps += 1
         with autocast_for(self.device, self.amp):
-            self._encode_pending()
-            tracked = [o for o in self.object_ids if self.memory.has(o)]
-            probs = self._segment(frame, tracked) if tracked else frame.new_zeros(0, *frame.shape[-2:])
-        ids = tracked
+            self._encode_pending()  # after it, every tracked object has a reference
+            ids = list(self.object_ids)
+            probs = self._segment(frame, ids) if ids else frame.new_zeros(0, *frame.shape[-2:])
         if new_masks:
             probs, ids = self._add_objects(probs, ids, new_masks)
         probs = aggregate(probs.float(), dim=0) if ids else probs.new_ones(1, *frame.shape[-2:])

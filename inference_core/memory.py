@@ -36,9 +36,6 @@ class PublishedMemory:
         """``memory`` [M, C]: the last frame encoded with the object's soft probability."""
         self.previous[obj] = memory
 
-    def has(self, obj: int) -> bool:
-        return obj in self.references
-
     def reference_frames(self, obj: int) -> list[int]:
         return [index for index, _ in self.references[obj]]
 
