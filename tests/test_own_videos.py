@@ -307,3 +307,13 @@ def test_frames_as_displayed_exif_cmyk_16bit(tmp_path):
     assert np.abs(read_rgb(str(tmp_path / "c.jpg")).astype(int) - rgb).mean() < 12
     Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(tmp_path / "g16.png")
     np.testing.assert_array_equal(read_rgb(str(tmp_path / "g16.png"))[..., 0], rgb[..., 0])
+
+
+def test_dataset_masks_read_bilevel_pngs_as_zero_one(tmp_path):
+    """A bilevel (mode '1') PNG is 0/1 labels in the datasets' reader too (it used to become 255, void)."""
+    from dataset.palette_io import read_label_png
+    square = np.zeros((10, 12), bool)
+    square[2:6, 3:9] = True
+    Image.fromarray(square).convert("1").save(tmp_path / "b.png")
+    assert Image.open(tmp_path / "b.png").mode == "1"
+    np.testing.assert_array_equal(read_label_png(str(tmp_path / "b.png")), square.astype(np.uint8))
