@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from inference_core.predictor import SimVOSPredictor
 from studio.store import Session, save_png_atomic
 from util.errors import InputError
+from util.threads import prefetched, writer_for
 
 DIRECTIONS = ("forward", "backward", "both")
 UNTIL = ("next", "end")
@@ -118,6 +119,13 @@ class JobRunner:
                 job.state, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
             job.finished = time.time()
 
+    @staticmethod
+    def _publish(job: Job, path: str, labels, index: int) -> None:
+        """A result on disk, then counted: the page never asks for a frame that is not written yet."""
+        save_png_atomic(path, labels)
+        job.done += 1
+        job.last_frame = index
+
     def _run(self, job: Job) -> None:
         session = job.session
         source = session.source()
@@ -131,11 +139,11 @@ class JobRunner:
                 video.step(rgb, session.label_map(a), index=a)
             _, rgb = next(source.read(range(job.frame, job.frame + 1)))
             video.step(rgb, start_labels, index=job.frame)
-            for index, rgb in source.read(walk):
-                if job.cancel.is_set():
-                    raise Cancelled()
-                mask = session.label_map(index) if index in annotated else None
-                result = video.step(rgb, mask, index=index)
-                save_png_atomic(session.path("results", index), result.labels())
-                job.done += 1
-                job.last_frame = index
+            overlap = self.predictor.overlap_io
+            with writer_for(overlap) as writer:  # as segment_video.py: decode ahead, write behind
+                for index, rgb in prefetched(source.read(walk)) if overlap else source.read(walk):
+                    if job.cancel.is_set():
+                        raise Cancelled()
+                    mask = session.label_map(index) if index in annotated else None
+                    result = video.step(rgb, mask, index=index)
+                    writer.submit(self._publish, job, session.path("results", index), result.labels(), index)
