@@ -66,7 +66,7 @@ def bench_1080p(frames_480: int = 10, frames_full: int = 3) -> dict:
     return {"video": "1920x1080 H.264, 2 objects, vit_tiny", **out}
 
 
-def bench_overlap(frames: int = 40) -> dict:
+def bench_overlap(frames: int = 20) -> dict:
     """segment_video.py on a 480p H.264 video with every export, I/O on threads or in one thread."""
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = _checkpoint(tmp)
