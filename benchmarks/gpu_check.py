@@ -186,6 +186,13 @@ def training(quick: bool, device: torch.device) -> dict:
     return row
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def ddp_step(quick: bool, device: torch.device) -> dict:
     """One training step of two ranks (NCCL on CUDA: needs two GPUs, NCCL refuses two ranks on one)."""
     if device.type == "cuda" and torch.cuda.device_count() < 2:
@@ -194,7 +201,7 @@ def ddp_step(quick: bool, device: torch.device) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         make_davis_dataset(os.path.join(tmp, "DAVIS", "2017", "trainval"), n_train=3, n_val=1, size=(48, 64),
                            n_frames=5, seed=1)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29617",
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
                "train_simvos.py", "--id", "ddp", "--backbone_type", "vit_tiny", "--layer_index", "0",
                "--use_token_learner", "False", "--pretrained", "none", "--yv_root", "none",
                "--davis_root", os.path.join(tmp, "DAVIS"), "--img_size", "48", "--batch_size", "1", "--iterations", "1",
