@@ -26,7 +26,8 @@ def _av():
         import av
     except ImportError:  # pragma: no cover - av is in requirements.txt
         raise InputError("reading or writing video files needs PyAV: pip install av") from None
-    av.logging.set_level(av.logging.PANIC)  # FFmpeg's own warnings would interleave with progress bars
+    # PyAV's logging stays at its default, off: a Python log callback from FFmpeg's threads can
+    # deadlock with other threads (PyAV issue 751), and the studio and the overlapped I/O use threads.
     return av
 
 
@@ -68,7 +69,7 @@ def probe_video(path: str) -> VideoInfo:
     except (av.error.FFmpegError, OSError) as exc:
         with open(path, "rb") as f:
             head = f.read(12)
-        if "moov atom not found" in str(exc) and head[4:8] == b"ftyp":
+        if head[4:8] == b"ftyp" and isinstance(exc, av.error.InvalidDataError):
             raise InputError(f"{path}: the MP4 file is incomplete (its index is missing: an interrupted recording, "
                              "download or copy?)") from None
         raise InputError(f"{path}: not a readable video file ({exc})") from None
