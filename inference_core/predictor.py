@@ -11,6 +11,7 @@ way every script and the Python API make a predictor.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -21,8 +22,6 @@ from inference_core.directions import DIRECTIONS, propagate_in_order
 from inference_core.engine import InferenceCore
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, make_memory
 from inference_core.results import FrameResult
-import dataclasses
-
 from model import ModelConfig, build_model
 from model.aggregate import aggregate
 from model.checkpoint import load_weights, read_checkpoint, unwrap, training_img_size

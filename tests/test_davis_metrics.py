@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pandas as pd
 import pytest
 from PIL import Image
 from skimage.morphology import disk as sk_disk

@@ -4,7 +4,6 @@ import os
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from evaluation.published_loop import published_loop
 from inference_core import SimVOSPredictor

@@ -15,7 +15,7 @@ from dataset.synthetic import make_video
 from dataset.video_io import VideoWriter, codec_name, probe_video, read_video
 from inference_core import SimVOSPredictor
 from inference_core.directions import choices
-from model import build_model, config_from_flags
+from model import build_model
 from tests.conftest import tiny_config
 from util.errors import InputError
 

@@ -1,7 +1,6 @@
 """The studio: the JSON API with FastAPI's test client (the whole flow, bad input, tokens, paths,
 a restart on the same workspace), and the page in a real browser (Playwright over Debian's Chromium)."""
 import io
-import json
 import os
 import socket
 import threading
@@ -13,7 +12,6 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset.palette_io import write_label_png
 from dataset.synthetic import make_video
 from dataset.video_io import codec_name
 from inference_core import SimVOSPredictor

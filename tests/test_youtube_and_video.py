@@ -5,7 +5,6 @@ import zipfile
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import segment_video
@@ -13,7 +12,6 @@ import submit_eval_youtube
 from dataset.palette_io import write_label_png
 from dataset.synthetic import YOUTUBE_STRIDE, make_video, make_youtube_dataset
 from dataset.vos_pairs import scan_videos
-from model import build_model, config_from_flags
 from util.errors import InputError
 
 FLAGS = ["--backbone_type", "vit_tiny", "--layer_index", "0", "--device", "cpu"]
