@@ -121,6 +121,25 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     assert again.get(f"/api/sessions/{sid}/masks/00011.png", headers=AUTH).status_code == 200
 
 
+def test_grabcut_keeps_the_strokes_it_is_given(tmp_path, predictor, clip):
+    """Foreground strokes are in GrabCut's answer and background strokes are not (hard constraints),
+    whatever the colours around them."""
+    path, _, _ = clip
+    client = make_client(tmp_path / "ws", predictor)
+    sid = upload(client, path).json()["id"]
+
+    def cut(**hints):
+        response = client.post(f"/api/sessions/{sid}/grabcut", json={"frame": 0, "box": [4, 4, 56, 42], "radius": 2,
+                                                                     **hints}, headers=AUTH)
+        assert response.status_code == 200
+        return np.asarray(Image.open(io.BytesIO(response.content)))
+    plain = cut()
+    assert plain.shape == (48, 64) and set(np.unique(plain)) <= {0, 255}
+    assert not plain[:3].any() and not plain[:, :3].any()            # outside the box: background
+    hinted = cut(foreground=[[10, 10], [11, 10]], background=[[30, 25]])
+    assert hinted[10, 10] == 255 and hinted[10, 11] == 255 and hinted[25, 30] == 0
+
+
 def test_every_route_needs_the_token(tmp_path, predictor):
     client = make_client(tmp_path / "ws", predictor)
     for method, url in (("get", "/"), ("get", "/static/app.js"), ("get", "/api/sessions"), ("post", "/api/sessions"),
@@ -224,6 +243,9 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
             page.mouse.move(box["x"] + end[0] * sx, box["y"] + end[1] * sy, steps=5)
             page.mouse.up()
         drag("grabcut", (8, 8), (40, 40))
+        page.wait_for_function("document.querySelector('#message').textContent.includes('GrabCut done')")
+        page.evaluate("document.querySelector('#message').textContent = ''")
+        drag("grab-fg", (12, 12), (16, 14))                 # a + stroke refines the same GrabCut
         page.wait_for_function("document.querySelector('#message').textContent.includes('GrabCut done')")
         drag("brush", (20, 20), (30, 24))
         page.click("#save")

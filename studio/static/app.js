@@ -30,6 +30,7 @@ const state = {
   info: null, session: null, frame: 0, labels: null, width: 0, height: 0,
   object: 1, objects: [1], undo: [], dirty: false, image: null, job: null, playing: null,
   polygon: [], drag: null,
+  grab: null,   // the last GrabCut: {box, foreground: [[x, y]], background: [...], before: labels}
 };
 const $ = (id) => document.getElementById(id);
 
@@ -117,15 +118,18 @@ function fillPolygon(points) {
   state.dirty = true;
 }
 
-async function grabcut([x0, y0, x1, y1]) {
+async function grabcut() {
+  // The box and every + / − stroke since it go to GrabCut together; its result replaces the last one.
+  const g = state.grab;
   say("GrabCut…");
-  const res = await api.call("POST", `/api/sessions/${state.session.id}/grabcut`,
-    JSON.stringify({ frame: state.frame, box: [x0, y0, x1, y1] }), "application/json");
+  const res = await api.call("POST", `/api/sessions/${state.session.id}/grabcut`, JSON.stringify({
+    frame: state.frame, box: g.box, foreground: g.foreground, background: g.background,
+    radius: +$("size").value }), "application/json");
   const mask = await decodeImage(await res.blob());
-  remember();
+  state.labels = g.before.slice();
   for (let i = 0; i < state.labels.length; i++) if (mask[4 * i] > 127) state.labels[i] = state.object;
   state.dirty = true;
-  say("GrabCut done: fix the edges with the brush or eraser, then save as annotation.");
+  say("GrabCut done: + / − strokes refine it; brush and eraser fix the edges; then save as annotation.");
 }
 
 async function decodeImage(blob) {
@@ -145,17 +149,29 @@ function bindCanvas() {
     const p = point(e), t = tool();
     if (t === "brush" || t === "eraser") { remember(); down = true; paint(p); render(); }
     if (t === "grabcut") state.drag = [...p, ...p];
+    if (t === "grab-fg" || t === "grab-bg") {
+      if (!state.grab) { say("draw a GrabCut box first", true); return; }
+      down = "hint";
+      (t === "grab-fg" ? state.grab.foreground : state.grab.background).push(p);
+    }
     if (t === "polygon") { state.polygon.push(p); render(); }
   });
   c.addEventListener("mousemove", (e) => {
+    if (down === "hint") { (tool() === "grab-fg" ? state.grab.foreground : state.grab.background).push(point(e)); return; }
     if (down) { paint(point(e)); render(); }
     if (state.drag) { const [x, y] = point(e); state.drag[2] = x; state.drag[3] = y; render(); }
   });
   window.addEventListener("mouseup", async () => {
+    const hint = down === "hint";
     down = false;
-    if (state.drag) {
-      const box = state.drag; state.drag = null;
-      try { await grabcut(box); } catch (err) { say(err.message, true); }
+    if (state.drag || hint) {
+      if (state.drag) {
+        const [x0, y0, x1, y1] = state.drag;
+        state.drag = null;
+        remember();
+        state.grab = { box: [x0, y0, x1, y1], foreground: [], background: [], before: state.labels.slice() };
+      }
+      try { await grabcut(); } catch (err) { say(err.message, true); }
       render();
     }
   });
@@ -169,7 +185,7 @@ function bindCanvas() {
 async function loadFrame(index) {
   const s = state.session;
   state.frame = Math.max(0, Math.min(index, s.frames - 1));
-  state.polygon = []; state.undo = []; state.dirty = false;
+  state.polygon = []; state.undo = []; state.dirty = false; state.grab = null;
   const img = new Image();
   img.src = api.url(`/api/sessions/${s.id}/frames/${pad(state.frame)}.jpg`);
   await img.decode();
