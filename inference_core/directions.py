@@ -124,14 +124,14 @@ def propagate_in_order(make_session: Callable, device, frames, masks: dict, obje
                 if passes[result.index] == {"b"}:
                     yield result
                 elif "b" in passes[result.index]:
-                    torch.save(result.probs.half().cpu(), os.path.join(stash, f"{result.index}.pt"))
-                    torch.save(result.object_ids, os.path.join(stash, f"{result.index}.ids"))
+                    torch.save({"ids": result.object_ids, "probs": result.probs.half().cpu()},
+                               os.path.join(stash, f"{result.index}.pt"))
         for result in _run(make_session, read, range(marks[0], count), masks, objects, overlap):
             t = result.index
             if passes[t] == {"f"}:
                 yield result
             elif "b" in passes[t] and "f" in passes[t]:
-                saved = FrameResult(t, torch.load(os.path.join(stash, f"{t}.ids")),
-                                    torch.load(os.path.join(stash, f"{t}.pt")).to(result.probs.device).float())
-                yield merge(result, saved, picks[t])
-                os.remove(os.path.join(stash, f"{t}.pt"))
+                path = os.path.join(stash, f"{t}.pt")
+                saved = torch.load(path)
+                os.remove(path)
+                yield merge(result, FrameResult(t, saved["ids"], saved["probs"].to(result.probs.device).float()), picks[t])

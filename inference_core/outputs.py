@@ -18,7 +18,6 @@ import numpy as np
 from PIL import Image
 
 from dataset.palette_io import DAVIS_PALETTE, write_label_png
-from inference_core.results import FrameResult
 
 SAVE_KINDS = ("palette", "objects", "coco", "probs")
 COLOURS = np.array(DAVIS_PALETTE, dtype=np.float32).reshape(256, 3)
@@ -48,8 +47,8 @@ def rle_encode(mask: np.ndarray) -> dict:
 
 
 class ResultWriter:
-    """Writes each FrameResult into a staging folder (``stage``), kinds as asked (``SAVE_KINDS``);
-    ``finish()`` writes the COCO file. Nothing is read back: results may come in any order."""
+    """Writes each frame's label map (and probabilities) into a staging folder (``stage``), kinds as
+    asked (``SAVE_KINDS``); ``finish()`` writes the COCO file. Nothing is read back: results may come in any order."""
 
     def __init__(self, stage: str, kinds: list[str], stems: list[str], times: list[float], objects: list[int],
                  info: dict):
@@ -62,10 +61,6 @@ class ResultWriter:
         for kind in ("objects", "probs"):
             if kind in kinds:
                 os.makedirs(os.path.join(stage, kind), exist_ok=True)
-
-    def write(self, result: FrameResult) -> None:
-        self.write_frame(result.index, result.labels(),
-                         (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in self.kinds else None)
 
     def write_frame(self, index: int, labels: np.ndarray, probs: tuple[np.ndarray, list[int]] | None) -> None:
         """labels [H, W] uint8; probs: (float16 [K+1, H, W], object ids) when probabilities are saved.

@@ -1,7 +1,7 @@
 """One own video, start to finish: read its masks as people make them, propagate in the chosen
 direction, write every asked output atomically (a hidden ``.<name>.partial`` folder, moved into
-place at the end), and an overlay video. The command line (segment_video.py) and the studio both
-run videos through here."""
+place at the end), and an overlay video: what segment_video.py runs for each video. The studio
+shares its overlay writer and the outputs' writer (inference_core/outputs.py)."""
 from __future__ import annotations
 
 import os

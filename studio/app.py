@@ -16,7 +16,6 @@ import zipfile
 
 import cv2
 import numpy as np
-import torch
 from fastapi import FastAPI, Request
 from starlette.datastructures import UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -24,7 +23,6 @@ from PIL import Image
 
 from dataset.masks import read_user_mask
 from inference_core.outputs import ResultWriter
-from inference_core.results import FrameResult
 from inference_core.video_job import write_overlay
 from studio.jobs import JobRunner
 from studio.store import NotFound, Workspace, save_png_atomic
@@ -280,19 +278,18 @@ def _export(session, kind: str) -> str:
     exports = os.path.join(session.root, "exports")
     stage = tempfile.mkdtemp(dir=exports, prefix=".stage-")
     try:
-        labels = [session.label_map(i) for i in range(session.frames)]
         blank = np.zeros((session.meta["height"], session.meta["width"]), np.uint8)
-        objects = sorted({int(v) for m in labels if m is not None for v in np.unique(m) if v})
+        # Every object of the results was annotated somewhere: the annotations name them all.
+        objects = sorted({int(v) for a in session.annotated() for v in np.unique(session.label_map(a)) if v})
         stems = [f"{i:05d}" for i in range(session.frames)]
         times = session.meta.get("times") or [i / session.meta["fps"] for i in range(session.frames)]
-        writer = ResultWriter(stage, ["palette", "objects", "coco"] if kind != "mp4" else [], stems, times, objects,
+        kinds = ["palette"] + ([kind] if kind in ("objects", "coco") else [])  # only what is asked
+        writer = ResultWriter(stage, kinds, stems, times, objects,
                               {"video": session.meta["name"], "frames": session.frames, "fps": session.meta["fps"],
                                "width": session.meta["width"], "height": session.meta["height"], "object_ids": objects})
-        for i, lab in enumerate(labels):
-            lab = blank if lab is None else lab
-            ids = sorted(int(v) for v in np.unique(lab) if v) or []
-            onehot = np.stack([lab == 0] + [lab == o for o in ids]).astype(np.float32)
-            writer.write(FrameResult(i, ids, torch.from_numpy(onehot)))
+        for i in range(session.frames):  # one frame at a time: memory stays flat in the video's length
+            labels = session.label_map(i)
+            writer.write_frame(i, blank if labels is None else labels, None)
         writer.finish()
         name = session.meta["name"]
         if kind == "mp4":

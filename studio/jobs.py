@@ -68,6 +68,15 @@ def plan(session: Session, frame: int, direction: str, until: str) -> list[range
     return ranges
 
 
+def _frame_at(source, index: int):
+    """One frame of a source, its reader closed at once (a video file is not left open)."""
+    reader = source.read(range(index, index + 1))
+    try:
+        return next(reader)[1]
+    finally:
+        reader.close()
+
+
 class JobRunner:
     def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = 8):
         self.predictor = predictor
@@ -135,10 +144,8 @@ class JobRunner:
             video = self.predictor.session(memory="keyframes", max_keyframes=self.max_keyframes)
             # Other annotated frames first, farthest first: they become references.
             for a in sorted(annotated, key=lambda t: -abs(t - job.frame)):
-                _, rgb = next(source.read(range(a, a + 1)))
-                video.step(rgb, session.label_map(a), index=a)
-            _, rgb = next(source.read(range(job.frame, job.frame + 1)))
-            video.step(rgb, start_labels, index=job.frame)
+                video.step(_frame_at(source, a), session.label_map(a), index=a)
+            video.step(_frame_at(source, job.frame), start_labels, index=job.frame)
             overlap = self.predictor.overlap_io
             with writer_for(overlap) as writer:  # as segment_video.py: decode ahead, write behind
                 for index, rgb in prefetched(source.read(walk)) if overlap else source.read(walk):
