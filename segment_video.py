@@ -18,7 +18,7 @@ import time
 
 from dataset.frames import open_input, source_of
 from evaluation.sharding import add_shard_flags, balance, sharded
-from inference_core.cli import add_predictor_flags, add_video_flags, video_options
+from inference_core.cli import add_predictor_flags, add_video_flags, predictor_options, video_options
 from inference_core.outputs import SAVE_KINDS
 from inference_core.predictor import build_predictor
 from inference_core.video_job import OVERLAY_KINDS, OwnVideo, is_complete, segment_own_video
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     videos = open_videos(args)
     with sharded(args) as shard:
         predictor = build_predictor(args.checkpoint, config_from_args(args), shard.device, args.amp,
-                                    args.max_objects_per_batch, overlap_io=args.overlap_io,
+                                    args.max_objects_per_batch, **predictor_options(args),
                                     **video_options(args))
         mine = [videos[i] for i in balance([len(v.source) for v in videos], shard.count)[shard.index]]
         todo = [v for v in mine if args.overwrite or not is_complete(args.output, v, kinds, args.overlay)]

@@ -6,7 +6,7 @@ from typing import Callable
 
 from evaluation.runner import PlannedSequence, RunStats, all_complete, run_sequences
 from evaluation.sharding import Shard
-from inference_core.cli import checkpoint_files
+from inference_core.cli import checkpoint_files, predictor_options
 from inference_core.predictor import build_predictor
 from model.flags import config_from_args
 
@@ -20,7 +20,7 @@ def evaluate_checkpoints(args, shard: Shard, plans: list[PlannedSequence], outpu
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
         predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch, size=-1,
-                                    overlap_io=args.overlap_io)
+                                    **predictor_options(args))
         out = output_of(name)
         if shard.reports:
             print(f"{ckpt} -> {out} ({shard.describe()})")

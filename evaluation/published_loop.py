@@ -1,5 +1,6 @@
 """The published propagation loop, restated (docs/method.md, section 5): every frame and every probability
-of the video held in memory, each object decoded on its own, every row of every block computed.
+of the video held in memory, each object decoded on its own, every row of every block computed, the
+attention scores materialised (the published arithmetic: model.vit.explicit_attention_block).
 
 Written independently of the engine (inference_core/engine.py): the reference it is compared with in
 the tests (equal probabilities) and in the benchmarks (speed, memory)."""
@@ -11,6 +12,7 @@ import torch
 from model.inputs import centre_pad, image_to_tensor, pad
 from model.aggregate import aggregate
 from model.token_refine import prototype_weights
+from model.vit import explicit_attention_block
 
 
 @torch.no_grad()
@@ -32,7 +34,7 @@ def published_loop(model, frames: list[np.ndarray], first_labels: np.ndarray) ->
     def memory_of(frame, obj_masks, k):
         if cfg.layer_index == 0:
             return model.embed(frame, obj_masks[k][None, None])[:, 0]
-        feats = model.within_frame(model.embed(frame, obj_masks[k][None, None])[:, 0], grid)
+        feats = model.within_frame(model.embed(frame, obj_masks[k][None, None])[:, 0], grid, explicit_attention=True)
         if not cfg.use_token_learner:
             return feats
         w_fg, w_bg = prototype_weights(obj_masks[None], grid)
@@ -41,7 +43,7 @@ def published_loop(model, frames: list[np.ndarray], first_labels: np.ndarray) ->
 
     first = [memory_of(images[0], masks, k) for k in range(K)]
     for t in range(1, T):
-        query = model.encode_query(images[t])
+        query = model.within_frame(model.embed(images[t]), grid, explicit_attention=True)
         out = []
         for k in range(K):
             mem = first[k] if t == 1 else torch.cat([first[k], memory_of(images[t - 1], prob[1:, t - 1], k)], dim=1)
@@ -56,7 +58,7 @@ def _segment_full(model, memory, query, grid):
     b, k, _, c = memory.shape
     x = torch.cat([memory, query.unsqueeze(1).expand(b, k, *query.shape[1:])], dim=2).flatten(0, 1)
     for blk in model.blocks[model.config.layer_index:]:
-        x = blk(x)
+        x = explicit_attention_block(blk, x)
     x = model.norm(x)[:, -query.shape[1]:]
     m16 = x.transpose(1, 2).reshape(b * k, c, *grid)
     logits = model.decode(m16)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+from inference_core.compiled import COMPILE_MODES
 from inference_core.directions import DIRECTIONS
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, MEMORY_POLICIES
 from util.cli import add_bool_flag
@@ -12,12 +13,21 @@ CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
 
 
 def add_predictor_flags(parser) -> None:
-    """--amp, --device, --max_objects_per_batch: how a predictor runs (the scripts share them)."""
+    """--amp, --device, --max_objects_per_batch, --overlap_io, --compile: how a predictor runs (the
+    scripts share them; :func:`predictor_options` turns the last two into predictor options)."""
     add_bool_flag(parser, "--amp", False, "fp16 autocast on CUDA, bf16 on CPUs with native bf16")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, cpu (default: CUDA if available)")
     parser.add_argument("--max_objects_per_batch", type=int, default=None, help="chunk objects to bound memory")
     add_bool_flag(parser, "--overlap_io", True, "decode frames and write outputs on threads beside the network "
                                                "(same results; False: all in one thread)")
+    parser.add_argument("--compile", choices=COMPILE_MODES, default="off",
+                        help="torch.compile the per-frame stages (reduce-overhead: + CUDA graphs on CUDA); each "
+                             "new frame size or object count compiles once (seconds to minutes); default off")
+
+
+def predictor_options(args) -> dict:
+    """The predictor options of :func:`add_predictor_flags`' --overlap_io and --compile."""
+    return {"overlap_io": args.overlap_io, "compile": args.compile}
 
 
 def add_video_flags(parser, size: int = 480) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from inference_core.compiled import COMPILE_MODES, compiled_network
 from inference_core.directions import DIRECTIONS, propagate_in_order
 from inference_core.engine import InferenceCore
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, make_memory
@@ -87,7 +88,7 @@ class VideoSession:
         self.predictor = predictor
         self.size = predictor.size if size is None else size
         policy = make_memory(memory or predictor.memory, max_keyframes or predictor.max_keyframes)
-        self.core = InferenceCore(predictor.model, predictor.amp, predictor.max_objects_per_batch, policy)
+        self.core = InferenceCore(predictor.network, predictor.amp, predictor.max_objects_per_batch, policy)
         self.steps = 0
         self.frame_shape: tuple[int, int] | None = None
 
@@ -159,12 +160,14 @@ class VideoSession:
 class SimVOSPredictor:
     """A network on its device (picked here: ``device`` or CUDA when available, else CPU) with the
     precision policy (``amp``), the object chunking (``max_objects_per_batch``), the processing size
-    the memory policy of its videos, and whether frame decoding and output writing run on threads
-    beside the network (``overlap_io``; the results are the same either way)."""
+    the memory policy of its videos, whether frame decoding and output writing run on threads
+    beside the network (``overlap_io``; the results are the same either way) and whether the
+    per-frame stages run through ``torch.compile`` (``compile``: a mode of
+    inference_core/compiled.py, or ``off``)."""
 
     def __init__(self, model, device: torch.device | str | None = None, amp: bool = False,
                  max_objects_per_batch: int | None = None, size: int = DEFAULT_SIZE, memory: str = "published",
-                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES, overlap_io: bool = True):
+                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES, overlap_io: bool = True, compile: str = "off"):
         self.device = pick_device(str(device) if device is not None else None)
         warn_if_amp_unsupported(self.device, amp)
         self.model = model.to(self.device).eval()
@@ -174,16 +177,21 @@ class SimVOSPredictor:
         make_memory(memory, max_keyframes)  # validates the names
         self.memory, self.max_keyframes = memory, max_keyframes
         self.overlap_io = overlap_io  # decode frames / write outputs on threads beside the network
+        if compile not in COMPILE_MODES:
+            raise InputError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
+        self.compile = compile
+        self.network = compiled_network(self.model, compile)  # what the sessions run: the model, or compiled
 
     @classmethod
     def from_checkpoint(cls, path: str, variant: str | None = None, device=None, amp: bool = False,
                         max_objects_per_batch=None, size: int = DEFAULT_SIZE, memory: str = "published",
-                        max_keyframes: int = DEFAULT_MAX_KEYFRAMES, **model_flags) -> "SimVOSPredictor":
+                        max_keyframes: int = DEFAULT_MAX_KEYFRAMES, compile: str = "off",
+                        **model_flags) -> "SimVOSPredictor":
         """variant: ``simvos_b``, ``simvos_bs`` or ``simvos_l`` (model/variants.py); model_flags: the
         published flags (backbone_type, layer_index, use_token_learner, ...), which win over it."""
         config = resolve_config(variant, model_flags)
         return build_predictor(path, config, device, amp, max_objects_per_batch, size=size, memory=memory,
-                               max_keyframes=max_keyframes)
+                               max_keyframes=max_keyframes, compile=compile)
 
     def session(self, **options) -> VideoSession:
         """options: size, memory, max_keyframes for this video (default: the predictor's)."""
@@ -206,7 +214,7 @@ def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device |
                     amp: bool = False, max_objects_per_batch: int | None = None, **options) -> SimVOSPredictor:
     """Builds the network of ``config`` (at the checkpoint's own training grid), loads ``checkpoint``
     strictly (any supported format) and wraps it; prints the loader's notes. options: size, memory,
-    max_keyframes (see :class:`SimVOSPredictor`)."""
+    max_keyframes, overlap_io, compile (see :class:`SimVOSPredictor`)."""
     loaded = read_checkpoint(checkpoint)
     check_recorded_variant(checkpoint, config, loaded)
     _, state = unwrap(loaded)

@@ -10,6 +10,8 @@ Frames are ImageNet-normalised [B, 3, H, W] with H, W multiples of 16; masks are
 """
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 from timm.layers import PatchEmbed
@@ -17,7 +19,7 @@ from timm.layers import PatchEmbed
 from model.decoder import STCNDecoder, build_fpn_heads
 from model.presets import ModelConfig
 from model.token_refine import TokenLearner, prototype_weights
-from model.vit import Block, local_window_size, resample_grid_pos_embed, sincos_pos_embed, window_partition, window_unpartition
+from model.vit import Block, explicit_attention_block, local_window_size, resample_grid_pos_embed, sincos_pos_embed, window_partition, window_unpartition
 from util.errors import InputError
 
 class SimVOS(nn.Module):
@@ -38,6 +40,7 @@ class SimVOS(nn.Module):
         self.mask_patch_embed = PatchEmbed(img_size=None, patch_size=c.patch_size, in_chans=1, embed_dim=dim)
         # Frozen (S/16)^2 grid + class row, resampled to each frame's grid at run time.
         self.register_buffer("pos_embed_new", sincos_pos_embed(dim, c.train_grid))
+        self._position_cache: dict[tuple, torch.Tensor] = {}
         rates = torch.linspace(0, drop_path_rate, c.depth).tolist()
         self.blocks = nn.ModuleList(Block(dim, c.num_heads, c.mlp_ratio, rate) for rate in rates)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
@@ -65,8 +68,20 @@ class SimVOS(nn.Module):
         return height // p, width // p
 
     def position_embedding(self, grid_hw: tuple[int, int]) -> torch.Tensor:
-        """[1, h*w, C]: ``pos_embed_new`` resampled to the grid, class row dropped."""
-        return resample_grid_pos_embed(self.pos_embed_new, grid_hw)[:, 1:]
+        """[1, h*w, C]: ``pos_embed_new`` resampled to the grid, class row dropped.
+
+        Kept per grid between frames (the buffer is frozen; loading weights into it changes its
+        version counter, a move its device, and either starts a new entry)."""
+        buffer = self.pos_embed_new
+        if torch.compiler.is_compiling():
+            return resample_grid_pos_embed(buffer, grid_hw)[:, 1:]
+        key = (tuple(grid_hw), buffer.device, buffer.dtype, buffer._version)
+        cached = self._position_cache.get(key)
+        if cached is None:
+            if len(self._position_cache) >= 16:
+                self._position_cache.clear()
+            cached = self._position_cache[key] = resample_grid_pos_embed(buffer, grid_hw)[:, 1:]
+        return cached
 
     def embed(self, frames: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
         """frames [B, 3, H, W] (+ masks [B, K, H, W]) -> tokens [B, N, C] (or [B, K, N, C] with masks)."""
@@ -77,9 +92,12 @@ class SimVOS(nn.Module):
         mask_tokens = self.mask_patch_embed(masks.reshape(b * k, 1, *masks.shape[-2:]).to(frames.dtype))
         return tokens.unsqueeze(1) + mask_tokens.view(b, k, *mask_tokens.shape[1:])
 
-    def within_frame(self, tokens: torch.Tensor, grid_hw: tuple[int, int]) -> torch.Tensor:
-        """blocks[0:L] on each frame alone (windowed if configured): [B, N, C] -> [B, N, C]."""
-        blocks = self.blocks[: self.config.layer_index]
+    def within_frame(self, tokens: torch.Tensor, grid_hw: tuple[int, int], explicit_attention: bool = False) -> torch.Tensor:
+        """blocks[0:L] on each frame alone (windowed if configured): [B, N, C] -> [B, N, C].
+        explicit_attention: the published arithmetic (model.vit.explicit_attention_block), for the
+        restated published loops that the tests and benchmarks compare with."""
+        blocks = [partial(explicit_attention_block, blk) if explicit_attention else blk
+                  for blk in self.blocks[: self.config.layer_index]]
         if not self.config.use_local_window:
             for blk in blocks:
                 tokens = blk(tokens)

@@ -113,3 +113,17 @@ def local_window_size(grid_hw: tuple[int, int]) -> int:
     half the token grid's height, ``h // 2`` (the published rule: 2 window rows; the width is
     split into as many windows of that side as it takes, zero-padded)."""
     return grid_hw[0] // 2
+
+
+def explicit_attention_block(block: Block, x: torch.Tensor) -> torch.Tensor:
+    """``block`` on x [B, N, C] with the attention arithmetic of the published code (timm 0.3's:
+    the [N, N] score matrix materialised, softmax, then the values; every row computed) instead of
+    SDPA. The restated published loops (evaluation/published_loop.py, training/published_step.py)
+    use it, so that they cost what the published code costs."""
+    attn = block.attn
+    b, n, c = x.shape
+    q, k, v = attn.qkv(block.norm1(x)).view(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4)
+    scores = (q @ k.transpose(-2, -1)) * attn.head_dim ** -0.5
+    out = (scores.softmax(dim=-1) @ v).transpose(1, 2).reshape(b, n, c)
+    x = x + block.drop_path(attn.proj(out))
+    return x + block.drop_path(block.mlp(block.norm2(x)))

@@ -9,7 +9,7 @@ import os
 import secrets
 import sys
 
-from inference_core.cli import add_predictor_flags
+from inference_core.cli import add_predictor_flags, predictor_options
 from inference_core.predictor import build_predictor
 from model.flags import add_model_flags, config_from_args
 from model.variants import MODEL_FLAGS, matching_variant, recorded_model_flags
@@ -54,7 +54,7 @@ def build(args):
                 setattr(args, key, value)
     config = config_from_args(args)
     predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
-                                overlap_io=args.overlap_io)
+                                **predictor_options(args))
     workspace = Workspace(args.workspace, args.videos, args.max_upload_mb)
     demo = os.path.realpath(args.checkpoint) == os.path.realpath(DEMO_CHECKPOINT)
     info = {"checkpoint": os.path.basename(args.checkpoint), "variant": matching_variant(config),
