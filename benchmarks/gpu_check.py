@@ -12,6 +12,7 @@ prints the table. ``--quick``: the same steps in a tiny form (tiny presets, smal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 import numpy as np
 import torch
@@ -83,31 +85,39 @@ def _peak_mib(device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
 
 
-def _engine_run(model, device, frames, first, precision):
+def _engine_run(model, device, frames, first, precision, compile_mode="off"):
     """(FPS after the warm-up frames, probs [T][K+1, H, W] on the CPU, peak MiB)."""
-    predictor = SimVOSPredictor(model, device, amp=precision == "fp16")
-    context = torch.autocast("cuda", dtype=torch.bfloat16) if precision == "bf16" and device.type == "cuda" else None
+    predictor = SimVOSPredictor(model, device, amp=precision == "fp16", compile=compile_mode)
+    bf16 = precision == "bf16" and device.type == "cuda"
     _reset_peak(device)
     stamps, probs = [], []
-    if context:
-        context.__enter__()
-    try:
+    with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
         for result in predictor.propagate(frames, {0: first}):
             result.labels()                       # the host copy of the output: the one sync per frame
             stamps.append(time.perf_counter())
             probs.append(result.probs.float().cpu())
-    finally:
-        if context:
-            context.__exit__(None, None, None)
     timed = stamps[WARMUP_FRAMES:]
     fps = (len(timed) - 1) / (timed[-1] - timed[0]) if len(timed) > 1 else float("nan")
     return fps, probs, _peak_mib(device)
 
 
-def inference(quick: bool, device: torch.device) -> list[dict]:
+def _runs(device: torch.device, quick: bool, first_case: bool, objects: int) -> list[tuple[str, str]]:
+    """(precision, compile mode) rows for one case: every precision eagerly; on the first model
+    (SimVOS-BS in the full run, 1 object), --amp with torch.compile and with CUDA graphs too."""
+    eager = [("fp32", "off"), ("fp16", "off"), ("bf16", "off")] if device.type == "cuda" else [("fp32", "off")]
+    if not first_case or objects != 1:
+        return eager
+    if device.type == "cuda":
+        return eager + [("fp16", "default"), ("fp16", "reduce-overhead")]
+    return eager + ([("fp32", "default")] if quick else [])
+
+
+def inference(quick: bool, device: torch.device, budget_s: float) -> list[dict]:
+    """Every case against the restated published loop; rows past ``budget_s`` seconds are left out
+    (and say so), so that the steps after this one still run."""
     h, w, n = (64, 96, 8) if quick else (480, 854, 30)
-    rows = []
-    for name, flags in _cases(quick):
+    rows, start = [], time.perf_counter()
+    for index, (name, flags) in enumerate(_cases(quick)):
         torch.manual_seed(0)
         model = build_model(config_from_flags(**flags)).to(device).eval()
         with torch.no_grad():
@@ -117,25 +127,61 @@ def inference(quick: bool, device: torch.device) -> list[dict]:
             published_loop(model, frames[:2], labels[0])            # warm-up
             _sync(device)
             _reset_peak(device)
-            start = time.perf_counter()
+            begin = time.perf_counter()
             reference, _ = published_loop(model, frames, labels[0])
             _sync(device)
-            published_s = time.perf_counter() - start
+            published_s = time.perf_counter() - begin
             published_peak = _peak_mib(device)
             reference = reference.cpu()
-            precisions = ["fp32", "fp16", "bf16"] if device.type == "cuda" else ["fp32"]
-            for precision in precisions:
-                fps, probs, peak = _engine_run(model, device, frames, labels[0], precision)
+            for precision, compile_mode in _runs(device, quick, index == 0, objects):
+                row = {"model": name, "objects": objects, "frames": n, "size": f"{w}x{h}", "precision": precision,
+                       "compile": compile_mode, "published_fp32_fps": (n - 1) / published_s,
+                       "published_peak_mib": published_peak}
+                if time.perf_counter() - start > budget_s:
+                    rows.append(dict(row, skipped=f"over the step's {budget_s:.0f} s budget"))
+                    continue
+                try:
+                    fps, probs, peak = _engine_run(model, device, frames, labels[0], precision, compile_mode)
+                except Exception as error:  # a failing mode is a result of the check, not its end
+                    rows.append(dict(row, error=f"{type(error).__name__}: {str(error)[:300]}"))
+                    print(f"  {name}, {objects} object(s), {precision}, compile {compile_mode}: {rows[-1]['error']}")
+                    continue
                 error = max(float((p - reference[:, t]).abs().max()) for t, p in enumerate(probs))
-                rows.append({"model": name, "objects": objects, "frames": n, "size": f"{w}x{h}", "precision": precision,
-                             "fps": fps, "published_fp32_fps": (n - 1) / published_s, "speedup": fps * published_s / (n - 1),
-                             "peak_mib": peak, "published_peak_mib": published_peak, "max_abs_p_error": error})
-                print(f"  {name}, {objects} object(s), {precision}: {fps:.2f} FPS "
+                rows.append(dict(row, fps=fps, speedup=fps * published_s / (n - 1), peak_mib=peak, max_abs_p_error=error))
+                print(f"  {name}, {objects} object(s), {precision}, compile {compile_mode}: {fps:.2f} FPS "
                       f"(published fp32 {(n - 1) / published_s:.2f}), max |dp| {error:.1e}", flush=True)
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
+
+
+def sdpa_kernels(quick: bool, device: torch.device) -> dict:
+    """Whether one propagation step runs with SDPA held to each fused kernel (flash, memory-efficient)
+    at the precision --amp uses on this device and in fp32: a kernel that does not apply raises."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return {"skipped": f"torch {torch.__version__} has no torch.nn.attention.sdpa_kernel"}
+    flags = dict(backbone_type="vit_tiny", layer_index=2, use_token_learner=True, depth=4, train_img_size=64) if quick \
+        else dict(backbone_type="vit_base", layer_index=4, use_token_learner=True)
+    h, w = (64, 96) if quick else (480, 854)
+    torch.manual_seed(0)
+    model = build_model(config_from_flags(**flags)).to(device).eval()
+    frames, labels = make_video(np.random.default_rng(0), 3, h, w, 2)
+    result = {}
+    backends = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION}
+    for precision in ("amp", "fp32"):
+        for name, backend in backends.items():
+            try:
+                with sdpa_kernel([backend]):
+                    for r in SimVOSPredictor(model, device, amp=precision == "amp").propagate(frames, {0: labels[0]}):
+                        r.labels()
+                result[f"{precision}_{name}"] = "ok"
+            except RuntimeError as error:
+                result[f"{precision}_{name}"] = f"not used: {str(error).splitlines()[0][:200]}"
+    result["amp_dtype"] = "fp16" if device.type == "cuda" else "bf16 where the CPU has it, else fp32"
+    return result
 
 
 def evaluation_script(quick: bool, device: torch.device) -> dict:
@@ -178,11 +224,35 @@ def evaluation_script(quick: bool, device: torch.device) -> dict:
 
 
 def training(quick: bool, device: torch.device) -> dict:
+    """Our training step (training/trainer.py) against the restated published one
+    (training/published_step.py) on the same random pairs: it/s and peak memory of each."""
     from benchmarks.run_all import bench_training
+    from training.published_step import published_optimizer, published_step
     preset, size, batch, iters = ("vit_tiny", 64, 2, 3) if quick else ("vit_base", 384, 4, 20)
     _reset_peak(device)
     row = bench_training(preset, size, batch, iters, device, amp=True)
     row["peak_mib"] = _peak_mib(device)
+    torch.manual_seed(0)
+    model = build_model(config_from_flags(preset, layer_index=0, train_img_size=size), drop_path_rate=0.1).to(device)
+    model.pos_embed_new.requires_grad_(False)
+    optimizer = published_optimizer(model)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    pair = {"frames": torch.randn(batch, 2, 3, size, size), "masks": (torch.rand(batch, 2, 2, size, size) > 0.5).float(),
+            "class_map": torch.randint(0, 3, (batch, size, size)), "selector": torch.ones(batch, 2)}
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    _reset_peak(device)
+    model.train()
+    times = []
+    for i in range(iters + 1):
+        begin = time.perf_counter()
+        published_step(model, optimizer, scaler, pair, 1.0, device, amp=True)
+        _sync(device)
+        if i:
+            times.append(time.perf_counter() - begin)
+    row["published_iterations_per_s"] = 1 / float(np.mean(times))
+    row["published_peak_mib"] = _peak_mib(device)
+    row["speedup"] = row["iterations_per_s"] / row["published_iterations_per_s"]
     return row
 
 
@@ -214,26 +284,51 @@ def ddp_step(quick: bool, device: torch.device) -> dict:
             and len(sums) == 2, "backend": "nccl" if device.type == "cuda" else "gloo"}
 
 
+def _mib(value) -> str:
+    return f"{value:.0f}" if value is not None else "-"
+
+
 def markdown(report: dict) -> str:
     env = report["environment"]
     lines = [f"# gpu-check ({'quick' if report['quick'] else 'full'})", "",
              ", ".join(f"{k} {v}" for k, v in env.items()), "",
-             f"CUDA tests: {report['cuda_tests'].get('result')}", "",
-             "| model | objects | precision | FPS | published fp32 FPS | x | peak MiB | max abs dp |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in report["inference"]:
-        peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
-        lines.append(f"| {r['model']} | {r['objects']} | {r['precision']} | {r['fps']:.2f} | {r['published_fp32_fps']:.2f} "
-                     f"| {r['speedup']:.2f} | {peak} | {r['max_abs_p_error']:.1e} |")
-    e = report["evaluation_script"]
-    lines += ["", "Evaluation script end to end: " + (f"{e['script_fps']:.2f} FPS vs model alone {e['model_alone_fps']:.2f} "
+             f"CUDA tests: {report.get('cuda_tests', {}).get('result')}", "",
+             "| model | objects | precision | compile | FPS | published fp32 FPS | x | peak MiB | published peak MiB | max abs dp |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in report.get("inference", []):
+        head = f"| {r['model']} | {r['objects']} | {r['precision']} | {r['compile']} |"
+        if "fps" not in r:
+            lines.append(f"{head} {r.get('error') or r.get('skipped')} | | | | | |")
+            continue
+        lines.append(f"{head} {r['fps']:.2f} | {r['published_fp32_fps']:.2f} | {r['speedup']:.2f} | {_mib(r['peak_mib'])} "
+                     f"| {_mib(r['published_peak_mib'])} | {r['max_abs_p_error']:.1e} |")
+    lines += ["", f"SDPA kernels: {report.get('sdpa_kernels')}"]
+    e = report.get("evaluation_script", {})
+    lines += ["Evaluation script end to end: " + (f"{e['script_fps']:.2f} FPS vs model alone {e['model_alone_fps']:.2f} "
               f"({100 * e['script_share_of_model']:.0f}%), {e['sequences']} x {e['frames_each']} frames {e['size']}"
               if "script_fps" in e else str(e))]
-    t = report["training"]
-    lines += [f"Training: {t['preset']} {t['img_size']}px batch {t['batch']}, {t['precision']}: "
-              f"{t['iterations_per_s']:.2f} it/s, peak {t['peak_mib'] or '-'} MiB", f"DDP: {report['ddp']}",
-              f"Total: {report['seconds']:.0f} s"]
+    t = report.get("training")
+    if t and "iterations_per_s" in t:
+        lines += [f"Training: {t['preset']} {t['img_size']}px batch {t['batch']}, {t['precision']}: ours "
+                  f"{t['iterations_per_s']:.2f} it/s (peak {_mib(t['peak_mib'])} MiB), published step "
+                  f"{t['published_iterations_per_s']:.2f} it/s (peak {_mib(t['published_peak_mib'])} MiB): "
+                  f"{t['speedup']:.2f}x"]
+    else:
+        lines += [f"Training: {t}"]
+    lines += [f"DDP: {report.get('ddp')}", f"Total: {report.get('seconds', 0):.0f} s"]
     return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, out: str) -> str:
+    """DIR/gpu_check.json and DIR/gpu_check.md (rewritten after every step: a run cut short keeps
+    what it measured)."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "gpu_check.json"), "w") as f:
+        json.dump(report, f, indent=1, default=str)
+    text = markdown(report)
+    with open(os.path.join(out, "gpu_check.md"), "w") as f:
+        f.write(text)
+    return text
 
 
 def main(argv=None) -> None:
@@ -241,25 +336,31 @@ def main(argv=None) -> None:
     p.add_argument("--out", required=True, help="folder for gpu_check.json and gpu_check.md")
     p.add_argument("--quick", action="store_true", help="tiny presets and frames (the CPU form)")
     p.add_argument("--device", default=None)
+    p.add_argument("--inference_budget_s", type=float, default=240,
+                   help="inference rows past this many seconds are left out (the later steps still run)")
     args = p.parse_args(argv)
     device = pick_device(args.device)
     start = time.perf_counter()
     report = {"quick": args.quick, "environment": environment(device)}
     print(f"gpu-check on {report['environment']}", flush=True)
-    steps = [("cuda_tests", lambda: cuda_tests()), ("inference", lambda: inference(args.quick, device)),
+    steps = [("cuda_tests", lambda: cuda_tests()),
+             ("inference", lambda: inference(args.quick, device, args.inference_budget_s)),
+             ("sdpa_kernels", lambda: sdpa_kernels(args.quick, device)),
              ("evaluation_script", lambda: evaluation_script(args.quick, device)),
              ("training", lambda: training(args.quick, device)), ("ddp", lambda: ddp_step(args.quick, device))]
     for key, step in steps:
         print(f"[{key}]", flush=True)
-        report[key] = step()
-    report["seconds"] = time.perf_counter() - start
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "gpu_check.json"), "w") as f:
-        json.dump(report, f, indent=1, default=str)
-    text = markdown(report)
-    with open(os.path.join(args.out, "gpu_check.md"), "w") as f:
-        f.write(text)
-    print(text)
+        try:
+            report[key] = step()
+        except Exception as error:  # one failing step must not lose the others' numbers
+            traceback.print_exc()
+            report[key] = {"error": f"{type(error).__name__}: {str(error)[:500]}"}
+        report["seconds"] = time.perf_counter() - start
+        write_report(report, args.out)
+    print(write_report(report, args.out))
+    failed = [key for key, _ in steps if isinstance(report[key], dict) and "error" in report[key]]
+    if failed:
+        sys.exit(f"gpu-check: step(s) failed: {', '.join(failed)} (see {args.out}/gpu_check.json)")
 
 
 if __name__ == "__main__":

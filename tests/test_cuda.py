@@ -1,5 +1,6 @@
 """CUDA-only checks: device placement after every kind of checkpoint load, fp16 autocast against
-fp32, one DDP training step over NCCL. Skipped, with the reason, on machines without CUDA."""
+fp32, one DDP training step over NCCL, no host synchronisation per frame, attention on the fused
+SDPA kernels under --amp, CUDA graphs (--compile reduce-overhead) against eager. Skipped, with the reason, on machines without CUDA."""
 import os
 import re
 import subprocess
@@ -79,3 +80,45 @@ def test_one_ddp_step_over_nccl(davis_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "it 1/1" in proc.stdout and "cuda" in proc.stdout
     assert re.search(r"rank 0 weights checksum [0-9.e+-]+\d", proc.stdout)
+
+
+def test_propagation_steps_do_not_synchronise_with_the_host():
+    """After the annotated frame, a step queues its work without waiting for the GPU: only the copy
+    of the output (labels()) synchronises."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config(token_learner=True)).eval()
+    frames, labels = make_video(np.random.default_rng(2), 4, 64, 96, 2)
+    session = SimVOSPredictor(model, "cuda").session()
+    session.step(frames[0], labels[0])
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        results = [session.step(frame) for frame in frames[1:]]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(r.labels().shape == (64, 96) for r in results)
+
+
+@pytest.mark.parametrize("backend", ["FLASH_ATTENTION", "EFFICIENT_ATTENTION"])
+def test_amp_attention_runs_on_the_fused_kernels(backend):
+    """Under --amp (fp16) every attention call fits SDPA's flash and memory-efficient kernels (held to
+    one kernel, SDPA raises when it does not apply), and the probabilities stay those of fp32."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    torch.manual_seed(0)
+    model = build_model(tiny_config(token_learner=True)).eval()
+    frames, labels = make_video(np.random.default_rng(3), 4, 64, 96, 2)
+    fp32 = [r.probs for r in SimVOSPredictor(model, "cuda").propagate(frames, {0: labels[0]})]
+    with sdpa_kernel([getattr(SDPBackend, backend)]):
+        amp = [r.probs for r in SimVOSPredictor(model, "cuda", amp=True).propagate(frames, {0: labels[0]})]
+    assert max(float((a - b).abs().max()) for a, b in zip(fp32, amp)) < 2e-2
+
+
+def test_cuda_graphs_give_the_eager_probabilities():
+    """--compile reduce-overhead: stage outputs are copied out of the graphs' buffers, so the memory
+    kept across frames is not overwritten by the next replay."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config(depth=2)).cuda().eval()
+    frames, labels = make_video(np.random.default_rng(4), 6, 48, 64, 2)
+    eager = [r.probs for r in SimVOSPredictor(model, "cuda").propagate(frames, {0: labels[0]})]
+    graphs = [r.probs for r in SimVOSPredictor(model, "cuda", compile="reduce-overhead").propagate(frames, {0: labels[0]})]
+    assert max(float((a - b).abs().max()) for a, b in zip(eager, graphs)) < 1e-4
