@@ -78,6 +78,29 @@ def bench_overlap(frames: int = 20) -> dict:
             "gain": runs["True"]["fps"] / runs["False"]["fps"]}
 
 
+def bench_compile(frames: int = 16, warmup: int = 3) -> dict:
+    """The predictor on 854x480 frames, eager and with --compile default: seconds of the first
+    ``warmup`` frames (the compiles, one per memory length) and per frame after them; the largest
+    probability difference between the two."""
+    from inference_core import SimVOSPredictor
+    rgb, labels = make_video(np.random.default_rng(1), frames, 480, 854, 2)
+    torch.manual_seed(0)
+    model = build_model(config_from_flags("vit_tiny", layer_index=0)).eval()
+    out, probs = {}, {}
+    for mode in ("off", "default"):
+        stamps, probs[mode] = [time.perf_counter()], []
+        for result in SimVOSPredictor(model, "cpu", compile=mode).propagate(rgb, {0: labels[0]}):
+            result.labels()
+            probs[mode].append(result.probs)
+            stamps.append(time.perf_counter())
+        out[mode] = {"first_frames_seconds": stamps[warmup] - stamps[0],
+                     "seconds_per_frame": (stamps[-1] - stamps[warmup]) / (frames - warmup)}
+    error = max(float((a - b).abs().max()) for a, b in zip(probs["off"], probs["default"]))
+    return {"video": f"{frames} frames 854x480, 2 objects, vit_tiny, fp32", "warmup_frames": warmup,
+            "eager": out["off"], "compiled": out["default"], "max_abs_p_difference": error,
+            "steady_gain": out["off"]["seconds_per_frame"] / out["default"]["seconds_per_frame"]}
+
+
 def markdown(report: dict) -> list[str]:
     lines = []
     if "own_video_1080p" in report:
@@ -90,6 +113,12 @@ def markdown(report: dict) -> list[str]:
         r = report["overlap_io"]
         lines += ["", f"Overlapped I/O, {r['video']}: {r['one_thread_fps']:.2f} FPS in one thread, "
                       f"{r['overlapped_fps']:.2f} FPS with the reader and writer threads (x{r['gain']:.2f})"]
+    if "compile" in report:
+        r = report["compile"]
+        e, c = r["eager"], r["compiled"]
+        lines += ["", f"--compile default, {r['video']}: first {r['warmup_frames']} frames {e['first_frames_seconds']:.1f} s "
+                      f"eager, {c['first_frames_seconds']:.1f} s compiled (the compiles); then {e['seconds_per_frame']:.2f} vs "
+                      f"{c['seconds_per_frame']:.2f} s/frame (x{r['steady_gain']:.2f}); max |dp| {r['max_abs_p_difference']:.1e}"]
     if "studio_vs_cli" in report:
         r = report["studio_vs_cli"]
         lines += ["", f"Studio vs segment_video.py, {r['video']}: studio {r['studio_seconds']:.1f} s for "
@@ -124,7 +153,8 @@ def bench_studio_vs_cli(frames: int = 100) -> dict:
 
 
 def main() -> None:
-    report = {"own_video_1080p": bench_1080p(), "overlap_io": bench_overlap(), "studio_vs_cli": bench_studio_vs_cli()}
+    report = {"own_video_1080p": bench_1080p(), "overlap_io": bench_overlap(), "compile": bench_compile(),
+              "studio_vs_cli": bench_studio_vs_cli()}
     print(json.dumps(report, indent=1))
     print("\n".join(markdown(report)))
 

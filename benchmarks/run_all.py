@@ -357,6 +357,7 @@ def main(argv=None) -> None:
     from benchmarks import own_videos
     report["own_video_1080p"] = own_videos.bench_1080p()
     report["overlap_io"] = own_videos.bench_overlap()
+    report["compile"] = own_videos.bench_compile()
     report["studio_vs_cli"] = own_videos.bench_studio_vs_cli()
     _write(report)
 

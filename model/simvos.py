@@ -164,7 +164,7 @@ class SimVOS(nn.Module):
                 present: torch.Tensor | None = None) -> torch.Tensor:
         """memory [B, K, M, C], query [B, N, C] -> logits [B, K, H, W].
 
-        present [B, K] (bool, optional): objects to compute; the others' logits are 0 (when none is
+        present [B, K] (bool, optional, on any device): objects to compute; the others' logits are 0 (when none is
         present all are computed, so that every parameter takes part, as DDP needs). Objects never
         interact before aggregation, so the computed ones are exactly those of the full call.
         """
@@ -173,6 +173,9 @@ class SimVOS(nn.Module):
             logits = self.decode(self.joint(memory, query, grid_hw).flatten(0, 1))
             return logits.view(b, k, *logits.shape[-2:])
         rows, objects = present.nonzero(as_tuple=True)                          # P present (b, k) pairs
+        if rows.device != memory.device:  # a host mask (the trainer's): indices uploaded without a sync
+            index = torch.stack([rows, objects])
+            rows, objects = (index.pin_memory() if memory.is_cuda else index).to(memory.device, non_blocking=True)
         logits = self.decode(self.joint(memory[rows, objects].unsqueeze(1), query[rows], grid_hw)[:, 0])[:, 0]
         return logits.new_zeros(b, k, *logits.shape[-2:]).index_put((rows, objects), logits)
 

@@ -130,12 +130,15 @@ class Trainer:
         masks = batch["masks"].to(self.device, non_blocking=True)
         class_map = batch["class_map"].to(self.device, non_blocking=True)
         selector = batch["selector"].to(self.device, non_blocking=True)
+        # Which targets are present is decided on the host copy: no wait for the GPU (the previous
+        # step's work) before this step's forward is queued, none per sample in the loss.
+        present = batch["selector"].cpu() > 0
         with autocast_for(self.device, self.amp):
             # Absent target slots (selector 0) are skipped: their probabilities are zeroed below anyway.
-            logits = self.model(frames[:, :-1], masks[:, :-1], frames[:, -1], selector > 0)   # [B, 2, S, S]
+            logits = self.model(frames[:, :-1], masks[:, :-1], frames[:, -1], present)   # [B, 2, S, S]
         probs = torch.sigmoid(logits.float()) * selector[:, :, None, None]
         agg = aggregate_logits(probs, dim=1)                                      # [B, 3, S, S]
-        loss = pair_loss(agg, class_map, selector, p)
+        loss = pair_loss(agg, class_map, present.float(), p)
         return {"loss": loss, "agg": agg, "class_map": class_map, "frames": frames}
 
     def optimise(self, loss: torch.Tensor) -> None:
