@@ -18,7 +18,6 @@ def test_gpu_check_quick_form_writes_every_section(tmp_path):
     assert report["environment"]["torch"]
     assert {r["model"] for r in report["inference"]} == {"SimVOS-B (tiny)", "SimVOS-BS (tiny)"}
     assert all(r["max_abs_p_error"] < 1e-4 for r in report["inference"])      # fp32 engine = published loop
-    assert {r["compile"] for r in report["inference"]} == {"off", "default"}  # the compiled path ran too
     assert report["sdpa_kernels"]["fp32_flash"] == "ok"                       # CPU SDPA has a flash kernel
     assert report["evaluation_script"]["script_fps"] > 0 and report["training"]["iterations_per_s"] > 0
     assert report["training"]["published_iterations_per_s"] > 0
