@@ -185,13 +185,13 @@ class SimVOSPredictor:
     @classmethod
     def from_checkpoint(cls, path: str, variant: str | None = None, device=None, amp: bool = False,
                         max_objects_per_batch=None, size: int = DEFAULT_SIZE, memory: str = "published",
-                        max_keyframes: int = DEFAULT_MAX_KEYFRAMES, compile: str = "off",
+                        max_keyframes: int = DEFAULT_MAX_KEYFRAMES, compile: str = "off", overlap_io: bool = True,
                         **model_flags) -> "SimVOSPredictor":
         """variant: ``simvos_b``, ``simvos_bs`` or ``simvos_l`` (model/variants.py); model_flags: the
         published flags (backbone_type, layer_index, use_token_learner, ...), which win over it."""
         config = resolve_config(variant, model_flags)
         return build_predictor(path, config, device, amp, max_objects_per_batch, size=size, memory=memory,
-                               max_keyframes=max_keyframes, compile=compile)
+                               max_keyframes=max_keyframes, compile=compile, overlap_io=overlap_io)
 
     def session(self, **options) -> VideoSession:
         """options: size, memory, max_keyframes for this video (default: the predictor's)."""

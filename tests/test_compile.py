@@ -52,3 +52,16 @@ def test_position_embedding_follows_a_weight_load(tiny_b):
     expected = F.interpolate(square, size=grid, mode="bicubic", align_corners=False).flatten(2).transpose(1, 2)
     torch.testing.assert_close(after, expected)
     assert not torch.allclose(after, before)
+
+
+def test_every_inference_command_takes_the_compile_flag():
+    import segment_video
+    import submit_eval_davis_ours_all
+    import submit_eval_youtube
+    from inference_core.cli import predictor_options
+    own = segment_video.parse_args(["--checkpoint", "c.pth", "--input", "v.mp4", "--output", "o", "--compile", "default"])
+    assert predictor_options(own) == {"overlap_io": True, "compile": "default"}
+    assert predictor_options(submit_eval_davis_ours_all.parse_args(["--compile", "reduce-overhead"]))["compile"] == "reduce-overhead"
+    assert predictor_options(submit_eval_youtube.parse_args([]))["compile"] == "off"
+    with pytest.raises(SystemExit):
+        submit_eval_davis_ours_all.parse_args(["--compile", "fast"])
