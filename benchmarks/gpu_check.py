@@ -101,57 +101,79 @@ def _engine_run(model, device, frames, first, precision, compile_mode="off"):
     return fps, probs, _peak_mib(device)
 
 
-def _runs(device: torch.device, model_name: str, objects: int) -> list[tuple[str, str]]:
-    """(precision, compile mode) rows for one case: every precision eagerly; on CUDA, for SimVOS-BS
-    (the target's model) with 1 object, --amp with torch.compile and with CUDA graphs too. (On a CPU the compiled path is tests/test_compile.py's: a cold inductor build here would
-    double this check's time in `make test`.)"""
-    if device.type != "cuda":
-        return [("fp32", "off")]
-    eager = [("fp32", "off"), ("fp16", "off"), ("bf16", "off")]
-    return eager + [("fp16", "default"), ("fp16", "reduce-overhead")] if model_name.startswith("SimVOS-BS") and objects == 1 else eager
+def _precisions(device: torch.device) -> list[str]:
+    return ["fp32", "fp16", "bf16"] if device.type == "cuda" else ["fp32"]
+
+
+COMPILED_RUNS = [("fp16", "default"), ("fp16", "reduce-overhead")]  # CUDA only, SimVOS-BS with 1 object
+COMPILED_MODEL = "SimVOS-BS"
+
+
+def _case_model(flags: dict, device: torch.device):
+    torch.manual_seed(0)
+    model = build_model(config_from_flags(**flags)).to(device).eval()
+    with torch.no_grad():
+        model.stcn_decoder.pred.weight.mul_(5)  # probabilities away from 0.5, as trained ones are
+    return model
+
+
+def _published(model, device, frames, first) -> dict:
+    """The restated published loop (fp32) on the video: its probabilities on the CPU, seconds, peak."""
+    published_loop(model, frames[:2], first)                   # warm-up
+    _sync(device)
+    _reset_peak(device)
+    begin = time.perf_counter()
+    reference, _ = published_loop(model, frames, first)
+    _sync(device)
+    return {"probs": reference.cpu(), "seconds": time.perf_counter() - begin, "peak_mib": _peak_mib(device)}
+
+
+def _measure(model, device, frames, first, published, row) -> dict:
+    """One engine run of ``row``'s precision and compile mode against ``published``: the row, filled."""
+    n = len(frames)
+    label = f"  {row['model']}, {row['objects']} object(s), {row['precision']}, compile {row['compile']}"
+    try:
+        fps, probs, peak = _engine_run(model, device, frames, first, row["precision"], row["compile"])
+    except Exception as error:  # a failing mode is a result of the check, not its end
+        print(f"{label}: {type(error).__name__}: {error}", flush=True)
+        return dict(row, error=f"{type(error).__name__}: {str(error)[:300]}")
+    error = max(float((p - published["probs"][:, t]).abs().max()) for t, p in enumerate(probs))
+    print(f"{label}: {fps:.2f} FPS (published fp32 {row['published_fp32_fps']:.2f}), max |dp| {error:.1e}", flush=True)
+    return dict(row, fps=fps, speedup=fps * published["seconds"] / (n - 1), peak_mib=peak, max_abs_p_error=error)
 
 
 def inference(quick: bool, device: torch.device, budget_s: float) -> list[dict]:
-    """Every case against the restated published loop; rows past ``budget_s`` seconds are left out
-    (and say so), so that the steps after this one still run."""
+    """Every case eagerly in every precision against the restated published loop, then (CUDA) the
+    compiled runs of SimVOS-BS with 1 object: compiling takes longest, so it comes last. Rows past
+    ``budget_s`` seconds are left out (and say so), so that the steps after this one still run."""
     h, w, n = (64, 96, 8) if quick else (480, 854, 30)
-    rows, start = [], time.perf_counter()
+    rows, start, kept = [], time.perf_counter(), {}
+
+    def run(model, name, objects, frames, labels, published, precision, compile_mode):
+        row = {"model": name, "objects": objects, "frames": n, "size": f"{w}x{h}", "precision": precision,
+               "compile": compile_mode, "published_fp32_fps": (n - 1) / published["seconds"],
+               "published_peak_mib": published["peak_mib"]}
+        if time.perf_counter() - start > budget_s:
+            rows.append(dict(row, skipped=f"over the step's {budget_s:.0f} s budget"))
+        else:
+            rows.append(_measure(model, device, frames, labels[0], published, row))
+
     for name, flags in _cases(quick):
-        torch.manual_seed(0)
-        model = build_model(config_from_flags(**flags)).to(device).eval()
-        with torch.no_grad():
-            model.stcn_decoder.pred.weight.mul_(5)  # probabilities away from 0.5, as trained ones are
+        model = _case_model(flags, device)
         for objects in (1, 3):
             frames, labels = make_video(np.random.default_rng(objects), n, h, w, objects)
-            published_loop(model, frames[:2], labels[0])            # warm-up
-            _sync(device)
-            _reset_peak(device)
-            begin = time.perf_counter()
-            reference, _ = published_loop(model, frames, labels[0])
-            _sync(device)
-            published_s = time.perf_counter() - begin
-            published_peak = _peak_mib(device)
-            reference = reference.cpu()
-            for precision, compile_mode in _runs(device, name, objects):
-                row = {"model": name, "objects": objects, "frames": n, "size": f"{w}x{h}", "precision": precision,
-                       "compile": compile_mode, "published_fp32_fps": (n - 1) / published_s,
-                       "published_peak_mib": published_peak}
-                if time.perf_counter() - start > budget_s:
-                    rows.append(dict(row, skipped=f"over the step's {budget_s:.0f} s budget"))
-                    continue
-                try:
-                    fps, probs, peak = _engine_run(model, device, frames, labels[0], precision, compile_mode)
-                except Exception as error:  # a failing mode is a result of the check, not its end
-                    rows.append(dict(row, error=f"{type(error).__name__}: {str(error)[:300]}"))
-                    print(f"  {name}, {objects} object(s), {precision}, compile {compile_mode}: {rows[-1]['error']}")
-                    continue
-                error = max(float((p - reference[:, t]).abs().max()) for t, p in enumerate(probs))
-                rows.append(dict(row, fps=fps, speedup=fps * published_s / (n - 1), peak_mib=peak, max_abs_p_error=error))
-                print(f"  {name}, {objects} object(s), {precision}, compile {compile_mode}: {fps:.2f} FPS "
-                      f"(published fp32 {(n - 1) / published_s:.2f}), max |dp| {error:.1e}", flush=True)
+            published = _published(model, device, frames, labels[0])
+            for precision in _precisions(device):
+                run(model, name, objects, frames, labels, published, precision, "off")
+            if name.startswith(COMPILED_MODEL) and objects == 1:
+                kept = {"name": name, "flags": flags, "frames": frames, "labels": labels, "published": published}
         del model
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    if device.type == "cuda" and kept:  # on a CPU --compile is tests/test_compile.py's (a cold build is slow)
+        model = _case_model(kept["flags"], device)
+        for precision, compile_mode in COMPILED_RUNS:
+            run(model, kept["name"], 1, kept["frames"], kept["labels"], kept["published"], precision, compile_mode)
     return rows
 
 

@@ -77,6 +77,14 @@ def test_three_frame_items_train_on_the_last_frame(davis_root, tmp_path, capsys)
     assert re.search(r"it 2/2 loss \d", capsys.readouterr().out)
 
 
+def test_training_without_tensorboard_still_logs(davis_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)   # import fails, as where it is not installed
+    train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "2", "--save_every", "100"))
+    out = capsys.readouterr()
+    assert "tensorboard is not installed" in out.err and re.search(r"it 2/2 loss \d", out.out)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_image_and_mask_stay_aligned_through_augmentation():
     torch.manual_seed(0)
     h, w = 60, 80

@@ -31,6 +31,26 @@ def build_optimizer(params, lr: float, weight_decay: float, device: torch.device
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True if device.type in ("cpu", "cuda") else None)
 
 
+class _NoSummaryWriter:
+    """Stands in for TensorBoard's writer where tensorboard is not installed: the log lines still print."""
+
+    def add_scalar(self, *args) -> None:
+        pass
+
+    def add_image(self, *args) -> None:
+        pass
+
+
+def _summary_writer(folder: str):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("note: tensorboard is not installed: no TensorBoard logs (pip install tensorboard); "
+              "the log lines below are printed as usual", file=sys.stderr)
+        return _NoSummaryWriter()
+    return SummaryWriter(folder)
+
+
 class Trainer:
     """Owns the network, optimiser and schedules, and where the run is: ``iteration`` (optimiser
     steps), ``epoch`` and ``batches_done`` (batches of that epoch consumed, skipped ones included)."""
@@ -202,8 +222,7 @@ class Trainer:
         if not self.dist.is_main or (it % args.log_every and it % args.image_every):
             return
         if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-            self.writer = SummaryWriter(os.path.join(args.log_dir, args.id))
+            self.writer = _summary_writer(os.path.join(args.log_dir, args.id))
         pred = out["agg"].argmax(1)
         gt = out["class_map"]
         ious = [iou(pred == k, gt == k) for k in (1, 2)]
