@@ -1,6 +1,7 @@
 """CUDA-only checks: device placement after every kind of checkpoint load, fp16 autocast against
-fp32, one DDP training step over NCCL, no host synchronisation per frame, attention on the fused
-SDPA kernels under --amp, CUDA graphs (--compile reduce-overhead) against eager. Skipped, with the reason, on machines without CUDA."""
+fp32, one DDP training step over NCCL, the engine and our training step against the restated
+published ones, no host synchronisation per frame, attention on the fused SDPA kernels under --amp,
+CUDA graphs (--compile reduce-overhead) against eager. Skipped, with the reason, without CUDA."""
 import os
 import re
 import subprocess
@@ -122,3 +123,37 @@ def test_cuda_graphs_give_the_eager_probabilities():
     eager = [r.probs for r in SimVOSPredictor(model, "cuda").propagate(frames, {0: labels[0]})]
     graphs = [r.probs for r in SimVOSPredictor(model, "cuda", compile="reduce-overhead").propagate(frames, {0: labels[0]})]
     assert max(float((a - b).abs().max()) for a, b in zip(eager, graphs)) < 1e-4
+
+
+def test_engine_matches_the_published_loop_on_the_gpu():
+    """The CPU parity test's CUDA variant (fp32; cuDNN's TF32 convolutions in both paths)."""
+    from evaluation.published_loop import published_loop
+    torch.manual_seed(0)
+    model = build_model(tiny_config(token_learner=True, local_window=True)).cuda().eval()
+    frames, labels = make_video(np.random.default_rng(5), 5, 48, 80, 3)
+    expected, ids = published_loop(model, frames, labels[0])
+    results = list(SimVOSPredictor(model, "cuda", max_objects_per_batch=2).propagate(frames, {0: labels[0]}))
+    assert [r.object_ids for r in results] == [ids] * len(frames)
+    torch.testing.assert_close(torch.stack([r.probs for r in results], 1), expected, atol=2e-3, rtol=1e-3)
+
+
+def test_our_training_step_matches_the_published_step_on_the_gpu(tmp_path):
+    """tests/test_published_step.py's CUDA variant, in fp32: the same loss and gradients."""
+    import copy
+    from model.losses import pair_loss
+    from tests.test_published_step import _batch, _trainer
+    from training.published_step import published_forward
+    trainer = _trainer(tmp_path, bs=True, device="cuda")
+    reference = copy.deepcopy(trainer.net)
+    batch = _batch(1)
+    trainer.net.train(), reference.train()
+    ours = trainer.step(batch, 0.5)["loss"]
+    ours.backward()
+    cuda = {k: v.cuda() for k, v in batch.items()}
+    theirs = pair_loss(published_forward(reference, cuda["frames"], cuda["masks"], cuda["selector"]),
+                       cuda["class_map"], cuda["selector"], 0.5)
+    theirs.backward()
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    for (name, a), b in zip(trainer.net.named_parameters(), reference.parameters()):
+        if b.grad is not None:
+            torch.testing.assert_close(a.grad, b.grad, atol=1e-4, rtol=1e-2, msg=name)

@@ -15,12 +15,12 @@ from model.losses import pair_loss
 SIZE = 48
 
 
-def _trainer(tmp_path, bs: bool) -> Trainer:
+def _trainer(tmp_path, bs: bool, device: str = "cpu") -> Trainer:
     model_flags = (["--layer_index", "2", "--use_token_learner", "True", "--num_bases_foreground", "6",
                     "--num_bases_background", "5"] if bs else ["--layer_index", "0", "--use_token_learner", "False"])
     args = parse_args(["--backbone_type", "vit_tiny", *model_flags, "--pretrained", "none", "--img_size", str(SIZE),
                        "--batch_size", "3", "--drop_path", "0", "--no_amp", "--save_dir", str(tmp_path)])
-    return Trainer(args, DistInfo(0, 1, 0, torch.device("cpu")), batches_per_epoch=1)
+    return Trainer(args, DistInfo(0, 1, 0, torch.device(device)), batches_per_epoch=1)
 
 
 def _batch(seed: int) -> dict:
