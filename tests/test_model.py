@@ -1,4 +1,7 @@
 """The network against independent computations written from docs/method.md."""
+import os
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -319,3 +322,13 @@ def test_bf16_autocast_on_cpu_is_close_to_fp32(tiny_b):
 def test_frames_not_multiple_of_patch_are_rejected(tiny_b):
     with pytest.raises(ValueError, match="multiple of 16"):
         tiny_b.encode_query(torch.zeros(1, 3, 50, 64))
+
+
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64") or not os.path.isfile("/proc/cpuinfo"),
+                    reason="reads the x86 CPU flags from /proc/cpuinfo")
+def test_native_bf16_follows_the_cpu_flags():
+    """--amp's bf16 is native only with AVX512-BF16 or AMX (plain AVX-512 emulates it)."""
+    from util.device import cpu_has_native_bf16
+    with open("/proc/cpuinfo") as f:
+        flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16", "amx_tile"} & set(flags))

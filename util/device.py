@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import resource
@@ -26,13 +27,14 @@ def pick_device(name: str | None = None, local_rank: int | None = None) -> torch
     return torch.device("cpu")
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_has_native_bf16() -> bool:
     """AVX512-BF16 or AMX on x86, the BF16 extension on Arm: without them bf16 is emulated, slower
     than fp32. (oneDNN's own check, ``mkldnn._is_mkldnn_bf16_supported``, also says yes on plain
-    AVX-512, where it emulates bf16: measured 2x slower than fp32 on an Ice Lake Xeon.)"""
-    cpu = getattr(torch, "cpu", None)
+    AVX-512, where it emulates bf16: measured 2x slower than fp32 on an Ice Lake Xeon.) Asked once:
+    autocast_for calls it every frame and every training step."""
     try:
-        if cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported():
+        if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
             return True
     except AttributeError:
         pass
