@@ -101,7 +101,7 @@ def main(argv=None) -> None:
     kinds = sorted(set(args.save) | {"palette"}, key=SAVE_KINDS.index)
     videos = open_videos(args)
     with sharded(args) as shard:
-        predictor = build_predictor(args.checkpoint, config_from_args(args), shard.device, args.amp,
+        predictor = build_predictor(args.checkpoint, config_from_args(args, args.checkpoint), shard.device, args.amp,
                                     args.max_objects_per_batch, **predictor_options(args),
                                     **video_options(args))
         mine = [videos[i] for i in balance([len(v.source) for v in videos], shard.count)[shard.index]]

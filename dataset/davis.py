@@ -12,17 +12,13 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 @dataclass
 class VideoSequence:
-    """name; frames: paths in order (names only for a video file); annotations: {frame index:
-    mask path}; annotation_objects: {frame index: ids to take from that mask} (default: all);
-    video: a video file the frames are decoded from; video_info: what probing it found
-    (dataset.video_io.VideoInfo), kept so that the file is decoded for counting only once."""
+    """A dataset sequence. name; frames: image paths in order; annotations: {frame index: mask
+    path}; annotation_objects: {frame index: ids to take from that mask} (default: all)."""
 
     name: str
     frames: list[str]
     annotations: dict[int, str]
     annotation_objects: dict[int, list[int]] | None = None
-    video: str | None = None
-    video_info: object | None = None
 
     @property
     def stems(self) -> list[str]:

@@ -20,47 +20,63 @@ from util.errors import InputError
 
 
 class FrameSource:
-    """The frames of one sequence: ``len()``, ``stems`` (output names), ``times`` (seconds),
-    ``fps``, and ``read(indices)`` -> (index, RGB) for a range of step 1 or -1."""
+    """The frames of one video, a folder of images or a video file: ``name``, ``len()``,
+    ``stems`` (output names: the images' file stems, or a video's frame numbers ``%05d``),
+    ``times`` (seconds), ``fps``, ``size`` ((height, width) when known without decoding) and
+    ``read(indices)`` -> (index, RGB) for a range of step 1 or -1, decoded lazily."""
 
-    def __init__(self, seq: VideoSequence, info: VideoInfo | None = None):
-        self.seq = seq
-        self.info = info
+    def __init__(self, name: str, paths: list[str] | None = None, video: VideoInfo | None = None):
+        if (paths is None) == (video is None):
+            raise ValueError("a FrameSource is either image paths or a video file")
+        self.name, self.paths, self.video = name, paths, video
 
     def __len__(self) -> int:
-        return len(self.seq.frames)
+        return self.video.frames if self.video else len(self.paths)
 
     @property
     def stems(self) -> list[str]:
-        return self.seq.stems
+        if self.video:
+            return [f"{i:05d}" for i in range(self.video.frames)]
+        return [os.path.splitext(os.path.basename(f))[0] for f in self.paths]
 
     @property
     def fps(self) -> float:
-        return self.info.fps if self.info else 24.0
+        return self.video.fps if self.video else 24.0
 
     @property
     def times(self) -> list[float]:
-        return self.info.times if self.info else [i / self.fps for i in range(len(self))]
+        return self.video.times if self.video else [i / self.fps for i in range(len(self))]
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return (self.video.height, self.video.width) if self.video else None
 
     def read(self, indices: range | None = None) -> Iterator[tuple[int, np.ndarray]]:
         indices = range(len(self)) if indices is None else indices
-        if self.info is not None:
-            yield from read_video(self.info, indices)
+        if self.video is not None:
+            yield from read_video(self.video, indices)
             return
         for index in indices:
-            yield index, read_rgb(self.seq.frames[index])
+            yield index, read_rgb(self.paths[index])
+
+    def frame(self, index: int) -> np.ndarray:
+        """One frame, its reader closed at once (a video file is not left open)."""
+        reader = self.read(range(index, index + 1))
+        try:
+            return next(reader)[1]
+        finally:
+            reader.close()
 
 
 def iter_frames(seq: VideoSequence) -> Iterator[np.ndarray]:
-    """RGB [H, W, 3] uint8 frames of a sequence, in order, one at a time."""
+    """RGB [H, W, 3] uint8 frames of a dataset sequence, in order, one at a time."""
     for _, rgb in source_of(seq).read():
         yield rgb
 
 
 def source_of(seq: VideoSequence) -> FrameSource:
-    if seq.video and seq.video_info is None:
-        seq.video_info = probe_video(seq.video)
-    return FrameSource(seq, seq.video_info)
+    """The frames of a dataset sequence (a folder of images)."""
+    return FrameSource(seq.name, paths=seq.frames)
 
 
 def check_frame_sizes(paths: list[str]) -> None:
@@ -81,17 +97,15 @@ def check_frame_sizes(paths: list[str]) -> None:
                              f"{first[0]}x{first[1]}: every frame of a video must have one size")
 
 
-def open_input(path: str) -> VideoSequence:
-    """A folder of frames or a video file as a sequence (a video's frames are named %05d, counted
-    by decoding)."""
+def open_input(path: str) -> FrameSource:
+    """A folder of frames or a video file (its frames counted by decoding, once)."""
     name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
     if os.path.isdir(path):
         frames = list_frames(path)
         check_frame_sizes(frames)
-        return VideoSequence(name, frames, {})
+        return FrameSource(name, paths=frames)
     if not os.path.isfile(path):
         raise InputError(f"{path}: --input not found")
     if not path.lower().endswith(VIDEO_EXTENSIONS):
         raise InputError(f"{path}: not a folder of frames or a video file ({', '.join(VIDEO_EXTENSIONS)})")
-    info = probe_video(path)
-    return VideoSequence(name, [f"{i:05d}.jpg" for i in range(info.frames)], {}, video=path, video_info=info)
+    return FrameSource(name, video=probe_video(path))

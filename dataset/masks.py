@@ -22,8 +22,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from dataset.palette_io import DAVIS_PALETTE
 from util.errors import InputError
+from util.labels import MAX_OBJECTS, object_ids
 
-MAX_OBJECTS = 64  # more distinct values than this cannot be object ids: the image is not a label map
 _PALETTE_INDEX = {tuple(DAVIS_PALETTE[3 * i:3 * i + 3]): i for i in range(255, 0, -1)}
 
 
@@ -58,7 +58,7 @@ def read_user_mask(path: str) -> UserMask:
 def _labels_of(path: str, img: Image.Image) -> UserMask:
     if img.mode == "P" and "transparency" not in img.info:
         labels = np.asarray(img, dtype=np.uint8)
-        return UserMask(labels, "indexed PNG", _ids(labels))
+        return UserMask(labels, "indexed PNG", object_ids(labels))
     if img.mode in ("1", "L", "I;16", "I;16B", "I;16L", "I", "LA"):
         values = np.asarray(img.convert("L") if img.mode == "LA" else img)
         if img.mode == "LA":
@@ -70,10 +70,6 @@ def _labels_of(path: str, img: Image.Image) -> UserMask:
     raise InputError(f"{path}: a {img.mode} image is not a mask (use an indexed, greyscale or RGB PNG)")
 
 
-def _ids(labels: np.ndarray) -> list[int]:
-    return [int(v) for v in np.flatnonzero(np.bincount(labels.ravel(), minlength=256)[1:]) + 1]
-
-
 def _grey(path: str, values: np.ndarray) -> UserMask:
     present = np.unique(values)
     nonzero = present[present != 0]
@@ -83,7 +79,7 @@ def _grey(path: str, values: np.ndarray) -> UserMask:
         raise InputError(f"{path}: greyscale mask with {len(nonzero)} grey levels: anti-aliased or a photo, not a "
                          "mask; save it without smoothing (one value per object) or as an indexed PNG")
     labels = values.astype(np.uint8)
-    return UserMask(labels, "greyscale label map", _ids(labels))
+    return UserMask(labels, "greyscale label map", object_ids(labels))
 
 
 def _colours(path: str, rgba: np.ndarray) -> UserMask:

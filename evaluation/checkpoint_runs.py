@@ -16,10 +16,9 @@ def evaluate_checkpoints(args, shard: Shard, plans: list[PlannedSequence], outpu
     """For every checkpoint of ``--model_path``: segment ``plans`` into ``output_of(name)`` (frames
     as given, the published memory: the published evaluation); on the reporting rank, print the
     summary and call ``finish(name, out)`` once every sequence is complete, else say ``waiting``."""
-    config = config_from_args(args)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
-        predictor = build_predictor(ckpt, config, shard.device, args.amp, args.max_objects_per_batch, size=-1,
+        predictor = build_predictor(ckpt, config_from_args(args, ckpt), shard.device, args.amp, args.max_objects_per_batch, size=-1,
                                     **predictor_options(args))
         out = output_of(name)
         if shard.reports:

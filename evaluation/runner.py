@@ -1,13 +1,13 @@
 """Runs a predictor over sequences and writes indexed PNGs, one sequence at a time.
 
-A sequence is written into a hidden ``.<name>.partial`` folder and renamed when complete, so an
-interrupted run never leaves a half sequence that looks finished; a re-run skips finished ones.
+A sequence is written into a staging folder beside its place and moved there when complete
+(util/publish.py), so an interrupted run never leaves a half sequence that looks finished; a
+re-run skips finished ones and removes what a killed run left staged.
 Under a launcher or with job-array shards each process runs its share (evaluation/sharding.py).
 """
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 import time
@@ -23,17 +23,17 @@ except ImportError:
     progressbar = None
 
 from dataset.davis import VideoSequence
-from dataset.frames import iter_frames
+from dataset.frames import source_of
 from dataset.palette_io import read_label_png, write_label_png
 from inference_core.predictor import SimVOSPredictor
 from evaluation.sharding import Shard, agree, balance
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
-from util.threads import prefetched, writer_for
+from util.labels import MAX_OBJECTS, VOID, object_ids
+from util.publish import remove_leftovers, staged_folders
+from util.threads import writer_for
 
 INTERRUPTED = "finished sequences are kept, the unfinished one was removed"
-MAX_OBJECTS = 64  # more distinct values than this in a first mask means it is not a label map
-VOID = 255        # DAVIS / YouTube-VOS: not an object
 
 
 @dataclass
@@ -87,11 +87,9 @@ class RunStats:
         return text
 
 
-def read_object_mask(path: str, frame_shape: tuple[int, int]) -> np.ndarray:
-    """A label map that must match its frame's size and look like object labels."""
+def read_object_mask(path: str) -> np.ndarray:
+    """A dataset mask that must look like object labels (its size is checked against its frame)."""
     mask = read_label_png(path)
-    if mask.shape != frame_shape:
-        raise InputError(f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its frame is {frame_shape[1]}x{frame_shape[0]}")
     values = np.unique(mask)
     if len(values) > MAX_OBJECTS:
         raise InputError(f"{path}: {len(values)} distinct values: an anti-aliased or greyscale image, not a label map")
@@ -99,49 +97,43 @@ def read_object_mask(path: str, frame_shape: tuple[int, int]) -> np.ndarray:
 
 
 def is_complete(folder: str, expected: int) -> bool:
+    """A published sequence folder holds its ``expected`` PNGs."""
     return os.path.isdir(folder) and sum(f.endswith(".png") for f in os.listdir(folder)) == expected
 
 
 def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: str,
                      scores_root: str | None = None, keep: set[str] | None = None) -> int:
-    """Segments one sequence into ``out_root/<name>/<frame>.png`` (and ``.npy`` scores).
-
-    keep: frame stems to write (default all). Returns the number of frames processed.
+    """Segments one sequence into ``out_root/<name>/<frame>.png`` (and ``.npy`` scores): one
+    forward walk from frame 0, each mask naming only the objects it adds (the published meaning;
+    255 is void). keep: frame stems to write (default all). Returns the number of frames processed.
     """
+    if not seq.annotations:
+        raise InputError(f"{seq.name}: no annotated frame: nothing to segment")
+    source = source_of(seq)
+    video = predictor.open(source)
+    objects = seq.annotation_objects or {}
+    for index in sorted(seq.annotations):
+        path = seq.annotations[index]
+        mask = read_object_mask(path)
+        taken = objects.get(index, object_ids(mask, exclude=(VOID,)))
+        try:
+            video.add_mask(index, mask, taken, complete=False)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+    stems = source.stems
     targets = [(out_root, ".png")] + ([(scores_root, ".npy")] if scores_root else [])
-    partial = {root: os.path.join(root, f".{seq.name}.partial") for root, _ in targets}
-    for folder in partial.values():
-        shutil.rmtree(folder, ignore_errors=True)
-        os.makedirs(folder)
-    try:
-        session = predictor.session()
-        stems = seq.stems
-        if not seq.annotations:
-            raise InputError(f"{seq.name}: no annotated frame: nothing to segment")
-        objects = seq.annotation_objects or {}
-        frames = prefetched(iter_frames(seq)) if predictor.overlap_io else iter_frames(seq)
+    with staged_folders([os.path.join(root, seq.name) for root, _ in targets]) as staging:
+        labels_dir, scores_dir = staging[0], (staging[1] if scores_root else None)
         with writer_for(predictor.overlap_io) as writer:
-            for index, rgb in enumerate(frames):
-                mask = read_object_mask(seq.annotations[index], rgb.shape[:2]) if index in seq.annotations else None
-                taken = objects.get(index)
-                if mask is not None and taken is None:
-                    taken = [int(v) for v in np.unique(mask) if v not in (0, VOID)]  # dataset masks: 255 is void
-                result = session.step(rgb, mask, taken)
-                if keep is not None and stems[index] not in keep:
+            for result in video.propagate(0, "forward"):
+                stem = stems[result.index]
+                if keep is not None and stem not in keep:
                     continue
-                writer.submit(write_label_png, os.path.join(partial[out_root], stems[index] + ".png"), result.labels())
-                if scores_root:
-                    writer.submit(np.save, os.path.join(partial[scores_root], stems[index] + ".npy"),
+                writer.submit(write_label_png, os.path.join(labels_dir, stem + ".png"), result.labels())
+                if scores_dir:
+                    writer.submit(np.save, os.path.join(scores_dir, stem + ".npy"),
                                   result.probs.to(torch.float16).cpu().numpy())
-    except BaseException:
-        for folder in partial.values():
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
-    for root, folder in partial.items():
-        final = os.path.join(root, seq.name)
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(folder, final)
-    return len(seq.frames)
+    return len(source)
 
 
 def count_complete(plans: list[PlannedSequence], out_root: str) -> int:
@@ -188,9 +180,10 @@ def run_sequences(predictor: SimVOSPredictor, plans: list[PlannedSequence], out_
     launcher job learns whether any rank failed. Raises InputError naming the failed sequences (or
     the rank that failed), or re-raises a programming error, after all finished ones are written.
     """
-    os.makedirs(out_root, exist_ok=True)
-    if scores_root:
-        os.makedirs(scores_root, exist_ok=True)
+    for root in (out_root, scores_root):
+        if root:
+            os.makedirs(root, exist_ok=True)
+            remove_leftovers(root)  # what a killed run left staged
     mine = [plans[i] for i in balance([p.cost for p in plans], shard.count)[shard.index]] if shard else plans
     stats = RunStats(share=[p.name for p in mine])
     device = predictor.device

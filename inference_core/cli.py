@@ -5,7 +5,7 @@ import os
 
 from inference_core.compiled import COMPILE_MODES
 from inference_core.directions import DIRECTIONS
-from inference_core.memory import DEFAULT_MAX_KEYFRAMES, MEMORY_POLICIES
+from inference_core.memory import DEFAULT_MAX_KEYFRAMES, MEMORY_POLICIES, check_max_keyframes
 from util.cli import add_bool_flag
 from util.errors import InputError
 
@@ -48,8 +48,7 @@ def add_video_flags(parser, size: int = 480) -> None:
 
 def video_options(args) -> dict:
     """The predictor options of :func:`add_video_flags`' flags."""
-    if args.max_keyframes < 1:
-        raise InputError(f"--max_keyframes must be at least 1, got {args.max_keyframes}")
+    check_max_keyframes(args.max_keyframes, "--max_keyframes")
     return {"size": args.size, "memory": args.memory, "max_keyframes": args.max_keyframes}
 
 

@@ -1,14 +1,14 @@
-"""Propagation in either direction, or both (docs/method.md, section 5.3).
+"""Whole-video plans: which walks of a session give every frame a result (docs/method.md, section 5.3).
 
-* forward: from the first annotated frame to the end; earlier frames are empty (background).
-* backward: from the last annotated frame to frame 0 (frames fed last to first); later frames empty.
-* both: a backward pass, then a forward pass, each using every annotation. Each object takes, on
-  each frame, the pass from its nearest annotated frame: the forward pass when the nearest earlier
+* forward: one walk from the first annotated frame to the end; earlier frames are empty (background).
+* backward: one walk from the last annotated frame to frame 0; later frames empty.
+* both: a backward walk, then a forward walk, each using every annotation. Each object takes, on
+  each frame, the walk from its nearest annotated frame: the forward walk when the nearest earlier
   annotation of that object is at most as far as its nearest later one (ties go forward), else the
-  backward pass. Before an object's first annotation only the backward pass has it, after its last
-  only the forward pass. A frame whose objects all choose one pass is that pass's result exactly;
-  where they choose differently, each object's probability comes from its pass and the background is
-  what is left (1 - their sum, at least 0), renormalised.
+  backward walk. Before an object's first annotation only the backward walk has it, after its last
+  only the forward walk. A frame whose objects all choose one walk is that walk's result exactly;
+  where they choose differently, each object's probability comes from its walk and the background is
+  what is left (1 - their sum, at least 0), renormalised. With no object at all, every frame is empty.
 Results are yielded in processing order, each frame once; frames kept for a later merge wait on disk,
 so memory stays flat in the video's length.
 """
@@ -17,34 +17,19 @@ from __future__ import annotations
 import bisect
 import os
 import tempfile
-from typing import Callable, Iterator
+from typing import Iterator
 
-import numpy as np
 import torch
 
 from inference_core.results import FrameResult
+from inference_core.session import VideoSession
 from util.errors import InputError
-from util.threads import prefetched
 
 DIRECTIONS = ("forward", "backward", "both")
 
 
-def _reader(frames):
-    """-> (length or None, read(range) -> (index, frame))."""
-    if hasattr(frames, "read") and hasattr(frames, "__len__"):
-        return len(frames), frames.read
-    if hasattr(frames, "__len__") and hasattr(frames, "__getitem__"):
-        return len(frames), lambda indices: ((i, frames[i]) for i in indices)
-    return None, None
-
-
-def _objects_of(mask, taken) -> list[int]:
-    ids = [int(v) for v in np.unique(np.asarray(mask)) if v != 0]
-    return [i for i in ids if taken is None or i in set(taken)]
-
-
 def choices(annotated: dict[int, list[int]], count: int) -> list[dict[int, str]]:
-    """Per frame, {object: 'f' or 'b'}: the pass each object takes there (the module's rule)."""
+    """Per frame, {object: 'f' or 'b'}: the walk each object takes there (the module's rule)."""
     frames_of: dict[int, list[int]] = {}
     for t in sorted(annotated):
         for obj in annotated[t]:
@@ -67,7 +52,7 @@ def choices(annotated: dict[int, list[int]], count: int) -> list[dict[int, str]]
 
 
 def merge(forward: FrameResult, backward: FrameResult, pick: dict[int, str]) -> FrameResult:
-    """One frame's FrameResult from two passes' results by ``pick`` (see the module docstring)."""
+    """One frame's FrameResult from two walks' results by ``pick`` (see the module docstring)."""
     ids = sorted(pick)
     channels = []
     for obj in ids:
@@ -79,58 +64,48 @@ def merge(forward: FrameResult, backward: FrameResult, pick: dict[int, str]) -> 
     return FrameResult(forward.index, ids, probs / probs.sum(0, keepdim=True).clamp_(min=1e-7))
 
 
-def _empty(index: int, shape: tuple[int, int], device) -> FrameResult:
+def empty_result(index: int, shape: tuple[int, int], device) -> FrameResult:
+    """A frame with no object: background everywhere, [1, H, W]."""
     return FrameResult(index, [], torch.ones(1, *shape, device=device))
 
 
-def _run(make_session, read, indices: range, masks, objects, overlap: bool) -> Iterator:
-    session = make_session()
-    frames = prefetched(read(indices)) if overlap else read(indices)  # decode ahead while the network runs
-    for index, frame in frames:
-        yield session.step(frame, masks.get(index), objects.get(index), index=index)
-
-
-def propagate_in_order(make_session: Callable, device, frames, masks: dict, objects: dict,
-                       direction: str, overlap: bool = True) -> Iterator[FrameResult]:
-    """FrameResults of ``frames`` propagated ``direction`` from ``masks`` ({index: label map});
-    ``overlap``: frames are decoded by a reader thread ahead of the network."""
-    count, read = _reader(frames)
-    if read is None:
-        if direction != "forward":
-            raise InputError(f"direction {direction!r} reads the frames again, backwards: pass a list or array of "
-                             "frames or a dataset.frames.FrameSource, not a one-pass iterator")
-        session = make_session()
-        for index, frame in enumerate(prefetched(frames) if overlap else frames):
-            yield session.step(frame, masks.get(index), objects.get(index), index=index)
-        return
-    marks = sorted(t for t in masks if 0 <= t < count)
+def propagate_video(video: VideoSession, direction: str) -> Iterator[FrameResult]:
+    """Every frame of ``video`` once, by the plan ``direction`` (``DIRECTIONS``), from its annotations."""
+    if direction not in DIRECTIONS:
+        raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    marks = video.annotated_frames
     if not marks:
         raise InputError("no annotated frame among the frames: give at least one mask")
-    shape = np.asarray(masks[marks[0]]).shape[:2]
+    shape = video.annotations[marks[0]].labels.shape
+    device = video.predictor.device
     if direction == "forward":
-        yield from (_empty(t, shape, device) for t in range(marks[0]))
-        yield from _run(make_session, read, range(marks[0], count), masks, objects, overlap)
+        yield from (empty_result(t, shape, device) for t in range(marks[0]))
+        yield from video.propagate(marks[0], "forward")
         return
+    count = len(video)
     if direction == "backward":
-        yield from (_empty(t, shape, device) for t in range(count - 1, marks[-1], -1))
-        yield from _run(make_session, read, range(marks[-1], -1, -1), masks, objects, overlap)
+        yield from (empty_result(t, shape, device) for t in range(count - 1, marks[-1], -1))
+        yield from video.propagate(marks[-1], "backward")
         return
-    picks = choices({t: _objects_of(masks[t], objects.get(t)) for t in marks}, count)
-    passes = [set(p.values()) for p in picks]
-    lowest_backward = min((t for t, s in enumerate(passes) if "b" in s), default=None)
+    if not video.objects:
+        yield from (empty_result(t, shape, device) for t in range(count))
+        return
+    picks = choices({t: video.annotations[t].objects for t in marks}, count)
+    walks = [set(p.values()) for p in picks]
+    lowest_backward = min((t for t, s in enumerate(walks) if "b" in s), default=None)
     with tempfile.TemporaryDirectory(prefix="simvos-both-") as stash:
         if lowest_backward is not None:
-            for result in _run(make_session, read, range(marks[-1], lowest_backward - 1, -1), masks, objects, overlap):
-                if passes[result.index] == {"b"}:
+            for result in video.propagate(marks[-1], "backward", stop=lowest_backward):
+                if walks[result.index] == {"b"}:
                     yield result
-                elif "b" in passes[result.index]:
+                elif "b" in walks[result.index]:
                     torch.save({"ids": result.object_ids, "probs": result.probs.half().cpu()},
                                os.path.join(stash, f"{result.index}.pt"))
-        for result in _run(make_session, read, range(marks[0], count), masks, objects, overlap):
+        for result in video.propagate(marks[0], "forward"):
             t = result.index
-            if passes[t] == {"f"}:
+            if walks[t] == {"f"}:
                 yield result
-            elif "b" in passes[t] and "f" in passes[t]:
+            elif walks[t] == {"f", "b"}:
                 path = os.path.join(stash, f"{t}.pt")
                 saved = torch.load(path)
                 os.remove(path)

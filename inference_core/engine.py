@@ -1,11 +1,12 @@
-"""Per-video propagation state (docs/method.md, section 5). Holds no weights.
+"""One walk through a video's frames (docs/method.md, section 5). Holds no weights.
 
-The engine keeps the objects (ids in channel order), batches objects with memories of equal length
-through the network, and aggregates their probabilities; which frames each object remembers is the
-memory policy's (inference_core/memory.py). A frame's memory is encoded lazily, when a next frame
-arrives, so only the last frame and its probabilities are kept: memory use does not grow with the
-video. Tensors here are padded (H, W multiples of 16). Frames may come in any order (backward
-propagation feeds them last to first); ``frame_index`` only names them for the memory.
+The engine keeps the tracked objects (ids in channel order), batches objects with memories of equal
+length through the network, and aggregates their probabilities; which frames each object remembers
+is the memory policy's (inference_core/memory.py). A frame's previous-frame memory is encoded
+lazily, when a next frame arrives, so only the last frame and its probabilities are kept: memory use
+does not grow with the video. Tensors here are padded (H, W multiples of 16). A walk goes forward or
+backward; ``frame_index`` only names frames for the memory. The annotations and the order of the
+walk are the session's (inference_core/session.py).
 """
 from __future__ import annotations
 
@@ -13,84 +14,120 @@ from dataclasses import dataclass
 
 import torch
 
-from inference_core.memory import PublishedMemory
+from inference_core.memory import Memory, PublishedMemory
 from model.aggregate import aggregate
 from util.device import autocast_for
 
 
 @dataclass
+class FrameAnnotation:
+    """What the engine needs of an annotated frame: masks {id: one-hot [H, W]} of the objects it
+    names, their encoded references {id: [M, C]}, and whether it is complete (every tracked object
+    it does not name is absent there, and takes ``absent_reference`` as its reference) or partial
+    (it only adds or corrects the objects it names)."""
+
+    masks: dict[int, torch.Tensor]
+    references: dict[int, torch.Tensor]
+    complete: bool = True
+    absent_reference: torch.Tensor | None = None  # [M, C]: the frame with an empty mask (complete ones)
+
+
+@dataclass
 class _Pending:
-    """A frame whose memory is encoded lazily, when (if) a next frame arrives."""
+    """A frame whose previous-frame memory is encoded lazily, when (if) a next frame arrives."""
 
     index: int
-    frame: torch.Tensor             # [1, 3, H, W]
-    probs: torch.Tensor             # [K, H, W] soft probabilities of the tracked objects
-    new_ids: list[int]              # objects annotated on this frame
-    new_masks: torch.Tensor | None  # [K_new, H, W] their one-hot masks
+    frame: torch.Tensor     # [1, 3, H, W]
+    probs: torch.Tensor     # [K, H, W] soft probabilities of the tracked objects
+    annotated: list[int]    # objects annotated on this frame (their reference stands for it)
 
 
 class InferenceCore:
-    """Streams frames through a SimVOS network.
+    """Streams the frames of one walk through a SimVOS network.
 
-    ``step(frame, new_masks, frame_index)`` takes one padded frame [1, 3, H, W] and, optionally,
-    the one-hot masks {object id: [H, W]} of objects annotated on it (new ones, or corrections of
-    tracked ones); it returns the object ids in channel order and the aggregated probabilities
-    [K+1, H, W] (background first). ``memory``: a fresh memory policy object (default: published).
+    ``start(memory, tracked)`` begins a walk with a memory (references already in it) and the
+    objects tracked from its first frame; ``step(frame, index, annotation)`` takes one padded frame
+    [1, 3, H, W] (and the frame's :class:`FrameAnnotation`, if any) and returns the object ids in
+    channel order and the aggregated probabilities [K+1, H, W] (background first).
+    ``encode_references`` encodes an annotation, segmenting nothing.
     """
 
-    def __init__(self, model, amp: bool = False, max_objects_per_batch: int | None = None,
-                 memory: PublishedMemory | None = None):
+    def __init__(self, model, amp: bool = False, max_objects_per_batch: int | None = None):
         self.model = model
         self.device = next(model.parameters()).device
         self.amp = amp
-        self.max_objects = max_objects_per_batch
-        self.memory = memory if memory is not None else PublishedMemory()
+        self.max_objects_per_batch = max_objects_per_batch
+        self.memory: Memory = PublishedMemory()
         self.object_ids: list[int] = []
         self.pending: _Pending | None = None
-        self.steps = 0
 
     @torch.no_grad()
-    def step(self, frame: torch.Tensor, new_masks: dict[int, torch.Tensor] | None = None,
-             frame_index: int | None = None) -> tuple[list[int], torch.Tensor]:
-        new_masks = new_masks or {}
-        index = self.steps if frame_index is None else frame_index
-        self.steps += 1
+    def encode_references(self, frame: torch.Tensor, masks: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
+        """frame [1, 3, H, W], masks {id: [H, W]} (all objects of the frame together: the prototype
+        weights of one depend on the others) -> {id: [M, C]}. The id None with an empty mask gives
+        the reference of an object absent from the frame (the same for every object: an empty
+        mask never wins a pixel of the prototype weights, whatever the others)."""
+        if not masks:
+            return {}
+        ids = sorted(masks, key=lambda i: -1 if i is None else i)
+        with autocast_for(self.device, self.amp):
+            refs = self.model.encode_memory(frame, torch.stack([masks[i] for i in ids]).float().unsqueeze(0))[0]
+        return dict(zip(ids, refs))
+
+    def start(self, memory: Memory, tracked: list[int]) -> None:
+        self.memory = memory
+        self.object_ids = sorted(tracked)
+        self.pending = None
+
+    @torch.no_grad()
+    def step(self, frame: torch.Tensor, frame_index: int,
+             annotation: FrameAnnotation | None = None) -> tuple[list[int], torch.Tensor]:
+        annotated = sorted(annotation.masks) if annotation else []
         with autocast_for(self.device, self.amp):
             self._encode_pending()  # after it, every tracked object has a reference
-            ids = list(self.object_ids)
-            probs = self._segment(frame, ids) if ids else frame.new_zeros(0, *frame.shape[-2:])
-        if new_masks:
-            probs, ids = self._add_objects(probs, ids, new_masks)
+            for obj in annotated:
+                self.memory.add_reference(obj, frame_index, annotation.references[obj])
+            if annotation is not None and annotation.complete:
+                others = []         # every tracked object is named or absent: nothing to segment
+                for obj in self.object_ids:
+                    if obj not in annotation.masks:
+                        self.memory.add_reference(obj, frame_index, annotation.absent_reference)
+                annotated = sorted(set(annotated) | set(self.object_ids))
+            else:
+                others = [i for i in self.object_ids if i not in annotation.masks] if annotation else self.object_ids
+            probs = self._segment(frame, others) if others else frame.new_zeros(0, *frame.shape[-2:])
+        ids = others
+        if annotation is not None:
+            probs, ids = self._annotate(probs, others, annotation)
         probs = aggregate(probs.float(), dim=0) if ids else probs.new_ones(1, *frame.shape[-2:])
         self.object_ids = ids
-        new_ids = sorted(new_masks)
-        self.pending = _Pending(index, frame, probs[1:], new_ids,
-                                torch.stack([new_masks[i] for i in new_ids]).float() if new_ids else None)
+        self.pending = _Pending(frame_index, frame, probs[1:], annotated)
         return ids, probs
 
-    def _add_objects(self, probs, ids, new_masks):
-        """Objects annotated on this frame: their mask replaces every prediction where they are."""
-        region = torch.stack(list(new_masks.values())).sum(0) > 0.5
-        probs = probs * ~region
-        merged = dict(zip(ids, probs))
-        merged.update({i: m.to(probs.dtype) for i, m in new_masks.items()})
-        ids = sorted(merged)
-        return torch.stack([merged[i] for i in ids]), ids
+    def _annotate(self, probs, others, annotation: FrameAnnotation):
+        """The annotated objects' masks replace every prediction where they are; on a complete
+        annotation the tracked objects it does not name are absent (zero)."""
+        merged = {}
+        if annotation.masks:
+            region = torch.stack(list(annotation.masks.values())).sum(0) > 0.5
+            merged = dict(zip(others, probs * ~region))
+            merged.update({i: m.to(probs.dtype) for i, m in annotation.masks.items()})
+        else:
+            merged = dict(zip(others, probs))
+        ids = sorted(set(self.object_ids) | set(merged))
+        shape = next(iter(annotation.masks.values())).shape if annotation.masks else probs.shape[-2:]
+        zero = probs.new_zeros(shape)
+        return (torch.stack([merged.get(i, zero) for i in ids]) if ids else probs), ids
 
     def _encode_pending(self) -> None:
-        """Memory from the previous frame: annotated objects' references, the others' previous frame."""
+        """Previous-frame memory of the objects not annotated on the previous frame."""
         p = self.pending
         if p is None:
             return
-        model = self.model
-        if p.new_ids:
-            refs = model.encode_memory(p.frame, p.new_masks.unsqueeze(0))[0]
-            for obj, ref in zip(p.new_ids, refs):
-                self.memory.add_reference(obj, p.index, ref)
-        old = [i for i in self.object_ids if i not in p.new_ids]
+        old = [i for i in self.object_ids if i not in p.annotated]
         if old:
             # Every object's soft probability; the prototype weights use all of them together.
-            prev = model.encode_memory(p.frame, p.probs.unsqueeze(0))[0]
+            prev = self.model.encode_memory(p.frame, p.probs.unsqueeze(0))[0]
             channel = {i: c for c, i in enumerate(self.object_ids)}
             for obj in old:
                 self.memory.update_previous(obj, prev[channel[obj]])
@@ -106,7 +143,7 @@ class InferenceCore:
             groups.setdefault(self.memory.length(obj), []).append(obj)
         out = {}
         for members in groups.values():
-            step = self.max_objects or len(members)
+            step = self.max_objects_per_batch or len(members)
             for start in range(0, len(members), step):
                 chunk = members[start:start + step]
                 memory = torch.stack([self.memory.read(o) for o in chunk]).unsqueeze(0)

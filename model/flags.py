@@ -12,7 +12,7 @@ import os
 import sys
 
 from model.presets import PRESETS, ModelConfig
-from model.variants import MODEL_FLAGS, VARIANTS, resolve_config, unpublished_note
+from model.variants import MODEL_FLAGS, VARIANTS, recorded_model_flags, resolve_config, unpublished_note
 from util.cli import add_bool_flag
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
@@ -38,11 +38,14 @@ def add_model_flags(parser: argparse.ArgumentParser, **defaults) -> None:
     parser.set_defaults(_model_defaults={k: value[k] for k in MODEL_FLAGS})
 
 
-def config_from_args(args: argparse.Namespace, **fields) -> ModelConfig:
+def config_from_args(args: argparse.Namespace, checkpoint: str | None = None, **fields) -> ModelConfig:
     """The config of the flags added by :func:`add_model_flags` (``fields``: e.g. train_img_size).
-    Prints a note (rank 0) when published-size flags match no published network."""
+    With no model flag given, a ``checkpoint`` that records its model flags (our training's
+    sidecar) gives them. Prints a note (rank 0) when published-size flags match no published network."""
     given = {k: getattr(args, k) for k in MODEL_FLAGS}
-    base = {} if args.variant else args._model_defaults
+    recorded = recorded_model_flags(checkpoint) if checkpoint and args.variant is None and all(
+        v is None for v in given.values()) else None
+    base = {} if args.variant else {**args._model_defaults, **(recorded or {})}
     config = resolve_config(args.variant, {**base, **{k: v for k, v in given.items() if v is not None}}, **fields)
     note = unpublished_note(config)
     if note and os.environ.get("RANK", "0") == "0":

@@ -12,7 +12,7 @@ import sys
 from inference_core.cli import add_predictor_flags, predictor_options
 from inference_core.predictor import build_predictor
 from model.flags import add_model_flags, config_from_args
-from model.variants import MODEL_FLAGS, matching_variant, recorded_model_flags
+from model.variants import matching_variant
 from studio.jobs import JobRunner
 from studio.store import Workspace
 from util.cli import run_cli
@@ -47,12 +47,7 @@ def build(args):
         raise InputError(f"{args.checkpoint}: checkpoint not found{hint}")
     if args.videos and not os.path.isdir(args.videos):
         raise InputError(f"{args.videos}: --videos folder not found")
-    if args.variant is None and all(getattr(args, k) is None for k in MODEL_FLAGS):
-        recorded = recorded_model_flags(args.checkpoint)  # no model flag given: those the weights record
-        if recorded:
-            for key, value in recorded.items():
-                setattr(args, key, value)
-    config = config_from_args(args)
+    config = config_from_args(args, args.checkpoint)
     predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
                                 **predictor_options(args))
     workspace = Workspace(args.workspace, args.videos, args.max_upload_mb)

@@ -7,9 +7,7 @@ import torch
 
 from evaluation.published_loop import published_loop
 from inference_core import SimVOSPredictor
-from inference_core.engine import InferenceCore
 from util.device import cpu_has_native_bf16
-from model.inputs import centre_pad, image_to_tensor, pad
 from model import build_model
 from tests.conftest import tiny_config
 
@@ -46,27 +44,32 @@ def test_label_values_are_kept():
 
 @torch.no_grad()
 def test_late_objects_join_with_their_own_reference():
+    """YouTube-VOS's meaning (partial masks): objects 2 and 3 start on frame 2."""
     torch.manual_seed(0)
     model = build_model(tiny_config()).eval()
     frames, labels = _video(n=6, k=3)
     first = np.where(labels[0] == 1, 1, 0).astype(np.uint8)
-    later = np.where(labels[2] >= 2, labels[2], 0).astype(np.uint8)  # objects 2 and 3 start on frame 2
-    session = SimVOSPredictor(model, "cpu").session()
-    out = [session.step(frames[0], first), session.step(frames[1]), session.step(frames[2], later), session.step(frames[3])]
+    later = np.where(labels[2] >= 2, labels[2], 0).astype(np.uint8)
+    video = SimVOSPredictor(model, "cpu").open(frames)
+    video.add_mask(0, first, complete=False)
+    video.add_mask(2, later, complete=False)
+    walk = video.propagate(0, "forward")
+    out = [next(walk) for _ in range(4)]
     assert [r.object_ids for r in out] == [[1], [1], [1, 2, 3], [1, 2, 3]]
     # On its annotation frame, a new object's mask wins wherever it is.
     np.testing.assert_array_equal(out[2].labels()[later > 0], later[later > 0])
     # On the next frame its memory is its reference frame alone, exactly as in a video that
     # started on frame 2 with those objects; object 1 has reference + previous frame.
-    fresh = SimVOSPredictor(model, "cpu").session()
-    fresh.step(frames[2], later)
-    fresh.step(frames[3])
-    memory = session.core.memory
+    fresh = SimVOSPredictor(model, "cpu").open(frames[2:])
+    fresh.add_mask(0, later)
+    fresh_walk = fresh.propagate(0, "forward")
+    next(fresh_walk), next(fresh_walk)
+    memory = video.core.memory
     for obj in (2, 3):
         assert obj not in memory.previous
         torch.testing.assert_close(memory.read(obj), fresh.core.memory.read(obj))
     assert memory.read(1).shape[0] == 2 * memory.read(2).shape[0]
-    out.append(session.step(frames[4]))
+    out.append(next(walk))
     assert memory.read(2).shape == memory.read(1).shape
     assert out[-1].object_ids == [1, 2, 3]
 
@@ -75,17 +78,15 @@ def test_late_objects_join_with_their_own_reference():
 def test_state_does_not_grow_with_video_length():
     model = build_model(tiny_config()).eval()
     frames, labels = _video(n=4, k=2)
-    core = InferenceCore(model)
-    padding = centre_pad(*frames[0].shape[:2])
+    video = SimVOSPredictor(model, "cpu", overlap_io=False).open([frames[t % 4] for t in range(40)])
+    video.add_mask(0, labels[0])
+    core = video.core
     sizes = []
-    for t in range(40):
-        x = pad(image_to_tensor(frames[t % 4]), padding)
-        new = {i: pad(torch.from_numpy(labels[0] == i).float(), padding) for i in (1, 2)} if t == 0 else None
-        core.step(x, new)
+    for _ in video.propagate(0, "forward"):
         held = [m for refs in core.memory.references.values() for _, m in refs]
         held += [*core.memory.previous.values(), core.pending.frame, core.pending.probs]
         sizes.append(sum(t.numel() for t in held))
-    assert sizes[2] == sizes[-1]
+    assert len(sizes) == 40 and sizes[2] == sizes[-1]
 
 
 @pytest.mark.skipif(not cpu_has_native_bf16(),
@@ -113,7 +114,7 @@ def test_mask_of_wrong_size_is_refused():
     model = build_model(tiny_config()).eval()
     frames, labels = _video(n=2)
     with pytest.raises(InputError, match="mask is 10x5 but the frame is 72x40"):
-        SimVOSPredictor(model, "cpu").session().step(frames[0], np.zeros((5, 10), np.uint8))
+        SimVOSPredictor(model, "cpu").open(frames).add_mask(0, np.zeros((5, 10), np.uint8))
 
 
 @pytest.mark.skipif(not os.path.isfile("/proc/self/status"), reason="needs Linux /proc (VmRSS, VmHWM)")
