@@ -16,17 +16,18 @@ import os
 import re
 import time
 
-from dataset.frames import open_input, source_of
+from dataset.frames import open_input
 from evaluation.sharding import add_shard_flags, balance, sharded
 from inference_core.cli import add_predictor_flags, add_video_flags, predictor_options, video_options
-from inference_core.outputs import SAVE_KINDS
+from outputs.formats import SAVE_KINDS
 from inference_core.predictor import build_predictor
-from inference_core.video_job import OVERLAY_KINDS, OwnVideo, is_complete, segment_own_video
+from outputs.video_job import OVERLAY_KINDS, OwnVideo, outputs_complete, segment_own_video
 from model.flags import add_model_flags, config_from_args
 from util.cli import add_bool_flag, run_cli
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
 from util.progress import FrameProgress
+from util.publish import remove_leftovers
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -78,21 +79,21 @@ def open_videos(args) -> list[OwnVideo]:
         raise InputError(f"{args.masks_dir}: --masks_dir not found")
     videos = []
     for i, path in enumerate(args.input):
-        seq = open_input(path)
-        if any(v.name == seq.name for v in videos):
-            raise InputError(f"{path}: another input is also named {seq.name!r}: their outputs would collide")
+        source = open_input(path)
+        if any(v.name == source.name for v in videos):
+            raise InputError(f"{path}: another input is also named {source.name!r}: their outputs would collide")
         masks = {}
         if args.masks_dir:
-            folder = args.masks_dir if len(args.input) == 1 else os.path.join(args.masks_dir, seq.name)
+            folder = args.masks_dir if len(args.input) == 1 else os.path.join(args.masks_dir, source.name)
             if os.path.isdir(folder):
-                masks = _masks_in(folder, seq.stems, seq.video is not None, path)
+                masks = _masks_in(folder, source.stems, source.video is not None, path)
         if args.mask:
             if not os.path.isfile(args.mask[i]):
                 raise InputError(f"{args.mask[i]}: --mask not found")
             masks[0] = args.mask[i]
         if not masks:
             raise InputError(f"{path}: no mask: give --mask (first frame) or --masks_dir with masks named after frames")
-        videos.append(OwnVideo(seq.name, source_of(seq), masks))
+        videos.append(OwnVideo(source.name, source, masks))
     return videos
 
 
@@ -105,10 +106,11 @@ def main(argv=None) -> None:
                                     args.max_objects_per_batch, **predictor_options(args),
                                     **video_options(args))
         mine = [videos[i] for i in balance([len(v.source) for v in videos], shard.count)[shard.index]]
-        todo = [v for v in mine if args.overwrite or not is_complete(args.output, v, kinds, args.overlay)]
+        todo = [v for v in mine if args.overwrite or not outputs_complete(args.output, v, kinds, args.overlay)]
         if shard.reports and len(todo) < len(mine):
             print(f"{len(mine) - len(todo)} video(s) already complete in {args.output} (--overwrite to redo)")
         os.makedirs(args.output, exist_ok=True)
+        remove_leftovers(args.output)  # what a killed run left staged
         progress = FrameProgress(sum(len(v.source) for v in todo), show=shard.reports)
         start, frames = time.perf_counter(), 0
         for video in todo:

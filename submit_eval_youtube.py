@@ -19,6 +19,7 @@ from evaluation.sharding import add_shard_flags, sharded
 from inference_core.cli import add_predictor_flags
 from model.flags import add_model_flags
 from util.cli import add_bool_flag, run_cli
+from util.publish import publishing
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,15 +38,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def zip_annotations(root: str, zip_path: str) -> None:
-    tmp = f"{zip_path}.{os.getpid()}.tmp"  # shards may finish together: one temporary file each
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+    with publishing(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
         for video in sorted(os.listdir(root)):
             folder = os.path.join(root, video)
             if video.startswith(".") or not os.path.isdir(folder):
                 continue
             for frame in sorted(os.listdir(folder)):
                 z.write(os.path.join(folder, frame), os.path.join("Annotations", video, frame))
-    os.replace(tmp, zip_path)
 
 
 def main(argv=None) -> None:

@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 
 from util.errors import InputError
+from util.publish import temporary_path
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".gif")
 BACKWARD_CHUNK = 16  # frames decoded at a time when reading backwards (memory: this many frames)
@@ -152,14 +153,14 @@ class VideoWriter:
     """Streams RGB frames into an H.264 MP4 (yuv420p, plays in browsers) or a GIF, frame by frame.
 
     ``times``: each frame's time in seconds (variable frame rates kept); default: ``fps`` apart.
-    Odd sizes are padded by one edge pixel (yuv420p needs even sizes). Written to ``path + '.tmp'``
+    Odd sizes are padded by one edge pixel (yuv420p needs even sizes). Written under a temporary name beside ``path``
     and renamed on ``close()``; ``abort()`` removes it."""
 
     def __init__(self, path: str, fps: float, width: int, height: int):
         av = _av()
         self.path, self.fps = path, fps
         self.gif = path.lower().endswith(".gif")
-        self.tmp = f"{path}.{os.getpid()}.tmp"
+        self.tmp = temporary_path(path)
         self.container = av.open(self.tmp, "w", format="gif" if self.gif else "mp4")
         rate = Fraction(fps).limit_denominator(1001)
         if self.gif:

@@ -30,7 +30,7 @@ from training.stages import DEFAULT_SEED
 from evaluation.davis_metrics import score_davis
 from evaluation.jf import evaluate, generic_jobs, print_tables, write_csvs
 from dataset.video_io import write_animation
-from inference_core.outputs import overlay
+from outputs.formats import overlay
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_DATA = os.path.join(ROOT, "data", "demo")

@@ -21,6 +21,7 @@ from dataset.davis import davis_root, read_split
 from dataset.palette_io import read_label_png
 from util.cli import add_bool_flag
 from util.errors import InputError
+from util.publish import write_bytes
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 SEQUENCE_COLUMNS = ["Sequence", "J-Mean", "F-Mean"]
@@ -262,10 +263,7 @@ def write_csvs(metrics: dict, out_dir: str, set_name: str) -> tuple[str, str]:
     paths = []
     for name, text in files.items():
         path = os.path.join(out_dir, name)
-        tmp = f"{path}.{os.getpid()}.tmp"  # shards may score together: one temporary file each
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_bytes(path, text.encode())  # shards may score together: one temporary file each
         paths.append(path)
     return paths[0], paths[1]
 

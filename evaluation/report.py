@@ -26,7 +26,7 @@ from dataset.davis import IMAGE_EXTENSIONS
 from dataset.palette_io import read_label_png, read_rgb
 from evaluation.jf import GLOBAL_COLUMNS, SequenceScores, add_scoring_flags, evaluate, result_tables, scoring_inputs
 from dataset.video_io import write_animation
-from inference_core.outputs import overlay
+from outputs.formats import overlay
 from util.cli import run_cli
 
 LOST = 0.5          # J below this: the object counts as lost on that frame

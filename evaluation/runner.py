@@ -96,7 +96,7 @@ def read_object_mask(path: str) -> np.ndarray:
     return mask
 
 
-def is_complete(folder: str, expected: int) -> bool:
+def sequence_complete(folder: str, expected: int) -> bool:
     """A published sequence folder holds its ``expected`` PNGs."""
     return os.path.isdir(folder) and sum(f.endswith(".png") for f in os.listdir(folder)) == expected
 
@@ -137,7 +137,7 @@ def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: s
 
 
 def count_complete(plans: list[PlannedSequence], out_root: str) -> int:
-    return sum(is_complete(os.path.join(out_root, p.name), p.expected) for p in plans)
+    return sum(sequence_complete(os.path.join(out_root, p.name), p.expected) for p in plans)
 
 
 def all_complete(plans: list[PlannedSequence], out_root: str) -> bool:
@@ -216,7 +216,7 @@ def run_sequences(predictor: SimVOSPredictor, plans: list[PlannedSequence], out_
 def _run_one(predictor, plan: PlannedSequence, out_root, scores_root, overwrite, stats: RunStats) -> None:
     """Skips one sequence (already complete) or resolves and segments it into ``stats``."""
     device = predictor.device
-    done = is_complete(os.path.join(out_root, plan.name), plan.expected) and (
+    done = sequence_complete(os.path.join(out_root, plan.name), plan.expected) and (
         not scores_root or os.path.isdir(os.path.join(scores_root, plan.name)))
     stats.sequences += 1
     if done and not overwrite:

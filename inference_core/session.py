@@ -178,13 +178,13 @@ class VideoSession:
         if objects is not None:
             wanted = {int(o) for o in objects}
             taken = [i for i in taken if i in wanted]
-        if not taken and not complete:
-            self.annotations.pop(index, None)  # a partial annotation of nothing adds nothing
-        else:
-            annotation = _Annotation(labels, taken, complete)
-            if self.frames.length is not None:
-                self._encode(annotation, index, *self._prepare(self.frames.one(index), index))
+        annotation = _Annotation(labels, taken, complete)
+        if self.frames.length is not None:
+            self._encode(annotation, index, *self._prepare(self.frames.one(index), index))
+        if taken or complete:
             self.annotations[index] = annotation
+        else:
+            self.annotations.pop(index, None)  # a partial annotation of nothing adds nothing
         self._changes += 1
         return taken
 

@@ -16,6 +16,7 @@ import os
 
 from model.checkpoint import CheckpointMismatchError
 from model.presets import ConfigError, ModelConfig, config_from_flags
+from util.publish import write_json
 
 MODEL_FLAGS = ("backbone_type", "layer_index", "use_token_learner", "use_local_window",
                "num_bases_foreground", "num_bases_background")
@@ -75,11 +76,7 @@ def sidecar_path(checkpoint: str) -> str:
 
 def write_sidecar(checkpoint: str, config: ModelConfig) -> None:
     """Records the model flags of ``checkpoint`` beside it (atomically)."""
-    path = sidecar_path(checkpoint)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(recorded_flags(config), f, indent=1)
-    os.replace(tmp, path)
+    write_json(sidecar_path(checkpoint), recorded_flags(config), indent=1)
 
 
 def recorded_model_flags(checkpoint: str) -> dict | None:

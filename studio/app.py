@@ -22,8 +22,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from PIL import Image
 
 from dataset.masks import read_user_mask
-from inference_core.outputs import ResultWriter
-from inference_core.video_job import write_overlay
+from outputs.formats import ResultWriter
+from outputs.video_job import write_overlay
 from studio.jobs import JobRunner
 from studio.store import NotFound, Workspace, save_png_atomic
 from util.errors import InputError

@@ -82,3 +82,11 @@ def browser_page():
             yield page
         finally:
             browser.close()
+
+
+def dead_pid() -> int:
+    """A process id that no process has now (for temporary names left by a killed writer)."""
+    import subprocess
+    import sys
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    return int(child.stdout)

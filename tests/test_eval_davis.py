@@ -13,6 +13,7 @@ from dataset.palette_io import DAVIS_PALETTE
 from dataset.synthetic import make_davis_dataset
 from model import build_model, config_from_flags
 from model.checkpoint import CheckpointMismatchError
+from tests.conftest import dead_pid
 from util.errors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -70,11 +71,14 @@ def test_resume_skips_complete_and_redoes_partial(davis, tmp_path, capsys):
     done = tmp_path / "tiny" / "val000" / "00003.png"
     stamp = done.stat().st_mtime_ns
     (tmp_path / "tiny" / "val001" / "00004.png").unlink()          # an incomplete sequence
-    (tmp_path / "tiny" / ".val002.partial").mkdir()                 # left by an interrupted run
+    leftover = tmp_path / "tiny" / f".val002.{dead_pid()}-0123abcd.tmp"  # staged by a killed run
+    leftover.mkdir()
+    (leftover / "00000.png").write_bytes(b"half")
     run(davis, tmp_path)
     assert done.stat().st_mtime_ns == stamp
     assert (tmp_path / "tiny" / "val001" / "00004.png").exists()
-    assert not (tmp_path / "tiny" / ".val002.partial").exists() and (tmp_path / "tiny" / "val002").is_dir()
+    assert not leftover.exists() and (tmp_path / "tiny" / "val002").is_dir()
+    assert not [p for p in (tmp_path / "tiny").iterdir() if p.name.startswith(".")]
     assert "(1 already done)" in capsys.readouterr().out
     run(davis, tmp_path, "--overwrite", "--sequences", "val000")
     assert done.stat().st_mtime_ns != stamp
@@ -90,7 +94,7 @@ def _copy_tree(src, dst):
     ("no_split", "ImageSets/2017/val.txt: split file not found"),
     ("no_frames", "val001: no frames"),
     ("no_annotation", "00000.png: first-frame annotation of sequence val001 not found"),
-    ("size", "00000.png: mask is 10x10 but its frame is 72x40"),
+    ("size", "00000.png: frame 0: mask is 10x10 but the frame is 72x40"),
     ("rgb", "mask is an RGB image, not an indexed (palette) PNG"),
     ("corrupt", "00002.jpg: unreadable or corrupt image"),
     ("greyscale", "distinct values: an anti-aliased or greyscale image"),

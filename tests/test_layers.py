@@ -1,15 +1,15 @@
 """The layering rule, checked on every module's imports (those inside functions too):
 
-util < model < dataset < inference_core < evaluation | training | studio (siblings) < top-level
-scripts, demo/, benchmarks/. No module imports a script; tests import no benchmark or demo code."""
+util < model < dataset < inference_core (computes, writes no files) < outputs (own-video formats,
+exports, publishing) < evaluation | training | studio (siblings) < top-level scripts, demo/, benchmarks/. No module imports a script; tests import no benchmark or demo code."""
 import ast
 import os
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAYERS = {"util": 0, "model": 1, "dataset": 2, "inference_core": 3, "evaluation": 4, "training": 4, "studio": 4,
-          "demo": 5, "benchmarks": 5}
+LAYERS = {"util": 0, "model": 1, "dataset": 2, "inference_core": 3, "outputs": 4, "evaluation": 5, "training": 5,
+          "studio": 5, "demo": 6, "benchmarks": 6}
 SIBLINGS = {(a, b) for a in ("evaluation", "training", "studio") for b in ("evaluation", "training", "studio") if a != b}
 SKIP_DIRS = {"tests", "data", "demo_output", "results", "saves", "runs", "__pycache__"}
 
@@ -41,7 +41,7 @@ def layering_violations(root: str) -> list[str]:
     bad = []
     for module, path in project_modules(root):
         top = module.split(".")[0]
-        own = 5 if top in scripts else LAYERS.get(top)
+        own = 6 if top in scripts else LAYERS.get(top)
         for name in imported_modules(path):
             target = name.split(".")[0]
             if target in scripts and target != top:
@@ -66,7 +66,8 @@ def test_tests_import_no_benchmark_or_demo_code():
 @pytest.mark.parametrize("module,source,expected", [
     ("util/x.py", "from model import build_model\n", "util.x (layer 0) imports model (layer 1)"),
     ("dataset/x.py", "def f():\n    from inference_core.engine import InferenceCore\n", "dataset.x (layer 2) imports inference_core.engine"),
-    ("inference_core/x.py", "from evaluation import jf\n", "inference_core.x (layer 3) imports evaluation (layer 4)"),
+    ("inference_core/x.py", "from evaluation import jf\n", "inference_core.x (layer 3) imports evaluation (layer 5)"),
+    ("inference_core/x.py", "from outputs.formats import overlay\n", "inference_core.x (layer 3) imports outputs.formats (layer 4)"),
     ("evaluation/x.py", "import my_script\n", "evaluation.x imports the script my_script"),
     ("training/x.py", "from evaluation import report\n", "training.x imports its sibling evaluation"),
 ])

@@ -183,27 +183,31 @@ def test_keyframe_memory_keeps_every_annotation_as_a_reference():
     frames, labels = _video(n=6, k=1)
     tokens = model.grid_size(torch.zeros(1, 3, 48, 64))[0] * model.grid_size(torch.zeros(1, 3, 48, 64))[1]
     for policy, refs in (("published", 1), ("keyframes", 2)):
-        session = SimVOSPredictor(model, "cpu", memory=policy).session()
-        for t in range(5):
-            session.step(frames[t], labels[t] if t in (0, 2) else None)
-        assert session.core.memory.reference_frames(1) == ([0, 2] if refs == 2 else [2])
-        assert session.core.memory.read(1).shape[0] == (refs + 1) * tokens
+        video = SimVOSPredictor(model, "cpu", memory=policy).open(frames)
+        video.add_mask(0, labels[0])
+        video.add_mask(2, labels[2])
+        for result in video.propagate(0, "forward", 4):
+            pass
+        assert video.core.memory.reference_frames(1) == ([0, 2] if refs == 2 else [2])
+        assert video.core.memory.read(1).shape[0] == (refs + 1) * tokens
 
 
 def test_the_api_takes_what_people_pass_and_refuses_the_rest():
     model = build_model(tiny_config()).eval()
     frames, labels = _video(n=3)
-    session = SimVOSPredictor(model, "cpu").session()
-    session.step(Image.fromarray(frames[0]), Image.fromarray(labels[0], mode="L"))
-    session.step(frames[1].mean(-1).astype(np.uint8))           # greyscale
-    with pytest.raises(InputError, match="frame 2: expected uint8 pixels"):
-        session.step(frames[2] / 255.0)
-    with pytest.raises(InputError, match=r"expected shape \[H, W, 3\]"):
-        session.step(frames[2][..., :2])
-    with pytest.raises(InputError, match="frame 2 is 32x48 but the video's frames are 64x48"):
-        session.step(frames[2][:48, :32])
+    people = [Image.fromarray(frames[0]), frames[1].mean(-1).astype(np.uint8), frames[2]]   # PIL, greyscale
+    video = SimVOSPredictor(model, "cpu").open(people)
+    video.add_mask(0, Image.fromarray(labels[0], mode="L"))
+    assert [r.index for r in video.propagate(0, "forward")] == [0, 1, 2]
+    for bad, message in ((frames[2] / 255.0, "frame 2: expected uint8 pixels"),
+                         (frames[2][..., :2], r"expected shape \[H, W, 3\]"),
+                         (frames[2][:48, :32], "frame 2 is 32x48 but the video's frames are 64x48")):
+        video = SimVOSPredictor(model, "cpu").open([frames[0], frames[1], bad])
+        video.add_mask(0, labels[0])
+        with pytest.raises(InputError, match=message):
+            list(video.propagate(0, "forward"))
     with pytest.raises(InputError, match="integer object ids"):
-        session.step(frames[2], labels[2].astype(np.float32))
+        SimVOSPredictor(model, "cpu").open(frames).add_mask(2, labels[2].astype(np.float32))
 
 
 def _segment(args):

@@ -7,6 +7,7 @@ import re
 import torch
 
 from model.checkpoint import CheckpointError, read_checkpoint
+from util.publish import publishing
 
 STATE_FILE = re.compile(r"checkpoint_(\d+)\.pth$")
 
@@ -14,9 +15,8 @@ STATE_FILE = re.compile(r"checkpoint_(\d+)\.pth$")
 def atomic_save(obj, path: str) -> None:
     """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with publishing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def state_files(save_dir: str) -> list[tuple[int, str]]:

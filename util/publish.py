@@ -3,6 +3,8 @@ renamed into place, so a reader sees the old version or the complete new one, ne
 
     with publishing("out/clip_coco.json") as tmp:    # tmp: out/.clip_coco.<pid>-<random>.tmp.json
         write(tmp)                                   # published on success, removed on any error
+    with staging("out/clip") as stage:               # several outputs made together, each moved
+        ...                                          # into place with replace(); the rest removed
     remove_leftovers("out")                          # at the next start: what a killed writer left
 
 Temporary names are unique per call (process id + random), so two writers of one output never
@@ -63,6 +65,18 @@ def publishing(path: str, folder: bool = False) -> Iterator[str]:
     except BaseException:
         _remove(tmp)
         raise
+
+
+@contextmanager
+def staging(path: str) -> Iterator[str]:
+    """A temporary folder beside ``path`` for work whose pieces the caller moves into place
+    (with :func:`replace`); removed at the end, whatever happens."""
+    tmp = temporary_path(path)
+    os.makedirs(tmp)
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
 
 
 @contextmanager

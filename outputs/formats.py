@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from dataset.palette_io import DAVIS_PALETTE, write_label_png
+from util.publish import replace
 
 SAVE_KINDS = ("palette", "objects", "coco", "probs")
 COLOURS = np.array(DAVIS_PALETTE, dtype=np.float32).reshape(256, 3)
@@ -99,12 +99,6 @@ class ResultWriter:
             source = os.path.join(self.stage, staged[kind])
             if not os.path.exists(source):
                 continue
-            _replace(source, final[kind])
+            replace(source, final[kind])
             placed[kind] = final[kind]
         return placed
-
-
-def _replace(source: str, target: str) -> None:
-    if os.path.isdir(target) and not os.path.islink(target):
-        shutil.rmtree(target)
-    os.replace(source, target)

@@ -1,11 +1,10 @@
 """One own video, start to finish: read its masks as people make them, propagate in the chosen
-direction, write every asked output atomically (a hidden ``.<name>.partial`` folder, moved into
-place at the end), and an overlay video: what segment_video.py runs for each video. The studio
-shares its overlay writer and the outputs' writer (inference_core/outputs.py)."""
+direction, write every asked output atomically (a staging folder beside the outputs, util/publish.py,
+moved into place at the end), and an overlay video: what segment_video.py runs for each video. The
+studio shares its overlay writer and the outputs' writer (outputs/formats.py)."""
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,9 +13,11 @@ from dataset.frames import FrameSource
 from dataset.masks import read_user_mask
 from dataset.palette_io import read_label_png
 from dataset.video_io import DecodeError, VideoWriter
-from inference_core.outputs import ResultWriter, output_paths, overlay
+from outputs.formats import ResultWriter, output_paths, overlay
 from inference_core.predictor import SimVOSPredictor
 from util.errors import InputError
+from util.labels import ids_of_all
+from util.publish import replace, staging
 from util.threads import writer_for
 
 OVERLAY_KINDS = ("mp4", "gif", "none")
@@ -24,7 +25,7 @@ OVERLAY_KINDS = ("mp4", "gif", "none")
 
 @dataclass
 class OwnVideo:
-    """name: output name; source: its frames; masks: {frame index: mask file}."""
+    """name: output name; source: its frames (a folder or a video file); masks: {frame index: mask file}."""
 
     name: str
     source: FrameSource
@@ -47,7 +48,7 @@ def overlay_path(out: str, name: str, kind: str) -> str:
     return os.path.join(out, f"{name}_overlay.{kind}")
 
 
-def is_complete(out: str, video: OwnVideo, kinds: list[str], overlay_kind: str) -> bool:
+def outputs_complete(out: str, video: OwnVideo, kinds: list[str], overlay_kind: str) -> bool:
     """Every asked output of a finished run is there (a frame count short means unfinished)."""
     paths = output_paths(out, video.name)
     count = len(video.source)
@@ -67,48 +68,41 @@ def is_complete(out: str, video: OwnVideo, kinds: list[str], overlay_kind: str) 
 
 def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kinds: list[str],
                       overlay_kind: str = "mp4", direction: str = "forward", on_frame=None, say=print) -> int:
-    """Segments ``video`` into ``out`` (see inference_core/outputs.py for the layout); -> frames.
+    """Segments ``video`` into ``out`` (see outputs/formats.py for the layout); -> frames.
 
     on_frame(): called after each frame is written (progress). A frame that cannot be decoded
     part-way keeps the frames finished so far in place and raises InputError; any other error or
     interruption removes the unfinished video's staging folder."""
     masks = read_annotations(video, say)
-    objects = sorted({int(v) for m in masks.values() for v in np.unique(m) if v})
+    objects = ids_of_all(masks.values())
     source = video.source
-    stage = os.path.join(out, f".{video.name}.partial")
-    shutil.rmtree(stage, ignore_errors=True)
     info = {"video": video.name, "frames": len(source), "fps": source.fps, "object_ids": objects}
-    writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info)
     done = 0
-    try:
-        with writer_for(predictor.overlap_io) as background:  # PNG / RLE encoding beside the network
-            for result in predictor.propagate(source, masks, direction):
-                if not done:
-                    writer.info.update(height=int(result.probs.shape[-2]), width=int(result.probs.shape[-1]))
-                probs = (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in kinds else None
-                background.submit(writer.write_frame, result.index, result.labels(), probs)
-                done += 1
-                if on_frame:
-                    on_frame()
+    with staging(os.path.join(out, video.name)) as stage:  # hidden beside the outputs, removed at the end
+        writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info)
+        try:
+            with writer_for(predictor.overlap_io) as background:  # PNG / RLE encoding beside the network
+                for result in predictor.propagate(source, masks, direction):
+                    if not done:
+                        writer.info.update(height=int(result.probs.shape[-2]), width=int(result.probs.shape[-1]))
+                    probs = (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in kinds else None
+                    background.submit(writer.write_frame, result.index, result.labels(), probs)
+                    done += 1
+                    if on_frame:
+                        on_frame()
+        except DecodeError as exc:
+            if not done:
+                raise
+            writer.finish()
+            writer.publish(out, video.name)
+            raise InputError(f"{exc}; the {done} frames finished before it are kept in "
+                             f"{output_paths(out, video.name)['palette']} (a re-run redoes the video)") from None
         writer.finish()
         if overlay_kind != "none":
             write_overlay(source, os.path.join(stage, "palette"), os.path.join(stage, f"overlay.{overlay_kind}"))
-    except DecodeError as exc:
-        if not done:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
-        writer.finish()
         writer.publish(out, video.name)
-        shutil.rmtree(stage, ignore_errors=True)
-        raise InputError(f"{exc}; the {done} frames finished before it are kept in "
-                         f"{output_paths(out, video.name)['palette']} (a re-run redoes the video)") from None
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    writer.publish(out, video.name)
-    if overlay_kind != "none":
-        os.replace(os.path.join(stage, f"overlay.{overlay_kind}"), overlay_path(out, video.name, overlay_kind))
-    shutil.rmtree(stage, ignore_errors=True)
+        if overlay_kind != "none":
+            replace(os.path.join(stage, f"overlay.{overlay_kind}"), overlay_path(out, video.name, overlay_kind))
     return done
 
 
