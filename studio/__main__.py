@@ -13,7 +13,8 @@ from inference_core.cli import add_predictor_flags, predictor_options
 from inference_core.predictor import build_predictor
 from model.flags import add_model_flags, config_from_args
 from model.variants import matching_variant
-from studio.jobs import JobRunner
+from inference_core.memory import check_max_keyframes
+from studio.jobs import DEFAULT_LIVE_SESSIONS, JobRunner
 from studio.store import Workspace
 from util.cli import run_cli
 from util.errors import InputError
@@ -34,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max_upload_mb", type=int, default=2048)
     p.add_argument("--size", type=int, default=480, help="shorter side the network sees (-1: as given)")
     p.add_argument("--max_keyframes", type=int, default=8, help="annotated frames kept as references per object")
+    p.add_argument("--live_sessions", type=int, default=DEFAULT_LIVE_SESSIONS,
+                   help="studio sessions whose engine state stays live between jobs (the others are rebuilt from the "
+                        "workspace when used: their annotations encoded again, nothing segmented)")
     add_model_flags(p)
     add_predictor_flags(p)
     return p.parse_args(argv)
@@ -47,6 +51,9 @@ def build(args):
         raise InputError(f"{args.checkpoint}: checkpoint not found{hint}")
     if args.videos and not os.path.isdir(args.videos):
         raise InputError(f"{args.videos}: --videos folder not found")
+    check_max_keyframes(args.max_keyframes, "--max_keyframes")
+    if args.live_sessions < 1:
+        raise InputError(f"--live_sessions must be at least 1, got {args.live_sessions}")
     config = config_from_args(args, args.checkpoint)
     predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
                                 **predictor_options(args))
@@ -56,7 +63,7 @@ def build(args):
             "backbone": config.backbone_type, "demo_model": demo, "device": str(predictor.device),
             "published": matching_variant(config) is not None}
     token = args.token or secrets.token_urlsafe(18)
-    app = create_app(workspace, JobRunner(predictor, args.max_keyframes), token, info)
+    app = create_app(workspace, JobRunner(predictor, args.max_keyframes, args.live_sessions), token, info)
     host = f"[{args.host}]" if ":" in args.host else args.host
     return app, f"http://{host}:{args.port}/?token={token}"
 

@@ -10,7 +10,6 @@ import hmac
 import io
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 
@@ -27,6 +26,8 @@ from outputs.video_job import write_overlay
 from studio.jobs import JobRunner
 from studio.store import NotFound, Workspace, save_png_atomic
 from util.errors import InputError
+from util.labels import ids_of_all, object_ids
+from util.publish import publishing, staging, temporary_path
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
@@ -98,10 +99,10 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
             return _error(400, "send the video as the multipart field 'video' (or JSON {\"video\": name under --videos})")
         ext = os.path.splitext(upload.filename)[1].lower()
         name = "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.splitext(os.path.basename(upload.filename))[0])[:80] or "video"
-        fd, tmp = tempfile.mkstemp(suffix=ext if ext.isascii() and len(ext) <= 6 else "", dir=workspace.uploads)
+        tmp = temporary_path(os.path.join(workspace.uploads, "upload" + (ext if ext.isascii() and ext[1:].isalnum() and len(ext) <= 6 else "")))
         size = 0
         try:
-            with os.fdopen(fd, "wb") as out:
+            with open(tmp, "xb") as out:
                 while chunk := await upload.read(2**20):
                     size += len(chunk)
                     if size > workspace.max_upload_bytes:
@@ -149,7 +150,7 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
             return _error(400, f"mask is {labels.shape[1]}x{labels.shape[0]} but the video is "
                                f"{session.meta['width']}x{session.meta['height']}")
         save_png_atomic(session.path("masks", index), labels)
-        return {"frame": index, "annotated": session.annotated(), "objects": sorted(int(v) for v in np.unique(labels) if v)}
+        return {"frame": index, "annotated": session.annotated(), "objects": object_ids(labels)}
 
     @app.delete("/api/sessions/{session_id}/masks/{name}")
     def delete_mask(session_id: str, name: str):
@@ -274,42 +275,35 @@ def _grabcut(rgb: np.ndarray, body: dict) -> np.ndarray:
 
 
 def _export(session, kind: str) -> str:
-    """Writes the export of ``kind`` into the session's exports/ and returns its path."""
+    """Writes the export of ``kind`` into the session's exports/ and returns its path (each export
+    is made under names of its own and published whole: concurrent exports never share a file)."""
     exports = os.path.join(session.root, "exports")
-    stage = tempfile.mkdtemp(dir=exports, prefix=".stage-")
-    try:
+    name = session.meta["name"]
+    target = os.path.join(exports, {"mp4": f"{name}_overlay.mp4", "coco": f"{name}_coco.json"}.get(kind, f"{name}_{kind}.zip"))
+    with staging(target) as stage:
         blank = np.zeros((session.meta["height"], session.meta["width"]), np.uint8)
         # Every object of the results was annotated somewhere: the annotations name them all.
-        objects = sorted({int(v) for a in session.annotated() for v in np.unique(session.label_map(a)) if v})
+        objects = ids_of_all(session.annotation(a) for a in session.annotated())
         stems = [f"{i:05d}" for i in range(session.frames)]
         times = session.meta.get("times") or [i / session.meta["fps"] for i in range(session.frames)]
         kinds = ["palette"] + ([kind] if kind in ("objects", "coco") else [])  # only what is asked
         writer = ResultWriter(stage, kinds, stems, times, objects,
-                              {"video": session.meta["name"], "frames": session.frames, "fps": session.meta["fps"],
+                              {"video": name, "frames": session.frames, "fps": session.meta["fps"],
                                "width": session.meta["width"], "height": session.meta["height"], "object_ids": objects})
         for i in range(session.frames):  # one frame at a time: memory stays flat in the video's length
             labels = session.label_map(i)
             writer.write_frame(i, blank if labels is None else labels, None)
         writer.finish()
-        name = session.meta["name"]
-        if kind == "mp4":
-            target = os.path.join(exports, f"{name}_overlay.mp4")
-            write_overlay(session.source(), os.path.join(stage, "palette"), target + ".part.mp4")
-            os.replace(target + ".part.mp4", target)
-            return target
-        if kind == "coco":
-            target = os.path.join(exports, f"{name}_coco.json")
-            os.replace(os.path.join(stage, "coco.json"), target)
-            return target
-        target = os.path.join(exports, f"{name}_{kind}.zip")
-        folder = os.path.join(stage, "palette" if kind == "palette" else "objects")
-        with zipfile.ZipFile(target + ".part", "w", zipfile.ZIP_DEFLATED) as z:
-            for root, _, files in os.walk(folder):
-                for f in sorted(files):
-                    path = os.path.join(root, f)
-                    z.write(path, os.path.join(name, os.path.relpath(path, folder)))
-        os.replace(target + ".part", target)
-        return target
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-
+        with publishing(target) as tmp:
+            if kind == "mp4":
+                write_overlay(session.source(), os.path.join(stage, "palette"), tmp)
+            elif kind == "coco":
+                os.replace(os.path.join(stage, "coco.json"), tmp)
+            else:
+                folder = os.path.join(stage, "palette" if kind == "palette" else "objects")
+                with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
+                    for root, _, files in os.walk(folder):
+                        for f in sorted(files):
+                            path = os.path.join(root, f)
+                            z.write(path, os.path.join(name, os.path.relpath(path, folder)))
+    return target

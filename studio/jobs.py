@@ -1,27 +1,38 @@
-"""Propagation jobs: a queue and one worker thread per device, progress, cancel.
+"""Propagation jobs: one queue and one worker thread, live sessions, progress, cancel.
 
-A job propagates a session from one frame, forward and/or backward, to the next annotated frame or
-the end. Every annotated frame stays a reference (the keyframe memory policy): the other annotated
-frames are shown to the engine first (nearest last, so the keyframe limit keeps the nearest), then
-the start frame with its label map (its annotation, or its current result), then the frames in the
-job's direction. Each result is written to the workspace as it is computed.
+The studio keeps one live :class:`inference_core.session.VideoSession` per open studio session (as
+Cutie's GUI controller keeps its engine), at most ``live_sessions`` at once, the least recently used
+dropped first. Before a job runs, its live session is brought up to date with the workspace: each
+annotation added or changed on disk is one ``add_mask`` (its references encoded, nothing
+segmented), each one deleted a ``remove_mask``; after a restart, or when it was dropped, the live
+session is rebuilt the same way. Every annotation is a reference (the keyframe memory policy).
+
+A job walks from its frame, by ``video.propagate(start, direction, stop)``:
+* ``forward`` / ``backward``: to the frame before the next annotated frame that way, or to the end;
+* ``both_ways``: forward and backward from the frame, each to its neighbouring annotation (or the end).
+A frame that is not annotated is segmented from the annotations (the start frame too); annotated
+frames keep their annotation. Each result is written to the workspace as it is computed.
 """
 from __future__ import annotations
 
+import os
 import queue
 import secrets
 import threading
 import time
 import traceback
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from inference_core.predictor import SimVOSPredictor
-from studio.store import Session, save_png_atomic
+from inference_core.session import VideoSession
+from studio.store import StoredSession, save_png_atomic
 from util.errors import InputError
-from util.threads import prefetched, writer_for
+from util.threads import writer_for
 
-DIRECTIONS = ("forward", "backward", "both")
+DIRECTIONS = ("forward", "backward", "both_ways")
 UNTIL = ("next", "end")
+DEFAULT_LIVE_SESSIONS = 4
 
 
 class Cancelled(Exception):
@@ -31,7 +42,7 @@ class Cancelled(Exception):
 @dataclass
 class Job:
     id: str
-    session: Session
+    session: StoredSession
     frame: int
     direction: str
     until: str
@@ -53,49 +64,106 @@ class Job:
                 "seconds": round(elapsed, 2), "fps": round(rate, 2), "eta_seconds": None if eta is None else round(eta, 1)}
 
 
-def plan(session: Session, frame: int, direction: str, until: str) -> list[range]:
-    """The frame ranges a job walks (excluding the start frame), one per direction."""
-    marks = session.annotated()
-    ranges = []
-    if direction in ("forward", "both"):
-        later = [a for a in marks if a > frame]
-        stop = later[0] + 1 if until == "next" and later else session.frames
-        ranges.append(range(frame + 1, stop))
-    if direction in ("backward", "both"):
-        earlier = [a for a in marks if a < frame]
-        stop = earlier[-1] - 1 if until == "next" and earlier else -1
-        ranges.append(range(frame - 1, stop, -1))
-    return ranges
+def walks(annotated: list[int], frames: int, frame: int, direction: str, until: str) -> list[tuple[int, str, int]]:
+    """The walks of a job, (start, "forward" | "backward", stop) with stop included: from ``frame``
+    to the frame before the next annotation that way (``until="next"``) or to the end of the video."""
+    out = []
+    if direction in ("forward", "both_ways"):
+        later = [a for a in annotated if a > frame]
+        out.append((frame, "forward", later[0] - 1 if until == "next" and later else frames - 1))
+    if direction in ("backward", "both_ways"):
+        earlier = [a for a in annotated if a < frame]
+        out.append((frame, "backward", earlier[-1] + 1 if until == "next" and earlier else 0))
+    return out
 
 
-def _frame_at(source, index: int):
-    """One frame of a source, its reader closed at once (a video file is not left open)."""
-    reader = source.read(range(index, index + 1))
+def frames_to_write(annotated: list[int], frames: int, frame: int, direction: str, until: str) -> list[int]:
+    """The frames a job computes and writes, in its order: every frame of its walks once, but the annotated ones."""
+    seen, out = set(annotated), []
+    for start, way, stop in walks(annotated, frames, frame, direction, until):
+        step = 1 if way == "forward" else -1
+        for t in range(start, stop + step, step):
+            if t not in seen:
+                seen.add(t)
+                out.append(t)
+    return out
+
+
+def check_job(annotated: list[int], frame: int, direction: str, until: str) -> None:
+    """A job that would propagate from nothing is refused: some annotation must be behind its
+    frame (or on it) in each direction it walks."""
+    if direction not in DIRECTIONS:
+        raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if until not in UNTIL:
+        raise InputError(f"until must be one of {', '.join(UNTIL)}, got {until!r}")
+    if not annotated:
+        raise InputError("no annotated frame yet: draw or import a mask first")
+    if direction in ("forward", "both_ways") and not any(a <= frame for a in annotated):
+        raise InputError(f"no annotated frame at or before frame {frame} to propagate forward from "
+                         f"(annotated: {annotated})")
+    if direction in ("backward", "both_ways") and not any(a >= frame for a in annotated):
+        raise InputError(f"no annotated frame at or after frame {frame} to propagate backward from "
+                         f"(annotated: {annotated})")
+
+
+class LiveSessions:
+    """At most ``capacity`` live VideoSessions, by studio session id, least recently used dropped."""
+
+    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int, capacity: int = DEFAULT_LIVE_SESSIONS):
+        if not isinstance(capacity, int) or capacity < 1:
+            raise InputError(f"live_sessions must be at least 1, got {capacity!r}")
+        self.predictor, self.max_keyframes, self.capacity = predictor, max_keyframes, capacity
+        self.entries: OrderedDict[str, tuple[VideoSession, dict[int, tuple[int, int]]]] = OrderedDict()
+
+    def get(self, session: StoredSession) -> VideoSession:
+        """The session's live VideoSession with the workspace's annotations (rebuilt if not live)."""
+        entry = self.entries.pop(session.id, None)
+        if entry is None:
+            video = self.predictor.open(session.source(), memory="keyframes", max_keyframes=self.max_keyframes)
+            entry = (video, {})
+        self.entries[session.id] = entry
+        while len(self.entries) > self.capacity:
+            self.entries.popitem(last=False)
+        video, known = entry
+        on_disk = {a: _signature(session.path("masks", a)) for a in session.annotated()}
+        for a in [a for a in known if a not in on_disk]:
+            video.remove_mask(a)
+            del known[a]
+        for a, signature in on_disk.items():
+            if signature is not None and known.get(a) != signature:
+                labels = session.annotation(a)
+                if labels is not None:
+                    video.add_mask(a, labels)
+                    known[a] = signature
+        return video
+
+    def drop(self, session_id: str) -> None:
+        self.entries.pop(session_id, None)
+
+
+def _signature(path: str) -> tuple[int, int] | None:
     try:
-        return next(reader)[1]
-    finally:
-        reader.close()
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
 
 
 class JobRunner:
-    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = 8):
+    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = 8, live_sessions: int = DEFAULT_LIVE_SESSIONS):
         self.predictor = predictor
-        self.max_keyframes = max_keyframes
+        self.live = LiveSessions(predictor, max_keyframes, live_sessions)
         self.jobs: dict[str, Job] = {}
         self.queue: queue.Queue[Job] = queue.Queue()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._work, name="studio-propagation", daemon=True)
         self.thread.start()
 
-    def submit(self, session: Session, frame: int, direction: str, until: str) -> Job:
-        if direction not in DIRECTIONS:
-            raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
-        if until not in UNTIL:
-            raise InputError(f"until must be one of {', '.join(UNTIL)}, got {until!r}")
-        if session.label_map(frame) is None:
-            raise InputError(f"frame {frame} has no mask yet: draw or import one first")
+    def submit(self, session: StoredSession, frame: int, direction: str, until: str) -> Job:
+        annotated = session.annotated()
+        check_job(annotated, frame, direction, until)
         job = Job(secrets.token_hex(6), session, frame, direction, until)
-        job.total = sum(len(r) for r in plan(session, frame, direction, until))
+        job.total = len(frames_to_write(annotated, session.frames, frame, direction, until))
         with self.lock:
             self.jobs[job.id] = job
         self.queue.put(job)
@@ -125,6 +193,7 @@ class JobRunner:
                 job.state, job.error = "failed", str(exc)
             except Exception as exc:  # a bug: the job fails with the message, the server stays up
                 traceback.print_exc()
+                self.live.drop(job.session.id)  # its state may be half-updated: rebuilt next time
                 job.state, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
             job.finished = time.time()
 
@@ -137,20 +206,18 @@ class JobRunner:
 
     def _run(self, job: Job) -> None:
         session = job.session
-        source = session.source()
-        start_labels = session.label_map(job.frame)
-        annotated = [a for a in session.annotated() if a != job.frame]
-        for walk in plan(session, job.frame, job.direction, job.until):
-            video = self.predictor.session(memory="keyframes", max_keyframes=self.max_keyframes)
-            # Other annotated frames first, farthest first: they become references.
-            for a in sorted(annotated, key=lambda t: -abs(t - job.frame)):
-                video.step(_frame_at(source, a), session.label_map(a), index=a)
-            video.step(_frame_at(source, job.frame), start_labels, index=job.frame)
-            overlap = self.predictor.overlap_io
-            with writer_for(overlap) as writer:  # as segment_video.py: decode ahead, write behind
-                for index, rgb in prefetched(source.read(walk)) if overlap else source.read(walk):
+        annotated = session.annotated()
+        check_job(annotated, job.frame, job.direction, job.until)  # the annotations may have changed since
+        todo = frames_to_write(annotated, session.frames, job.frame, job.direction, job.until)
+        job.total = len(todo)
+        video = self.live.get(session)
+        pending = set(todo)
+        with writer_for(self.predictor.overlap_io) as writer:  # as segment_video.py: decode ahead, write behind
+            for start, way, stop in walks(annotated, session.frames, job.frame, job.direction, job.until):
+                for result in video.propagate(start, way, stop):
                     if job.cancel.is_set():
                         raise Cancelled()
-                    mask = session.label_map(index) if index in annotated else None
-                    result = video.step(rgb, mask, index=index)
-                    writer.submit(self._publish, job, session.path("results", index), result.labels(), index)
+                    if result.index in pending:
+                        pending.discard(result.index)
+                        writer.submit(self._publish, job, session.path("results", result.index), result.labels(),
+                                      result.index)

@@ -7,8 +7,11 @@
                              /masks/<i>.png     annotations (indexed label maps): the annotated frames
                              /results/<i>.png   propagated label maps
                              /exports/          files of the last exports
-Every id and file name that comes from a request passes through this module's checks; nothing
-outside the workspace and the --videos folder is read or written.
+Session ids, frame numbers and --videos names are checked here (``Workspace.session``,
+``StoredSession.frame_index``, ``Workspace.video_choice``); the routes pass what requests name
+through them, so nothing outside the workspace and the --videos folder is read or written. Files
+are published atomically (util/publish.py); what a killed server left half-written is removed
+when the workspace is opened again.
 """
 from __future__ import annotations
 
@@ -16,18 +19,18 @@ import json
 import os
 import re
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
 
-from dataset.davis import VideoSequence, list_frames
-from dataset.frames import FrameSource, check_frame_sizes, source_of
+from dataset.davis import list_frames
+from dataset.frames import FrameSource, check_frame_sizes
 from dataset.palette_io import read_label_png, write_label_png
 from dataset.video_io import VIDEO_EXTENSIONS, probe_video
 from util.errors import InputError
+from util.publish import publishing, remove_leftovers
 
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
@@ -38,21 +41,15 @@ class NotFound(InputError):
     """A session, frame or file that does not exist (answered 404)."""
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def save_png_atomic(path: str, labels: np.ndarray) -> None:
-    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(3)}.tmp.png"
-    write_label_png(tmp, labels)
-    os.replace(tmp, path)
+    with publishing(path) as tmp:
+        write_label_png(tmp, labels)
 
 
 @dataclass
-class Session:
+class StoredSession:
+    """A studio session as the workspace keeps it: one video, its annotations and results."""
+
     root: str
     meta: dict
 
@@ -85,6 +82,11 @@ class Session:
         folder = os.path.join(self.root, "results")
         return sorted(int(f[:-4]) for f in os.listdir(folder) if re.fullmatch(r"\d{5}\.png", f))
 
+    def annotation(self, index: int) -> np.ndarray | None:
+        """The frame's annotation (its label map under masks/), or None."""
+        path = self.path("masks", index)
+        return read_label_png(path) if os.path.isfile(path) else None
+
     def label_map(self, index: int) -> np.ndarray | None:
         """The frame's current label map: its annotation, else its propagated result, else None."""
         for kind in ("masks", "results"):
@@ -95,10 +97,8 @@ class Session:
 
     def source(self) -> FrameSource:
         """The frames propagation reads (the original video, decoded lazily, or a frame folder)."""
-        src = self.meta["source"]
-        if os.path.isdir(src):
-            return source_of(VideoSequence(self.meta["name"], list_frames(src), {}))
-        return source_of(VideoSequence(self.meta["name"], [f"{i:05d}.jpg" for i in range(self.frames)], {}, video=src))
+        src, name = self.meta["source"], self.meta["name"]
+        return FrameSource(name, paths=list_frames(src)) if os.path.isdir(src) else FrameSource(name, video=probe_video(src))
 
     def describe(self) -> dict:
         return {**{k: self.meta[k] for k in ("id", "name", "frames", "width", "height", "fps", "created")},
@@ -112,11 +112,16 @@ class Workspace:
         self.uploads = os.path.join(self.root, "uploads")
         os.makedirs(self.sessions_dir, exist_ok=True)
         os.makedirs(self.uploads, exist_ok=True)
+        for folder in (self.sessions_dir, self.uploads):  # what a killed server left half-written
+            remove_leftovers(folder)
+        for name in os.listdir(self.sessions_dir):
+            for kind in ("masks", "results", "exports"):
+                remove_leftovers(os.path.join(self.sessions_dir, name, kind))
         self.videos = os.path.realpath(videos) if videos else None
         self.max_upload_bytes = max_upload_mb * 2**20
 
     # ------------------------------------------------------------------ ids and paths
-    def session(self, session_id: str) -> Session:
+    def session(self, session_id: str) -> StoredSession:
         if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
             raise NotFound(f"no session {session_id!r}")
         root = os.path.join(self.sessions_dir, session_id)
@@ -124,7 +129,7 @@ class Workspace:
         if not os.path.isfile(meta_path):
             raise NotFound(f"no session {session_id}")
         with open(meta_path) as f:
-            return Session(root, json.load(f))
+            return StoredSession(root, json.load(f))
 
     def sessions(self) -> list[dict]:
         out = []
@@ -161,18 +166,16 @@ class Workspace:
         return found
 
     # ------------------------------------------------------------------ creation
-    def create(self, source: str, name: str, owned: bool) -> Session:
+    def create(self, source: str, name: str, owned: bool) -> StoredSession:
         """A new session of a video file or frame folder (``owned``: an upload, moved into it).
         Decodes every frame once into JPEGs for the page; a bad video is an InputError, nothing kept."""
         session_id = secrets.token_hex(6)
         root = os.path.join(self.sessions_dir, session_id)
-        staging = os.path.join(self.sessions_dir, f".{session_id}.partial")
-        os.makedirs(staging)
-        try:
+        with publishing(root, folder=True) as staging:
             if os.path.isdir(source):
-                seq = VideoSequence(name, list_frames(source), {})
-                check_frame_sizes(seq.frames)
-                frames = source_of(seq)
+                paths = list_frames(source)
+                check_frame_sizes(paths)
+                frames = FrameSource(name, paths=paths)
             else:
                 info = probe_video(source)
                 if owned:
@@ -180,8 +183,7 @@ class Workspace:
                     os.replace(source, moved)
                     source = os.path.join(root, os.path.basename(moved))
                     info.path = moved
-                frames = source_of(VideoSequence(name, [f"{i:05d}.jpg" for i in range(info.frames)], {},
-                                                 video=info.path, video_info=info))
+                frames = FrameSource(name, video=info)
             for kind in ("frames", "thumbs", "masks", "results", "exports"):
                 os.makedirs(os.path.join(staging, kind))
             size = None
@@ -195,8 +197,4 @@ class Workspace:
                     "fps": frames.fps, "times": frames.times, "source": source, "created": time.time()}
             with open(os.path.join(staging, "meta.json"), "w") as f:
                 json.dump(meta, f)
-            os.replace(staging, root)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return self.session(session_id)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+from dataset.palette_io import read_label_png
 from dataset.synthetic import make_video
 from dataset.video_io import codec_name
 from inference_core import SimVOSPredictor
@@ -24,7 +25,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from studio.app import create_app  # noqa: E402
 from studio.jobs import JobRunner  # noqa: E402
-from studio.store import Workspace  # noqa: E402
+from studio.store import Workspace, save_png_atomic  # noqa: E402
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -88,19 +89,29 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0, "direction": "forward"}, headers=AUTH).json()
     state = wait(client, job["job"])
     assert state["state"] == "done" and state["done"] == state["total"] == 11
-    # The studio's masks equal the engine run directly with the same policy on the same decoded frames.
-    from dataset.frames import source_of
-    from dataset.davis import VideoSequence
-    src = source_of(VideoSequence("clip", [f"{i:05d}.jpg" for i in range(12)], {}, video=str(path)))
-    direct = predictor.session(memory="keyframes", max_keyframes=8)
-    expected = [direct.step(rgb, first if i == 0 else None, index=i).labels() for i, rgb in src.read()]
-    last = np.asarray(Image.open(io.BytesIO(client.get(f"/api/sessions/{sid}/masks/00011.png", headers=AUTH).content)))
-    np.testing.assert_array_equal(last, expected[11])
-    # A correction on frame 6, propagated to the end: frame 6 stays annotated, later frames change.
+    # The studio's masks equal a session of the video file propagated directly, with the same policy.
+    def mask(i):
+        return np.asarray(Image.open(io.BytesIO(client.get(f"/api/sessions/{sid}/masks/{i:05d}.png", headers=AUTH).content)))
+    direct = predictor.open(str(path), memory="keyframes", max_keyframes=8)
+    direct.add_mask(0, first)
+    expected = {r.index: r.labels() for r in direct.propagate(0, "forward")}
+    for i in range(1, 12):
+        np.testing.assert_array_equal(mask(i), expected[i])
+    # A correction on frame 6 (object 2 erased), propagated to the end: frame 6 stays annotated, the
+    # later frames are those of the same session with the correction added.
     fixed = np.where(labels[6] == 1, 1, 0)
     client.put(f"/api/sessions/{sid}/masks/00006.png", content=png(fixed), headers=AUTH)
-    wait(client, client.post(f"/api/sessions/{sid}/propagate", json={"frame": 6, "direction": "forward"}, headers=AUTH).json()["job"])
+    state = wait(client, client.post(f"/api/sessions/{sid}/propagate", json={"frame": 6, "direction": "forward"},
+                                     headers=AUTH).json()["job"])
+    assert state["state"] == "done" and state["total"] == 5
     assert client.get(f"/api/sessions/{sid}", headers=AUTH).json()["annotated"] == [0, 6]
+    direct.add_mask(6, fixed)
+    for r in direct.propagate(6, "forward"):
+        np.testing.assert_array_equal(mask(r.index), fixed if r.index == 6 else r.labels())
+    # Both ways from frame 3 to the neighbouring annotations: frames 1-2 and 3-5 (0 and 6 are annotated).
+    state = wait(client, client.post(f"/api/sessions/{sid}/propagate",
+                                     json={"frame": 3, "direction": "both_ways", "until": "next"}, headers=AUTH).json()["job"])
+    assert state["state"] == "done" and state["total"] == 5 and state["done"] == 5
     # Exports at the video's resolution.
     palette = client.get(f"/api/sessions/{sid}/export?format=palette", headers=AUTH)
     with zipfile.ZipFile(io.BytesIO(palette.content)) as z:
@@ -119,6 +130,58 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     listed = again.get("/api/sessions", headers=AUTH).json()["sessions"]
     assert [s["id"] for s in listed] == [sid] and listed[0]["annotated"] == [0, 6] and listed[0]["computed"] == 11
     assert again.get(f"/api/sessions/{sid}/masks/00011.png", headers=AUTH).status_code == 200
+
+
+def _finish(job, timeout=120):
+    deadline = time.time() + timeout
+    while job.state in ("queued", "running") and time.time() < deadline:
+        time.sleep(0.02)
+    assert job.state == "done", (job.state, job.error)
+    return job
+
+
+def test_a_correction_segments_only_the_new_frames_live_or_rebuilt(tmp_path, clip, monkeypatch):
+    """One object annotated on frames 0, 4 and 8; a correction on 6 propagated to the next
+    annotation computes frame 7 alone: one segmentation, with the session live and after a restart
+    (rebuilt from the workspace by encoding its annotations). Live sessions stay bounded."""
+    torch.manual_seed(0)
+    model = build_model(tiny_config()).eval()
+    predictor = SimVOSPredictor(model, "cpu")
+    calls = []
+    real = model.segment
+    monkeypatch.setattr(model, "segment", lambda *a, **k: calls.append(1) or real(*a, **k))
+    path, _, labels = clip
+    workspace = Workspace(str(tmp_path / "ws"))
+    session = workspace.create(str(path), "clip", owned=False)
+    one = [np.where(labels[t] == 1, 1, 0).astype(np.uint8) for t in range(12)]
+    for t in (0, 4, 8):
+        save_png_atomic(session.path("masks", t), one[t])
+    runner = JobRunner(predictor, live_sessions=1)
+    _finish(runner.submit(session, 0, "forward", "end"))
+    assert len(calls) == 9                                    # frames 1-3, 5-7, 9-11
+    save_png_atomic(session.path("masks", 6), one[6])
+    calls.clear()
+    job = _finish(runner.submit(session, 6, "forward", "next"))
+    assert (job.total, job.done, len(calls)) == (1, 1, 1)
+    restarted = JobRunner(predictor, live_sessions=1)
+    calls.clear()
+    _finish(restarted.submit(session, 6, "forward", "next"))
+    assert len(calls) == 1
+    # The results equal a session propagated directly with the same annotations.
+    direct = predictor.open(str(path), memory="keyframes", max_keyframes=8)
+    for t in (0, 4, 6, 8):
+        direct.add_mask(t, one[t])
+    expected = next(r for r in direct.propagate(6, "forward", 7) if r.index == 7).labels()
+    np.testing.assert_array_equal(read_label_png(session.path("results", 7)), expected)
+    # A second studio session pushes the first out of a runner that keeps one live.
+    other = workspace.create(str(path), "clip", owned=False)
+    save_png_atomic(other.path("masks", 0), one[0])
+    _finish(restarted.submit(other, 0, "forward", "next"))
+    assert list(restarted.live.entries) == [other.id]
+    # A deleted annotation is removed from the live session before the next job.
+    os.remove(session.path("masks", 4))
+    _finish(restarted.submit(session, 0, "forward", "next"))
+    assert restarted.live.get(session).annotated_frames == [0, 6, 8]
 
 
 def test_grabcut_keeps_the_strokes_it_is_given(tmp_path, predictor, clip):
@@ -167,8 +230,13 @@ def test_bad_input_is_a_4xx_with_a_json_error(tmp_path, predictor, clip):
     assert junk.status_code == 400
     assert client.put(f"/api/sessions/{sid}/masks/00099.png", content=png(labels[0]), headers=AUTH).status_code == 404
     unmasked = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 3}, headers=AUTH)
-    assert unmasked.status_code == 400 and "no mask" in unmasked.json()["error"]
+    assert unmasked.status_code == 400 and "no annotated frame" in unmasked.json()["error"]
+    client.put(f"/api/sessions/{sid}/masks/00006.png", content=png(labels[6]), headers=AUTH)
+    nothing = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 3, "direction": "forward"}, headers=AUTH)
+    assert nothing.status_code == 400 and "no annotated frame at or before frame 3" in nothing.json()["error"]
     client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    old_both = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 3, "direction": "both"}, headers=AUTH)
+    assert old_both.status_code == 400 and "both_ways" in old_both.json()["error"]
     assert client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0, "direction": "sideways"}, headers=AUTH).status_code == 400
     assert client.post(f"/api/sessions/{sid}/propagate", content=b"{", headers=AUTH).status_code == 400
     assert client.get(f"/api/sessions/{sid}/export?format=tar", headers=AUTH).status_code == 400
