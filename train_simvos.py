@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from torch.utils.data import DataLoader
 
@@ -43,7 +44,11 @@ def main(argv=None) -> None:
                   f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
                   + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; {trainer.resumed}", flush=True)
         trainer.train(loader, sampler)
-        print(f"rank {info.rank} weights checksum {trainer.weights_checksum():.12e}", flush=True)
+        # One write of one short line, after everything buffered before it: the ranks share one pipe,
+        # and a write of at most PIPE_BUF bytes is never interleaved with another process's.
+        sys.stdout.flush()
+        sys.stdout.write(f"rank {info.rank} weights checksum {trainer.weights_checksum():.12e}\n")
+        sys.stdout.flush()
     finally:
         cleanup(info)
 

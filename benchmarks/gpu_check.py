@@ -300,9 +300,10 @@ def ddp_step(quick: bool, device: torch.device) -> dict:
                "--log_dir", os.path.join(tmp, "runs")] + (["--no_amp"] if device.type != "cuda" else [])
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-        sums = re.findall(r"weights checksum (\S+)", proc.stdout)
-    return {"returncode": proc.returncode, "seconds": time.perf_counter() - start, "ranks_agree": len(set(sums)) == 1
-            and len(sums) == 2, "backend": "nccl" if device.type == "cuda" else "gloo"}
+        sums = dict(re.findall(r"rank (\d+) weights checksum ([0-9.e+-]+\d)", proc.stdout))
+    return {"returncode": proc.returncode, "seconds": time.perf_counter() - start,
+            "ranks_agree": sorted(sums) == ["0", "1"] and len(set(sums.values())) == 1, "checksums": sums,
+            "stdout_tail": proc.stdout[-1500:], "backend": "nccl" if device.type == "cuda" else "gloo"}
 
 
 def _mib(value) -> str:
@@ -336,7 +337,7 @@ def markdown(report: dict) -> str:
                   f"{t['speedup']:.2f}x"]
     else:
         lines += [f"Training: {t}"]
-    lines += [f"DDP: {report.get('ddp')}", f"Total: {report.get('seconds', 0):.0f} s"]
+    lines += [f"DDP: { {k: v for k, v in (report.get('ddp') or {}).items() if k != 'stdout_tail'} }", f"Total: {report.get('seconds', 0):.0f} s"]
     return "\n".join(lines) + "\n"
 
 

@@ -89,12 +89,14 @@ def test_propagation_steps_do_not_synchronise_with_the_host():
     torch.manual_seed(0)
     model = build_model(tiny_config(token_learner=True)).eval()
     frames, labels = make_video(np.random.default_rng(2), 4, 64, 96, 2)
-    session = SimVOSPredictor(model, "cuda").session()
-    session.step(frames[0], labels[0])
+    video = SimVOSPredictor(model, "cuda", overlap_io=False).open(frames)
+    video.add_mask(0, labels[0])
+    walk = video.propagate(0, "forward")
+    next(walk)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        results = [session.step(frame) for frame in frames[1:]]
+        results = [next(walk) for _ in frames[1:]]
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(r.labels().shape == (64, 96) for r in results)

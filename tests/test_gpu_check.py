@@ -21,5 +21,6 @@ def test_gpu_check_quick_form_writes_every_section(tmp_path):
     assert report["sdpa_kernels"]["fp32_flash"] == "ok"                       # CPU SDPA has a flash kernel
     assert report["evaluation_script"]["script_fps"] > 0 and report["training"]["iterations_per_s"] > 0
     assert report["training"]["published_iterations_per_s"] > 0
-    assert report["ddp"]["returncode"] == 0 and report["ddp"]["ranks_agree"]
+    ddp = report["ddp"]
+    assert ddp["returncode"] == 0 and ddp["ranks_agree"], f"parsed {ddp['checksums']} from:\n{ddp['stdout_tail']}"
     assert "| SimVOS-BS (tiny) | 3 | fp32 |" in (tmp_path / "gpu_check.md").read_text()

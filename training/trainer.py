@@ -162,7 +162,8 @@ class Trainer:
         return {"loss": loss, "agg": agg, "class_map": class_map, "frames": frames}
 
     def optimise(self, loss: torch.Tensor) -> None:
-        """Backward (scaled under fp16), optimiser and scheduler step; gradients zeroed before."""
+        """Backward (scaled under fp16), optimiser and scheduler step. The caller zeroes the gradients
+        before the step that computed ``loss`` (``optimizer.zero_grad``); this does not."""
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
