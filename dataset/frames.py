@@ -79,8 +79,8 @@ def source_of(seq: VideoSequence) -> FrameSource:
     return FrameSource(seq.name, paths=seq.frames)
 
 
-def check_frame_sizes(paths: list[str]) -> None:
-    """Every frame of a folder has the first one's displayed size (image headers only)."""
+def check_frame_sizes(paths: list[str]) -> tuple[int, int]:
+    """Every frame of a folder has the first one's displayed size (image headers only); -> (width, height)."""
     first = None
     for index, path in enumerate(paths):
         try:
@@ -95,6 +95,7 @@ def check_frame_sizes(paths: list[str]) -> None:
         elif size != first:
             raise InputError(f"{path}: frame {index} is {size[0]}x{size[1]} but the video's frames are "
                              f"{first[0]}x{first[1]}: every frame of a video must have one size")
+    return first
 
 
 def open_input(path: str) -> FrameSource:

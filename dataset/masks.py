@@ -43,16 +43,21 @@ def read_user_mask(path: str) -> UserMask:
     """A mask file -> label map, by the rules of this module's docstring (InputError otherwise)."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: mask not found")
+    return read_mask_file(path, path)
+
+
+def read_mask_file(file, name: str) -> UserMask:
+    """A mask from a path or an open binary file (``name`` in the messages)."""
     try:
-        with Image.open(path) as img:
+        with Image.open(file) as img:
             img.load()
             if img.format == "JPEG":
-                raise InputError(f"{path}: JPEG masks are refused: lossy compression smears the edges into "
+                raise InputError(f"{name}: JPEG masks are refused: lossy compression smears the edges into "
                                  "new values (objects); save the mask as PNG")
             img = ImageOps.exif_transpose(img)
-            return _labels_of(path, img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"{path}: unreadable mask ({exc})") from None
+            return _labels_of(name, img)
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{name}: unreadable mask ({exc})") from None
 
 
 def _labels_of(path: str, img: Image.Image) -> UserMask:

@@ -59,9 +59,11 @@ def _displayed(frame, rotation: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
 
 
-def probe_video(path: str) -> VideoInfo:
+def probe_video(path: str, max_pixels: int | None = None, max_frames: int | None = None) -> VideoInfo:
     """Decodes every frame once (frame count, timestamps, rotation). A decoding error after some
-    frames keeps those frames (reported on stderr, with the frame number); before any: InputError."""
+    frames keeps those frames (reported on stderr, with the frame number); before any: InputError.
+    ``max_pixels`` (a frame) and ``max_frames`` are refused before the frames are decoded (the
+    stream's header) or as soon as counting passes them."""
     av = _av()
     if os.path.getsize(path) == 0:
         raise InputError(f"{path}: empty file, not a video")
@@ -79,9 +81,18 @@ def probe_video(path: str) -> VideoInfo:
             raise InputError(f"{path}: the file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        declared = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+        if max_pixels is not None and declared > max_pixels:
+            raise InputError(f"{path}: frames of {stream.codec_context.width}x{stream.codec_context.height} are more "
+                             f"than {max_pixels} pixels (--max_pixels)")
         times, pts, rotation, size, truncated = [], [], 0, None, None
         try:
             for frame in container.decode(stream):
+                if max_frames is not None and len(times) >= max_frames:
+                    raise InputError(f"{path}: more than {max_frames} frames (--max_frames): cut the video")
+                if max_pixels is not None and frame.width * frame.height > max_pixels:
+                    raise InputError(f"{path}: frames of {frame.width}x{frame.height} are more than {max_pixels} "
+                                     "pixels (--max_pixels)")
                 if size is None:
                     rotation = int(frame.rotation or 0)
                     size = (frame.width, frame.height)

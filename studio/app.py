@@ -1,30 +1,32 @@
-"""The studio's routes: they parse, call the workspace / the job runner / the engine, and answer.
+"""The studio's routes: they parse, call the workspace / the job runner / GrabCut, and answer.
 
-Every route needs the token (``?token=`` or ``Authorization: Bearer``); errors are JSON
-``{"error": "..."}`` with a 4xx status, never a crash.
+Every route needs the token (studio/auth.py); every answer carries the security headers; errors are
+JSON ``{"error": "..."}`` with a 4xx status (503 when the workspace cannot be written), never a crash.
+Bodies are read up to their limits (studio/requests.py), never whole before the check.
 """
 from __future__ import annotations
 
 import asyncio
-import hmac
+import base64
 import io
 import json
 import os
-import tempfile
+import re
 import zipfile
 
 import cv2
 import numpy as np
 from fastapi import FastAPI, Request
-from starlette.datastructures import UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
 
-from dataset.masks import read_user_mask
+from dataset.masks import read_mask_file
 from outputs.formats import ResultWriter
 from outputs.video_job import write_overlay
-from studio.jobs import JobRunner
-from studio.store import NotFound, Workspace, save_png_atomic
+from studio import auth
+from studio.jobs import FINISHED, JobRunner
+from studio.requests import TooLarge, int_field, png_size, points_field, read_body, read_json, receive_upload, str_field
+from studio.store import Conflict, NotFound, Workspace, save_png_atomic
 from util.errors import InputError
 from util.labels import ids_of_all, object_ids
 from util.publish import publishing, staging, temporary_path
@@ -33,6 +35,7 @@ STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 EXPORTS = ("palette", "objects", "coco", "mp4")
 MAX_MASK_BYTES = 32 * 2**20
+VIDEO_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -44,21 +47,38 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next):
-        given = request.query_params.get("token") or ""
-        header = request.headers.get("authorization", "")
-        if header.lower().startswith("bearer "):
-            given = header[7:].strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            return _error(401, "missing or wrong token: open the URL the studio printed (it ends in ?token=...)")
-        return await call_next(request)
+        given, how = auth.request_token(request)
+        if not auth.matches(given, token):
+            response = _error(401, "missing or wrong token: open the URL the studio printed (it ends in ?token=...)")
+        elif how == "cookie" and request.method in auth.UNSAFE_METHODS and not auth.same_origin(request):
+            response = _error(403, "a request from another site: the studio only takes changes from its own page")
+        else:
+            response = await call_next(request)
+            if how == "query" and request.url.path == "/":
+                response.set_cookie(auth.COOKIE, token, httponly=True, samesite="strict", path="/")
+        response.headers.update(auth.SECURITY_HEADERS)
+        return response
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound):
         return _error(404, str(exc))
 
+    @app.exception_handler(TooLarge)
+    async def too_large(request: Request, exc: TooLarge):
+        return _error(413, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict):
+        return _error(409, str(exc))
+
     @app.exception_handler(InputError)
     async def bad_input(request: Request, exc: InputError):
         return _error(400, str(exc))
+
+    @app.exception_handler(OSError)
+    async def unwritable(request: Request, exc: OSError):
+        return _error(503, f"the workspace {workspace.root} cannot be used: {exc.strerror or exc} "
+                           "(is it deleted, read-only or full?)")
 
     # ------------------------------------------------------------------ page
     @app.get("/")
@@ -70,11 +90,11 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
     def static(name: str):
         if name not in STATIC_FILES:
             return _error(404, f"no static file {name!r}")
-        return FileResponse(os.path.join(STATIC, name), media_type=STATIC_FILES[name])
+        return FileResponse(os.path.join(STATIC, name), media_type=STATIC_FILES[name], headers={"Cache-Control": "no-store"})
 
     @app.get("/api/info")
     def api_info():
-        return {**info, "videos": workspace.video_list()}
+        return {**info, "videos": workspace.video_list(), "max_upload_mb": workspace.max_upload_bytes // 2**20}
 
     # ------------------------------------------------------------------ sessions
     @app.get("/api/sessions")
@@ -83,35 +103,19 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
 
     @app.post("/api/sessions")
     async def create_session(request: Request):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > workspace.max_upload_bytes + 2**20:
-            return _error(413, f"upload larger than --max_upload_mb ({workspace.max_upload_bytes // 2**20} MB)")
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("application/json"):
-            body = await _json(request)
-            path = workspace.video_choice(body.get("video", ""))
+        if request.headers.get("content-type", "").startswith("application/json"):
+            body = await read_json(request)
+            path = workspace.video_choice(str_field(body, "video"))
             name = os.path.splitext(os.path.basename(path))[0]
             session = await asyncio.to_thread(workspace.create, path, name, False)
             return session.describe()
-        form = await request.form(max_files=1, max_fields=4, max_part_size=workspace.max_upload_bytes)
-        upload = form.get("video")
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            return _error(400, "send the video as the multipart field 'video' (or JSON {\"video\": name under --videos})")
-        ext = os.path.splitext(upload.filename)[1].lower()
-        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.splitext(os.path.basename(upload.filename))[0])[:80] or "video"
-        tmp = temporary_path(os.path.join(workspace.uploads, "upload" + (ext if ext.isascii() and ext[1:].isalnum() and len(ext) <= 6 else "")))
-        size = 0
+        tmp, filename = await receive_upload(request, "video", workspace.uploads, workspace.max_upload_bytes)
         try:
-            with open(tmp, "xb") as out:
-                while chunk := await upload.read(2**20):
-                    size += len(chunk)
-                    if size > workspace.max_upload_bytes:
-                        return _error(413, f"upload larger than --max_upload_mb ({workspace.max_upload_bytes // 2**20} MB)")
-                    out.write(chunk)
-            try:
-                session = await asyncio.to_thread(workspace.create, tmp, name, True)
-            except InputError as exc:  # name the user's file, not the temporary one
-                return _error(400, str(exc).replace(tmp, os.path.basename(upload.filename)))
+            suffix = os.path.splitext(filename)[1].lower()
+            named = temporary_path(os.path.join(workspace.uploads, "upload" + (suffix if VIDEO_SUFFIX.match(suffix) else "")))
+            os.replace(tmp, named)
+            tmp = named
+            session = await asyncio.to_thread(workspace.create, tmp, safe_name(filename), True, filename)
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
@@ -142,13 +146,9 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
     async def put_mask(session_id: str, name: str, request: Request):
         session = workspace.session(session_id)
         index = session.frame_index(_index_of(name, ".png"))
-        body = await request.body()
-        if len(body) > MAX_MASK_BYTES:
-            return _error(413, "mask larger than 32 MB")
-        labels = _read_mask_bytes(body)
-        if labels.shape != (session.meta["height"], session.meta["width"]):
-            return _error(400, f"mask is {labels.shape[1]}x{labels.shape[0]} but the video is "
-                               f"{session.meta['width']}x{session.meta['height']}")
+        body = await read_body(request, MAX_MASK_BYTES, "the mask")
+        labels = _read_mask(body, session.meta["width"], session.meta["height"])
+        runner.check_editable(session, index)
         save_png_atomic(session.path("masks", index), labels)
         return {"frame": index, "annotated": session.annotated(), "objects": object_ids(labels)}
 
@@ -159,18 +159,38 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
         path = session.path("masks", index)
         if not os.path.isfile(path):
             return _error(404, f"frame {index} is not annotated")
+        runner.check_editable(session, index)
         os.remove(path)
         return {"frame": index, "annotated": session.annotated()}
 
     @app.post("/api/sessions/{session_id}/grabcut")
     async def grabcut(session_id: str, request: Request):
-        """{"frame": i, "box": [x0, y0, x1, y1], "foreground": [[x, y], ...], "background": [...], "radius": r}
-        -> a binary PNG (0 / 255) of the object GrabCut finds in the box."""
+        """{"frame", "box": [x0, y0, x1, y1], "foreground": [[x, y, r], ...], "background": [...],
+        "mask": base64 PNG of the object's current mask (optional: then the strokes refine it)}
+        -> a binary PNG (0 / 255) of the object."""
         session = workspace.session(session_id)
-        body = await _json(request)
-        index = session.frame_index(body.get("frame"))
+        body = await read_json(request, MAX_MASK_BYTES)
+        width, height = session.meta["width"], session.meta["height"]
+        index = session.frame_index(int_field(body, "frame", 0, session.frames - 1))
+        box = body.get("box")
+        if not isinstance(box, list) or len(box) != 4:
+            raise InputError("'box' must be [x0, y0, x1, y1] in the frame's pixels")
+        fields = dict(zip(("x0", "y0", "x1", "y1"), box))
+        x0, x1 = (int_field(fields, k, -width, 2 * width) for k in ("x0", "x1"))
+        y0, y1 = (int_field(fields, k, -height, 2 * height) for k in ("y0", "y1"))
+        foreground = points_field(body, "foreground", width, height)
+        background = points_field(body, "background", width, height)
+        current = None
+        if body.get("mask") is not None:
+            if not isinstance(body["mask"], str):
+                raise InputError("'mask' must be a base64 PNG of the object's current mask")
+            try:
+                raw = base64.b64decode(body["mask"], validate=True)
+            except ValueError:
+                raise InputError("'mask' is not base64") from None
+            current = _read_mask(raw, width, height) > 0
         rgb = np.asarray(Image.open(session.path("frames", index)).convert("RGB"))
-        mask = await asyncio.to_thread(_grabcut, rgb, body)
+        mask = await asyncio.to_thread(run_grabcut, rgb, (x0, y0, x1, y1), foreground, background, current)
         buf = io.BytesIO()
         Image.fromarray(mask, mode="L").save(buf, format="PNG")
         return Response(buf.getvalue(), media_type="image/png")
@@ -179,15 +199,20 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
     @app.post("/api/sessions/{session_id}/propagate")
     async def propagate(session_id: str, request: Request):
         session = workspace.session(session_id)
-        body = await _json(request)
-        job = runner.submit(session, session.frame_index(body.get("frame")), body.get("direction", "forward"),
-                            body.get("until", "end"))
-        return {"job": job.id, "total": job.total}
+        body = await read_json(request)
+        frame = session.frame_index(int_field(body, "frame", 0, session.frames - 1))
+        job = runner.submit(session, frame, str_field(body, "direction", default="forward"),
+                            str_field(body, "until", default="end"))
+        return {"job": job.id, "total": job.total, "note": job.note}
+
+    def described(job_id: str) -> dict | None:
+        job = runner.get(job_id)
+        return job.describe() if job else workspace.job_record(job_id)
 
     @app.get("/api/jobs/{job_id}")
     def job_state(job_id: str):
-        job = runner.get(job_id)
-        return job.describe() if job else _error(404, f"no job {job_id!r}")
+        state = described(job_id)
+        return state if state else _error(404, f"no job {job_id!r}")
 
     @app.delete("/api/jobs/{job_id}")
     def cancel_job(job_id: str):
@@ -199,18 +224,17 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
 
     @app.get("/api/jobs/{job_id}/events")
     async def job_events(job_id: str):
-        job = runner.get(job_id)
-        if not job:
+        if not described(job_id):
             return _error(404, f"no job {job_id!r}")
 
         async def stream():
             last = None
             while True:
-                state = job.describe()
+                state = described(job_id)
                 if state != last:
                     yield f"data: {json.dumps(state)}\n\n"
                     last = state
-                if state["state"] in ("done", "failed", "cancelled"):
+                if state["state"] in FINISHED:
                     return
                 await asyncio.sleep(0.25)
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
@@ -221,62 +245,74 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
         session = workspace.session(session_id)
         if format not in EXPORTS:
             return _error(400, f"format must be one of {', '.join(EXPORTS)}")
-        path = await asyncio.to_thread(_export, session, format)
+        handle, path = await asyncio.to_thread(_export, session, format)
         media = {"coco": "application/json", "mp4": "video/mp4"}.get(format, "application/zip")
-        return FileResponse(path, media_type=media, filename=os.path.basename(path))
+        headers = {"Content-Length": str(os.fstat(handle.fileno()).st_size), "Cache-Control": "no-store",
+                   "Content-Disposition": f'attachment; filename="{os.path.basename(path)}"'}
+        return StreamingResponse(_chunks(handle), media_type=media, headers=headers)
 
     return app
 
 
-async def _json(request: Request) -> dict:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise InputError("the request body is not JSON") from None
-    if not isinstance(body, dict):
-        raise InputError("the request body must be a JSON object")
-    return body
+def safe_name(filename: str) -> str:
+    """A session name from an uploaded file's name: letters, digits, '.', '_', '-'; never hidden,
+    never '.' or '..' (zip entries and exports are named after it)."""
+    stem = os.path.splitext(os.path.basename(filename.replace("\\", "/")))[0]
+    name = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in stem)[:80].strip("._")
+    return name or "video"
 
 
 def _index_of(name: str, ext: str) -> str:
-    if not name.endswith(ext) or not name[: -len(ext)].isdigit():
-        raise NotFound(f"{name!r}: expected <frame number>{ext}")
+    if not name.endswith(ext) or not name[: -len(ext)].isdigit() or len(name) > 16:
+        raise NotFound(f"{name[:40]!r}: expected <frame number>{ext}")
     return name[: -len(ext)]
 
 
-def _read_mask_bytes(body: bytes) -> np.ndarray:
-    with tempfile.NamedTemporaryFile(suffix=".png") as f:
-        f.write(body)
-        f.flush()
-        return read_user_mask(f.name).labels
+def _read_mask(data: bytes, width: int, height: int) -> np.ndarray:
+    """A mask of the video's size: the PNG header is checked first, then it is decoded."""
+    got = png_size(data, "the mask")
+    if got != (width, height):
+        raise InputError(f"mask is {got[0]}x{got[1]} but the video is {width}x{height}")
+    return read_mask_file(io.BytesIO(data), "the mask").labels
 
 
-def _grabcut(rgb: np.ndarray, body: dict) -> np.ndarray:
+def run_grabcut(rgb: np.ndarray, box, foreground, background, current: np.ndarray | None = None) -> np.ndarray:
+    """The object in ``box`` [x0, y0, x1, y1] by GrabCut; strokes (x, y, radius) are hard
+    constraints. With the object's ``current`` mask [H, W] bool, GrabCut starts from it (probably
+    foreground inside it, probably background elsewhere in the box) and the strokes refine it."""
     h, w = rgb.shape[:2]
-    try:
-        x0, y0, x1, y1 = (int(round(float(v))) for v in body.get("box"))
-        radius = max(1, min(int(body.get("radius", 5)), 100))
-        fg = [(int(x), int(y)) for x, y in body.get("foreground", [])][:5000]
-        bg = [(int(x), int(y)) for x, y in body.get("background", [])][:5000]
-    except (TypeError, ValueError):
-        raise InputError("grabcut needs box [x0, y0, x1, y1] and optional foreground/background [[x, y], ...]") from None
+    x0, y0, x1, y1 = box
     x0, x1 = sorted((max(0, min(x0, w - 1)), max(0, min(x1, w - 1))))
     y0, y1 = sorted((max(0, min(y0, h - 1)), max(0, min(y1, h - 1))))
     if x1 - x0 < 2 or y1 - y0 < 2:
         raise InputError("the GrabCut box is too small (draw a box around the object)")
     mask = np.full((h, w), cv2.GC_BGD, np.uint8)
-    mask[y0:y1 + 1, x0:x1 + 1] = cv2.GC_PR_FGD
-    for points, value in ((fg, cv2.GC_FGD), (bg, cv2.GC_BGD)):
-        for x, y in points:
+    mask[y0:y1 + 1, x0:x1 + 1] = cv2.GC_PR_FGD if current is None else cv2.GC_PR_BGD
+    if current is not None:
+        inside = np.zeros((h, w), bool)
+        inside[y0:y1 + 1, x0:x1 + 1] = True
+        mask[current & inside] = cv2.GC_PR_FGD
+    for points, value in ((foreground, cv2.GC_FGD), (background, cv2.GC_BGD)):
+        for x, y, radius in points:
             cv2.circle(mask, (x, y), radius, int(value), -1)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    if not ((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)).any():
+        return np.zeros((h, w), np.uint8)
+    if ((mask == cv2.GC_BGD) | (mask == cv2.GC_PR_BGD)).any():
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.grabCut(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
     return np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
 
 
-def _export(session, kind: str) -> str:
-    """Writes the export of ``kind`` into the session's exports/ and returns its path (each export
-    is made under names of its own and published whole: concurrent exports never share a file)."""
+def _chunks(handle, size: int = 2**20):
+    with handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
+def _export(session, kind: str):
+    """Writes the export of ``kind`` into the session's exports/; -> (the file, open for reading, and
+    its path). Each export is made under names of its own and published whole, and the file is
+    opened before it is published: concurrent exports never share or swap a file."""
     exports = os.path.join(session.root, "exports")
     name = session.meta["name"]
     target = os.path.join(exports, {"mp4": f"{name}_overlay.mp4", "coco": f"{name}_coco.json"}.get(kind, f"{name}_{kind}.zip"))
@@ -305,5 +341,6 @@ def _export(session, kind: str) -> str:
                     for root, _, files in os.walk(folder):
                         for f in sorted(files):
                             path = os.path.join(root, f)
-                            z.write(path, os.path.join(name, os.path.relpath(path, folder)))
-    return target
+                            z.write(path, f"{name}/{os.path.relpath(path, folder).replace(os.sep, '/')}")
+            handle = open(tmp, "rb")
+    return handle, target

@@ -26,13 +26,15 @@ from dataclasses import dataclass, field
 
 from inference_core.predictor import SimVOSPredictor
 from inference_core.session import VideoSession
-from studio.store import StoredSession, save_png_atomic
+from studio.store import Conflict, StoredSession, save_png_atomic
 from util.errors import InputError
+from util.publish import write_json
 from util.threads import writer_for
 
 DIRECTIONS = ("forward", "backward", "both_ways")
 UNTIL = ("next", "end")
 DEFAULT_LIVE_SESSIONS = 4
+FINISHED = ("done", "failed", "cancelled", "interrupted")
 
 
 class Cancelled(Exception):
@@ -46,13 +48,17 @@ class Job:
     frame: int
     direction: str
     until: str
-    state: str = "queued"        # queued, running, done, failed, cancelled
+    state: str = "queued"        # queued, running, done, failed, cancelled (interrupted: a record of an earlier run)
     done: int = 0
     total: int = 0
+    frames: list[int] = field(default_factory=list)  # what it computes and writes
     last_frame: int | None = None
     error: str | None = None
+    note: str | None = None      # what the user should know about its start
     started: float | None = None
     finished: float | None = None
+    position: int | None = None  # place in the queue while queued (1: next)
+    waiting_for: dict | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def describe(self) -> dict:
@@ -60,8 +66,17 @@ class Job:
         rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
         eta = (self.total - self.done) / rate if rate else None
         return {"job": self.id, "session": self.session.id, "state": self.state, "done": self.done,
-                "total": self.total, "last_frame": self.last_frame, "error": self.error,
+                "total": self.total, "last_frame": self.last_frame, "error": self.error, "note": self.note,
+                "frame": self.frame, "direction": self.direction, "until": self.until,
+                "position": self.position if self.state == "queued" else None,
+                "waiting_for": self.waiting_for if self.state == "queued" else None, "started": self.started,
                 "seconds": round(elapsed, 2), "fps": round(rate, 2), "eta_seconds": None if eta is None else round(eta, 1)}
+
+    def record(self) -> None:
+        """The job in the workspace (what a restart reports of it)."""
+        folder = os.path.join(self.session.root, "jobs")
+        os.makedirs(folder, exist_ok=True)
+        write_json(os.path.join(folder, f"{self.id}.json"), {**self.describe(), "frames": self.frames})
 
 
 def walks(annotated: list[int], frames: int, frame: int, direction: str, until: str) -> list[tuple[int, str, int]]:
@@ -155,6 +170,8 @@ class JobRunner:
         self.live = LiveSessions(predictor, max_keyframes, live_sessions)
         self.jobs: dict[str, Job] = {}
         self.queue: queue.Queue[Job] = queue.Queue()
+        self.waiting: list[Job] = []
+        self.running: Job | None = None
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._work, name="studio-propagation", daemon=True)
         self.thread.start()
@@ -163,39 +180,82 @@ class JobRunner:
         annotated = session.annotated()
         check_job(annotated, frame, direction, until)
         job = Job(secrets.token_hex(6), session, frame, direction, until)
-        job.total = len(frames_to_write(annotated, session.frames, frame, direction, until))
+        job.frames = frames_to_write(annotated, session.frames, frame, direction, until)
+        job.total = len(job.frames)
+        if frame not in annotated:
+            job.note = (f"frame {frame} is not annotated: it is segmented from the annotated frames "
+                        f"({', '.join(map(str, annotated))}) like the others")
         with self.lock:
             self.jobs[job.id] = job
+            self.waiting.append(job)
+            self._update_queue()
+        job.record()
         self.queue.put(job)
         return job
+
+    def _update_queue(self) -> None:
+        """Queued jobs' positions and what they wait for (under the lock)."""
+        self.waiting = [j for j in self.waiting if j.state == "queued"]
+        ahead = {"job": self.running.id, "session": self.running.session.id, "name": self.running.session.meta["name"]} \
+            if self.running else None
+        for position, job in enumerate(self.waiting, 1):
+            job.position, job.waiting_for = position, ahead
+
+    def check_editable(self, session: StoredSession, index: int) -> None:
+        """An annotation may change unless a queued or running job of the session depends on it:
+        then a Conflict (409) that names the job."""
+        with self.lock:
+            busy = [j for j in self.jobs.values() if j.session.id == session.id and j.state in ("queued", "running")]
+        if busy:
+            job = busy[0]
+            raise Conflict(f"frame {index} cannot change while job {job.id} ({job.state}, {job.direction} from frame "
+                           f"{job.frame}) propagates this video from its annotations: cancel it or wait for it; "
+                           "your drawing stays in the page")
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id) if isinstance(job_id, str) else None
 
     def cancel(self, job: Job) -> None:
         job.cancel.set()
-        if job.state == "queued":
-            job.state = "cancelled"
+        with self.lock:
+            if job.state == "queued":
+                job.state, job.finished = "cancelled", time.time()
+                job.record()
+            self._update_queue()
 
     def _work(self) -> None:
         while True:
             job = self.queue.get()
-            if job.cancel.is_set():
-                job.state = "cancelled"
-                continue
-            job.state, job.started = "running", time.time()
+            with self.lock:
+                if job.cancel.is_set() or job.state != "queued":
+                    job.state = "cancelled"
+                    self._update_queue()
+                    continue
+                job.state, job.started = "running", time.time()
+                self.running = job
+                self._update_queue()
             try:
+                job.record()
                 self._run(job)
                 job.state = "done"
             except Cancelled:
                 job.state = "cancelled"
             except InputError as exc:
                 job.state, job.error = "failed", str(exc)
+            except OSError as exc:
+                job.state, job.error = "failed", f"the workspace cannot be written: {exc.strerror or exc}"
             except Exception as exc:  # a bug: the job fails with the message, the server stays up
                 traceback.print_exc()
                 self.live.drop(job.session.id)  # its state may be half-updated: rebuilt next time
                 job.state, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
             job.finished = time.time()
+            with self.lock:
+                self.running = None
+                self._update_queue()
+            try:
+                job.record()
+            except OSError as exc:  # the workspace went away: the job's state stays in memory
+                print(f"warning: job {job.id}: its record could not be written ({exc})")
 
     @staticmethod
     def _publish(job: Job, path: str, labels, index: int) -> None:
@@ -209,7 +269,7 @@ class JobRunner:
         annotated = session.annotated()
         check_job(annotated, job.frame, job.direction, job.until)  # the annotations may have changed since
         todo = frames_to_write(annotated, session.frames, job.frame, job.direction, job.until)
-        job.total = len(todo)
+        job.frames, job.total = todo, len(todo)
         video = self.live.get(session)
         pending = set(todo)
         with writer_for(self.predictor.overlap_io) as writer:  # as segment_video.py: decode ahead, write behind

@@ -7,6 +7,7 @@
                              /masks/<i>.png     annotations (indexed label maps): the annotated frames
                              /results/<i>.png   propagated label maps
                              /exports/          files of the last exports
+                             /jobs/<job>.json   each propagation job as last recorded
 Session ids, frame numbers and --videos names are checked here (``Workspace.session``,
 ``StoredSession.frame_index``, ``Workspace.video_choice``); the routes pass what requests name
 through them, so nothing outside the workspace and the --videos folder is read or written. Files
@@ -30,15 +31,25 @@ from dataset.frames import FrameSource, check_frame_sizes
 from dataset.palette_io import read_label_png, write_label_png
 from dataset.video_io import VIDEO_EXTENSIONS, probe_video
 from util.errors import InputError
-from util.publish import publishing, remove_leftovers
+from util.publish import publishing, remove_leftovers, write_json
 
 SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
+JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 THUMB_HEIGHT = 48
 
 
+DEFAULT_MAX_PIXELS = 3840 * 2160   # a 4K frame
+DEFAULT_MAX_FRAMES = 20000         # about 13 minutes at 25 fps
+JOB_STATES_LIVE = ("queued", "running")
+
+
 class NotFound(InputError):
     """A session, frame or file that does not exist (answered 404)."""
+
+
+class Conflict(InputError):
+    """A change that a queued or running job depends on (answered 409)."""
 
 
 def save_png_atomic(path: str, labels: np.ndarray) -> None:
@@ -101,24 +112,79 @@ class StoredSession:
         return FrameSource(name, paths=list_frames(src)) if os.path.isdir(src) else FrameSource(name, video=probe_video(src))
 
     def describe(self) -> dict:
+        computed = self.computed()
         return {**{k: self.meta[k] for k in ("id", "name", "frames", "width", "height", "fps", "created")},
-                "annotated": self.annotated(), "computed": len(self.computed())}
+                "annotated": self.annotated(), "computed": len(computed), "computed_frames": computed}
 
 
 class Workspace:
-    def __init__(self, root: str, videos: str | None = None, max_upload_mb: int = 2048):
+    """The sessions under ``root``; ``videos``: the folder the page may open videos from; limits on
+    uploads (MB), pixels per frame and frames per video. Opening it removes what a killed server
+    left half-written and marks the jobs it was running as interrupted."""
+
+    def __init__(self, root: str, videos: str | None = None, max_upload_mb: int = 2048,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int = DEFAULT_MAX_FRAMES):
         self.root = os.path.abspath(os.path.expanduser(root))
         self.sessions_dir = os.path.join(self.root, "sessions")
         self.uploads = os.path.join(self.root, "uploads")
-        os.makedirs(self.sessions_dir, exist_ok=True)
-        os.makedirs(self.uploads, exist_ok=True)
+        try:
+            os.makedirs(self.sessions_dir, exist_ok=True)
+            os.makedirs(self.uploads, exist_ok=True)
+            with publishing(os.path.join(self.root, "writable")) as probe, open(probe, "w"):
+                pass
+            os.remove(os.path.join(self.root, "writable"))
+        except OSError as exc:
+            raise InputError(f"{self.root}: the workspace cannot be written ({exc.strerror or exc}): pass "
+                             "--workspace with a folder of yours") from None
         for folder in (self.sessions_dir, self.uploads):  # what a killed server left half-written
             remove_leftovers(folder)
         for name in os.listdir(self.sessions_dir):
-            for kind in ("masks", "results", "exports"):
+            for kind in ("masks", "results", "exports", "jobs"):
                 remove_leftovers(os.path.join(self.sessions_dir, name, kind))
+            self._mark_interrupted(os.path.join(self.sessions_dir, name))
         self.videos = os.path.realpath(videos) if videos else None
         self.max_upload_bytes = max_upload_mb * 2**20
+        self.max_pixels, self.max_frames = max_pixels, max_frames
+
+    # ------------------------------------------------------------------ job records
+    def _mark_interrupted(self, session_root: str) -> None:
+        """Jobs recorded as queued or running when the server stopped: interrupted, with the frames kept."""
+        folder = os.path.join(session_root, "jobs")
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            path = os.path.join(folder, name)
+            try:
+                with open(path) as f:
+                    record = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if not isinstance(record, dict) or record.get("state") not in JOB_STATES_LIVE:
+                continue
+            started = record.get("started") or 0
+            kept = 0
+            for index in record.get("frames", []):
+                result = os.path.join(session_root, "results", f"{index:05d}.png")
+                if started and os.path.isfile(result) and os.path.getmtime(result) >= started:
+                    kept += 1
+            record.update(state="interrupted", done=kept, error=(
+                f"interrupted by a restart of the studio: {kept} of {record.get('total', 0)} frames were computed "
+                "and kept; propagate again to finish"))
+            write_json(path, record)
+
+    def job_record(self, job_id: str) -> dict | None:
+        """A job of an earlier run of the server, as it was recorded (None if there is none)."""
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+            return None
+        for name in os.listdir(self.sessions_dir):
+            path = os.path.join(self.sessions_dir, name, "jobs", f"{job_id}.json")
+            if os.path.isfile(path):
+                try:
+                    with open(path) as f:
+                        record = json.load(f)
+                except (OSError, ValueError):
+                    return None
+                record.pop("frames", None)
+                return record
+        return None
 
     # ------------------------------------------------------------------ ids and paths
     def session(self, session_id: str) -> StoredSession:
@@ -152,39 +218,66 @@ class Workspace:
             raise NotFound(f"{relative}: not found under --videos")
         return path
 
+    def _inside(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return os.path.commonpath([real, self.videos]) == self.videos
+
     def video_list(self) -> list[str]:
+        """The video files and frame folders under --videos that can be opened (links that lead
+        outside it and names that video_choice refuses are not listed)."""
         if self.videos is None:
             return []
         found = []
         for folder, dirs, files in os.walk(self.videos):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and SAFE_NAME.match(d)
+                             and self._inside(os.path.join(folder, d)))
             rel = os.path.relpath(folder, self.videos)
             if any(f.lower().endswith((".jpg", ".jpeg", ".png")) for f in files) and rel != ".":
                 found.append(rel.replace(os.sep, "/"))
             found += [os.path.join(rel, f).replace(os.sep, "/").removeprefix("./") for f in sorted(files)
-                      if f.lower().endswith(VIDEO_EXTENSIONS)]
+                      if f.lower().endswith(VIDEO_EXTENSIONS) and SAFE_NAME.match(f)
+                      and self._inside(os.path.join(folder, f))]
         return found
 
     # ------------------------------------------------------------------ creation
-    def create(self, source: str, name: str, owned: bool) -> StoredSession:
+    def create(self, source: str, name: str, owned: bool, shown_as: str | None = None) -> StoredSession:
         """A new session of a video file or frame folder (``owned``: an upload, moved into it).
-        Decodes every frame once into JPEGs for the page; a bad video is an InputError, nothing kept."""
+        Decodes every frame once into JPEGs for the page; a bad video is an InputError naming it as
+        ``shown_as`` (default: its path), nothing kept."""
+        try:
+            return self._create(source, name, owned)
+        except InputError as exc:
+            if shown_as is None:
+                raise
+            raise type(exc)(str(exc).replace(source, shown_as)) from None
+
+    def _check_limits(self, width: int, height: int, frames: int | None, shown: str) -> None:
+        if width * height > self.max_pixels:
+            raise InputError(f"{shown}: frames of {width}x{height} are more than the studio takes "
+                             f"({self.max_pixels} pixels a frame, --max_pixels)")
+        if frames is not None and frames > self.max_frames:
+            raise InputError(f"{shown}: {frames} frames are more than the studio takes ({self.max_frames} a video, "
+                             "--max_frames): cut the video")
+
+    def _create(self, source: str, name: str, owned: bool) -> StoredSession:
         session_id = secrets.token_hex(6)
         root = os.path.join(self.sessions_dir, session_id)
         with publishing(root, folder=True) as staging:
             if os.path.isdir(source):
                 paths = list_frames(source)
-                check_frame_sizes(paths)
+                self._check_limits(1, 1, len(paths), source)
+                width, height = check_frame_sizes(paths)
+                self._check_limits(width, height, None, source)
                 frames = FrameSource(name, paths=paths)
             else:
-                info = probe_video(source)
+                info = probe_video(source, self.max_pixels, self.max_frames)
                 if owned:
                     moved = os.path.join(staging, "source" + os.path.splitext(source)[1].lower())
                     os.replace(source, moved)
                     source = os.path.join(root, os.path.basename(moved))
                     info.path = moved
                 frames = FrameSource(name, video=info)
-            for kind in ("frames", "thumbs", "masks", "results", "exports"):
+            for kind in ("frames", "thumbs", "masks", "results", "exports", "jobs"):
                 os.makedirs(os.path.join(staging, kind))
             size = None
             for index, rgb in frames.read():

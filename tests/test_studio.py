@@ -277,9 +277,26 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+def _until(page, script, timeout=30.0):
+    """Polls ``script`` (a JavaScript function) until it returns true: the page's CSP forbids the
+    eval that page.wait_for_function uses, and it stays on in this test."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if page.evaluate(script):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {script}; message: {page.inner_text('#message')!r}")
+
+
+def _message_has(page, text, timeout=30.0):
+    _until(page, f"() => document.querySelector('#message').textContent.includes({text!r})", timeout)
+
+
 def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
-    """Open the page, upload a video, draw a GrabCut box and a brush stroke, save, propagate, wait for
-    the end, scrub to the last frame, see its mask drawn, export the zip."""
+    """Open the page (the token leaves the address bar for a cookie), refuse a file whose name is
+    markup without running it, upload a video, draw a GrabCut box and a + stroke, keep an unsaved
+    draft across a change of frame, save, propagate, scrub to the last frame, see its mask drawn,
+    export the zip; all under the page's Content-Security-Policy."""
     import uvicorn
     path, frames, labels = clip
     workspace = Workspace(str(tmp_path / "ws"))
@@ -294,11 +311,22 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
                 break
             time.sleep(0.05)
         page = browser_page
-        page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
-        assert "demo model" in page.inner_text("#model-note")
+        response = page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
+        assert "default-src 'self'" in response.headers["content-security-policy"]
+        _until(page, "() => !location.search.includes('token')")
+        assert TOKEN not in page.url and "demo model" in page.inner_text("#model-note")
+        cookies = page.context.cookies()
+        assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("simvos_studio_token", True, "Strict")]
+        assert page.is_hidden("#main") and page.is_hidden("#propagate")   # nothing to press before a video is open
+        evil = tmp_path / '<img src=x onerror="document.title=1">.mp4'
+        evil.write_text("not a video")
+        page.set_input_files("#upload", str(evil))
+        _message_has(page, "not a readable video")
+        assert "<img" in page.inner_text("#message") and page.evaluate("document.querySelectorAll('#message img').length") == 0
+        assert page.title() == "SimVOS studio"
         page.set_input_files("#upload", str(path))
         page.wait_for_selector("#main:not([hidden])")
-        page.wait_for_function("document.querySelector('#frame-label').textContent.startsWith('frame 0')")
+        _until(page, "() => document.querySelector('#frame-label').textContent.startsWith('frame 0')")
         canvas = page.locator("#canvas")
         box = canvas.bounding_box()
         sx, sy = box["width"] / 64, box["height"] / 48
@@ -311,21 +339,29 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
             page.mouse.move(box["x"] + end[0] * sx, box["y"] + end[1] * sy, steps=5)
             page.mouse.up()
         drag("grabcut", (8, 8), (40, 40))
-        page.wait_for_function("document.querySelector('#message').textContent.includes('GrabCut done')")
-        page.evaluate("document.querySelector('#message').textContent = ''")
+        _message_has(page, "GrabCut done")
+        page.evaluate("() => { document.querySelector('#message').textContent = ''; }")
         drag("grab-fg", (12, 12), (16, 14))                 # a + stroke refines the same GrabCut
-        page.wait_for_function("document.querySelector('#message').textContent.includes('GrabCut done')")
+        _message_has(page, "GrabCut done")
         drag("brush", (20, 20), (30, 24))
+        # Another frame and back: the unsaved drawing is still there.
+        page.fill("#scrub", "3")
+        page.dispatch_event("#scrub", "input")
+        _until(page, "() => document.querySelector('#frame-label').textContent.startsWith('frame 3')")
+        page.fill("#scrub", "0")
+        page.dispatch_event("#scrub", "input")
+        _until(page, "() => document.querySelector('#frame-label').textContent.includes('unsaved draft')")
         page.click("#save")
-        page.wait_for_function("document.querySelector('#message').textContent.includes('saved as an annotation')")
+        _message_has(page, "saved as an annotation")
         page.click("#propagate")
-        page.wait_for_function("document.querySelector('#message').textContent.includes('propagation done')", timeout=120000)
+        _message_has(page, "propagation done", timeout=120)
         page.screenshot(path=str(tmp_path / "studio.png"))
         if os.environ.get("STUDIO_SCREENSHOT"):
             page.screenshot(path=os.path.join(ROOT, "docs", "studio.png"))
+        assert "#session=" in page.url                       # a reload opens the same session
         page.fill("#scrub", "11")
         page.dispatch_event("#scrub", "input")
-        page.wait_for_function("document.querySelector('#frame-label').textContent.startsWith('frame 11')")
+        _until(page, "() => document.querySelector('#frame-label').textContent.startsWith('frame 11')")
         drawn = page.evaluate("""() => { const c = document.querySelector('#canvas');
             const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
             let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] > d[i + 1] + 60 && d[i] > d[i + 2] + 60) n++;
@@ -333,13 +369,270 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         saved = np.asarray(Image.open(tmp_path / "ws/sessions" / os.listdir(tmp_path / "ws/sessions")[0] / "results/00011.png"))
         assert (saved == 1).sum() > 0 and drawn > 0          # object 1 (red in the DAVIS palette) is drawn
         with page.expect_download() as download:
-            page.click("#exports a:text('palette')")
+            page.click("#exports button:text('palette')")
         zipped = tmp_path / "palette.zip"
         download.value.save_as(str(zipped))
         with zipfile.ZipFile(zipped) as z:
             assert len(z.namelist()) == 12
+        page.reload()
+        _until(page, "() => document.querySelector('#frame-label').textContent.startsWith('frame 11')")
         assert all(u.startswith(f"http://127.0.0.1:{port}/") or u.startswith("blob:") or u.startswith("data:")
                    for u in page.requested), [u for u in page.requested if "127.0.0.1" not in u]
+        assert not any(TOKEN in u for u in page.requested[1:])     # only the printed URL carries it
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------- hardening (attacks, crashes, limits)
+def test_the_token_becomes_a_cookie_and_changes_need_the_studio_origin(tmp_path, predictor, clip):
+    client = make_client(tmp_path / "ws", predictor)
+    page = client.get(f"/?token={TOKEN}")
+    assert page.status_code == 200 and "httponly" in page.headers["set-cookie"].lower()
+    assert "samesite=strict" in page.headers["set-cookie"].lower()
+    for header in ("content-security-policy", "x-content-type-options", "referrer-policy"):
+        assert header in page.headers
+    assert "<script>" not in page.text                                  # no inline script for the CSP to allow
+    assert client.get("/api/sessions").status_code == 200                # the cookie alone
+    own = {"Origin": "http://testserver"}
+    foreign = {"Origin": "http://evil.example"}
+    body = {"video": "x"}
+    assert client.post("/api/sessions", json=body, headers=foreign).status_code == 403
+    assert client.post("/api/sessions", json=body).status_code == 403   # no Origin with the cookie: refused
+    assert client.post("/api/sessions", json=body, headers=own).status_code == 400   # reached the route
+    client.cookies.clear()
+    assert client.post("/api/sessions", json=body, headers={**AUTH, **foreign}).status_code == 400  # a script's Bearer
+
+
+def test_the_token_comes_from_the_environment_or_stays_with_the_workspace(tmp_path, monkeypatch):
+    from studio.auth import ENVIRONMENT, resolve_token
+    monkeypatch.delenv(ENVIRONMENT, raising=False)
+    first, where = resolve_token(None, str(tmp_path))
+    assert len(first) > 20 and where.endswith("token") and oct(os.stat(where).st_mode & 0o777) == "0o600"
+    assert resolve_token(None, str(tmp_path))[0] == first              # a restart keeps open tabs working
+    assert resolve_token("given", str(tmp_path))[0] == "given"
+    monkeypatch.setenv(ENVIRONMENT, "from-env")
+    assert resolve_token(None, str(tmp_path)) == ("from-env", f"${ENVIRONMENT}")
+
+
+@pytest.mark.slow
+def test_a_port_in_use_is_one_line_and_no_url(tmp_path):
+    import subprocess
+    import sys
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "studio", "--checkpoint", str(tmp_path / "none.pth"), "--port", str(port),
+                               "--workspace", str(tmp_path / "ws")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "open http" not in proc.stdout
+    assert proc.stderr.strip().splitlines() == [f"error: port {port} on 127.0.0.1 is in use (another studio?): pass --port with a free one"]
+
+
+def test_links_out_of_the_videos_folder_are_not_listed(tmp_path, predictor, clip):
+    path, _, _ = clip
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    os.link(path, videos / "mine.mp4")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(path.read_bytes())
+    os.symlink(outside / "secret.mp4", videos / "link.mp4")
+    os.symlink(outside, videos / "linked_folder")
+    (videos / '<img src=x onerror=alert(1)>.mp4').write_bytes(path.read_bytes())
+    client = make_client(tmp_path / "ws", predictor, videos=str(videos))
+    assert client.get("/api/info", headers=AUTH).json()["videos"] == ["mine.mp4"]
+
+
+def _blocking_runner(predictor):
+    """A runner whose first job waits for ``release`` before it computes (to hold a queue)."""
+    runner = JobRunner(predictor)
+    release, real = threading.Event(), runner._run
+
+    def run(job):
+        release.wait(60)
+        return real(job)
+    runner._run = run
+    return runner, release
+
+
+def test_a_queued_job_says_where_it_is_and_edits_under_a_job_are_refused(tmp_path, predictor, clip):
+    path, _, labels = clip
+    workspace = Workspace(str(tmp_path / "ws"))
+    runner, release = _blocking_runner(predictor)
+    client = TestClient(create_app(workspace, runner, TOKEN, {"demo_model": True, "published": False}))
+    a, b = (upload(client, path).json()["id"] for _ in range(2))
+    for sid in (a, b):
+        assert client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH).status_code == 200
+    first = client.post(f"/api/sessions/{a}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
+    second = client.post(f"/api/sessions/{b}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
+    time.sleep(0.3)
+    queued = client.get(f"/api/jobs/{second}", headers=AUTH).json()
+    assert queued["state"] == "queued" and queued["position"] == 1 and queued["waiting_for"]["session"] == a
+    # Deleting or replacing the start annotation of a queued job: 409, nothing changes.
+    gone = client.delete(f"/api/sessions/{b}/masks/00000.png", headers=AUTH)
+    assert gone.status_code == 409 and second in gone.json()["error"]
+    assert client.put(f"/api/sessions/{b}/masks/00000.png", content=png(labels[1]), headers=AUTH).status_code == 409
+    # Deleted behind the studio's back: the job checks its inputs when it starts and fails, writing nothing.
+    os.remove(workspace.session(b).path("masks", 0))
+    release.set()
+    assert wait(client, first)["state"] == "done"
+    failed = wait(client, second)
+    assert failed["state"] == "failed" and "no annotated frame" in failed["error"]
+    assert workspace.session(b).computed() == []
+
+
+def test_a_job_interrupted_by_a_restart_is_reported_with_the_frames_kept(tmp_path, predictor, clip):
+    import json
+    path, _, labels = clip
+    client = make_client(tmp_path / "ws", predictor)
+    sid = upload(client, path).json()["id"]
+    client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
+    assert wait(client, job)["state"] == "done"
+    # As a kill -9 after 4 frames leaves it: the record says running, 4 results are newer than its start.
+    record_path = tmp_path / "ws" / "sessions" / sid / "jobs" / f"{job}.json"
+    record = json.loads(record_path.read_text())
+    record.update(state="running", done=4)
+    record_path.write_text(json.dumps(record))
+    results = tmp_path / "ws" / "sessions" / sid / "results"
+    for i in range(5, 12):
+        os.utime(results / f"{i:05d}.png", (record["started"] - 100, record["started"] - 100))
+    again = make_client(tmp_path / "ws", predictor)
+    state = again.get(f"/api/jobs/{job}", headers=AUTH).json()
+    assert state["state"] == "interrupted" and state["done"] == 4 and "4 of 11 frames" in state["error"]
+
+
+def test_concurrent_exports_are_each_complete(tmp_path, predictor, clip):
+    from concurrent.futures import ThreadPoolExecutor
+    from studio.app import _export
+    path, _, labels = clip
+    client = make_client(tmp_path / "ws", predictor)
+    sid = upload(client, path).json()["id"]
+    client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    session = Workspace(str(tmp_path / "ws")).session(sid)
+
+    def one(kind):
+        handle, _ = _export(session, kind)
+        with handle:
+            return kind, handle.read()
+    with ThreadPoolExecutor(6) as pool:
+        done = list(pool.map(one, ["palette", "objects", "palette", "coco", "palette", "objects"]))
+    for kind, data in done:
+        if kind == "coco":
+            assert len(__import__("json").loads(data)["annotations"]) == 12 * 2
+            continue
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            assert z.testzip() is None and len(z.namelist()) == (12 if kind == "palette" else 24)
+    assert [f for f in os.listdir(session.root + "/exports") if f.startswith(".")] == []
+
+
+def test_leftovers_of_a_killed_server_are_removed_at_start(tmp_path, predictor, clip):
+    from tests.conftest import dead_pid
+    path, _, _ = clip
+    client = make_client(tmp_path / "ws", predictor)
+    sid = upload(client, path).json()["id"]
+    pid = dead_pid()
+    root = tmp_path / "ws"
+    left = [root / "uploads" / f".upload.{pid}-0123abcd.tmp.mp4", root / "sessions" / f".{sid[:-1]}0.{pid}-0123abcd.tmp",
+            root / "sessions" / sid / "exports" / f".clip_palette.{pid}-0123abcd.tmp.zip",
+            root / "sessions" / sid / "masks" / f".00003.{pid}-0123abcd.tmp.png"]
+    for p in left:
+        if p.suffix == ".tmp":
+            p.mkdir()
+            (p / "00000.jpg").write_bytes(b"x" * 1000)
+        else:
+            p.write_bytes(b"half")
+    alive = root / "uploads" / f".upload.{os.getpid()}-0123abcd.tmp.mp4"   # a live writer's file stays
+    alive.write_bytes(b"being written")
+    Workspace(str(root))
+    assert not any(p.exists() for p in left) and alive.exists()
+
+
+def test_names_are_safe_and_bodies_are_bounded(tmp_path, predictor, clip):
+    import struct
+    import zlib
+    path, _, labels = clip
+    client = make_client(tmp_path / "ws", predictor, max_upload_mb=1)
+    with open(path, "rb") as f:
+        named = client.post("/api/sessions", files={"video": ("..", f, "video/mp4")}, headers=AUTH)
+    assert named.status_code == 200 and named.json()["name"] == "video"
+    sid = named.json()["id"]
+    client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    with zipfile.ZipFile(io.BytesIO(client.get(f"/api/sessions/{sid}/export?format=palette", headers=AUTH).content)) as z:
+        assert all(n.startswith("video/") and ".." not in n for n in z.namelist())
+
+    def chunks():  # a chunked body (no Content-Length) of 3 MB against a 1 MB limit
+        yield b"--b\r\nContent-Disposition: form-data; name=\"video\"; filename=\"big.mp4\"\r\n\r\n"
+        for _ in range(48):
+            yield b"\0" * 2**16
+    big = client.post("/api/sessions", content=chunks(), headers={**AUTH, "Content-Type": "multipart/form-data; boundary=b"})
+    assert big.status_code == 413 and "max_upload_mb" in big.json()["error"]
+    assert [f for f in os.listdir(tmp_path / "ws/uploads")] == []
+    assert client.put(f"/api/sessions/{sid}/masks/00001.png", content=b"\0" * (33 * 2**20), headers=AUTH).status_code == 413
+    assert client.post(f"/api/sessions/{sid}/propagate", content=b" " * (5 * 2**20),
+                       headers={**AUTH, "Content-Type": "application/json"}).status_code == 413
+    # A PNG whose header says 30000x30000: refused from the header, before any decoding.
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 1, 0, 0, 0, 0)
+    chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10000)) + chunk(b"IEND", b"")
+    start = time.time()
+    refused = client.put(f"/api/sessions/{sid}/masks/00001.png", content=bomb, headers=AUTH)
+    assert refused.status_code == 400 and "30000x30000" in refused.json()["error"] and time.time() - start < 2
+
+
+@pytest.mark.parametrize("route, body", [
+    ("/api/sessions", {"video": 5}), ("/api/sessions", [1, 2]), ("/api/sessions", {"video": ["a"]}),
+    ("propagate", {"frame": 1e400}), ("propagate", {"frame": "3"}), ("propagate", {"frame": True}),
+    ("propagate", {"frame": 0, "direction": 7}), ("propagate", {"frame": 1.5}),
+    ("grabcut", {"frame": 0, "box": [0, 0, "Infinity", 10]}), ("grabcut", {"frame": 0, "box": [0, 0, 1e400, 10]}),
+    ("grabcut", {"frame": 0, "box": [0, 0, 10 ** 30, 10]}), ("grabcut", {"frame": 0, "box": [4, 4, 40, 40], "foreground": [[1e9, 2]]}),
+    ("grabcut", {"frame": 0, "box": [4, 4, 40, 40], "mask": "%%%"}), ("grabcut", {"frame": 0, "box": {"x": 1}}),
+])
+def test_every_json_field_is_checked(tmp_path, predictor, clip, route, body):
+    path, _, labels = clip
+    client = make_client(tmp_path / "ws", predictor)
+    sid = upload(client, path).json()["id"]
+    client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    url = route if route.startswith("/") else f"/api/sessions/{sid}/{route}"
+    raw = __import__("json").dumps(body).replace("1e+400", "1e400")
+    response = client.post(url, content=raw.replace('"Infinity"', "Infinity"), headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code in (400, 404) and response.json()["error"], response.text
+
+
+def test_limits_on_pixels_and_frames_and_an_unwritable_workspace(tmp_path, predictor, clip):
+    path, _, labels = clip
+    from util.errors import InputError
+    small = TestClient(create_app(Workspace(str(tmp_path / "a"), max_pixels=1000), JobRunner(predictor), TOKEN, {}))
+    refused = upload(small, path)
+    assert refused.status_code == 400 and "--max_pixels" in refused.json()["error"] and "clip.mp4" in refused.json()["error"]
+    short = TestClient(create_app(Workspace(str(tmp_path / "b"), max_frames=5), JobRunner(predictor), TOKEN, {}))
+    refused = upload(short, path)
+    assert refused.status_code == 400 and "--max_frames" in refused.json()["error"]
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(InputError, match="the workspace cannot be written"):
+        Workspace(str(tmp_path / "file" / "ws"))
+    client = make_client(tmp_path / "c", predictor)
+    sid = upload(client, path).json()["id"]
+    import shutil
+    shutil.rmtree(tmp_path / "c" / "sessions" / sid / "masks")
+    broken = client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    assert broken.status_code == 503 and "cannot be used" in broken.json()["error"]
+
+
+def test_grabcut_strokes_refine_the_current_mask(tmp_path, predictor, clip):
+    """With the object's current mask, GrabCut starts from it: a − stroke inside removes that part
+    and the rest of the mask stays, instead of starting again from the box."""
+    import base64
+    path, _, _ = clip
+    client = make_client(tmp_path / "ws", predictor)
+    sid = upload(client, path).json()["id"]
+    current = np.zeros((48, 64), np.uint8)
+    current[10:38, 10:50] = 255
+    body = {"frame": 0, "box": [4, 4, 58, 44], "background": [[30, 24, 3]], "foreground": [[14, 14, 2]],
+            "mask": base64.b64encode(png(current)).decode()}
+    response = client.post(f"/api/sessions/{sid}/grabcut", json=body, headers=AUTH)
+    assert response.status_code == 200
+    got = np.asarray(Image.open(io.BytesIO(response.content))) > 0
+    assert got[14, 14] and not got[24, 30]                          # the strokes are hard constraints
+    assert not got[:4].any() and not got[:, :4].any()                # outside the box: background
