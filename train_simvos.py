@@ -3,6 +3,7 @@
     python -m torch.distributed.launch --master_port 9842 --nproc_per_node=8 train_simvos.py --id retrain_s03 --stage 3
     torchrun --nproc_per_node=N train_simvos.py --id retrain_s03 --stage 3 [--layer_index 0 --use_token_learner False]
     python train_simvos.py --id cpu_try --stage 3 --backbone_type vit_tiny --pretrained none --yv_root none
+    python train_simvos.py --id mine --finetune my_videos/ --load_network CK [--minutes 30 | --iterations N] [--val DIR | --val_videos 2]
 """
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import sys
 
 from torch.utils.data import DataLoader
 
+from evaluation.own_videos import score_videos
+from inference_core.predictor import SimVOSPredictor
 from training.cli import parse_args as training_args
 from training.data import SeededSampler, build_datasets
+from training.finetune import build_finetune_dataset, fill_finetune_flags, finetune_videos
 from training.trainer import Trainer
 from util.cli import run_cli
 from util.device import precision_name
@@ -24,11 +28,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     return training_args(argv, __doc__)
 
 
+def validation_of(videos, device):
+    """net -> J&F of ``videos`` (first-frame protocol, evaluation/own_videos.py), the net in eval mode."""
+    def validate(net) -> float:
+        return score_videos(videos, SimVOSPredictor(net, device, overlap_io=False))["J&F"]
+    return validate
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     info = init_distributed(args.local_rank, args.device)
     try:
-        dataset, sizes = build_datasets(args)
+        validate = None
+        if args.finetune:
+            fill_finetune_flags(args, info.device.type)
+            videos, val = finetune_videos(args)
+            dataset, sizes = build_finetune_dataset(args, videos)
+            if val:
+                sizes["validation_videos"] = len(val)
+                validate = validation_of(val, info.device)
+        else:
+            dataset, sizes = build_datasets(args)
         sampler = SeededSampler(dataset, info.world_size, info.rank, args.seed)
         batches_per_epoch = len(sampler) // args.batch_size
         if batches_per_epoch == 0:
@@ -37,10 +57,12 @@ def main(argv=None) -> None:
         # Samples do not depend on worker RNG (see training/data.py): any --num_workers gives the same batches.
         loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
                             drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
-        trainer = Trainer(args, info, batches_per_epoch)
+        trainer = Trainer(args, info, batches_per_epoch, validate)
         if info.is_main:
+            plan = (f"iterations: as many as --minutes {args.minutes:g} holds" if args.iterations >= 10**9 else
+                    f"iterations {args.iterations} (lr x{args.gamma} at {args.steps})")
             print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
-                  f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", iterations {args.iterations} (lr x{args.gamma} at {args.steps}), "
+                  f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", {plan}, "
                   f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
                   + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; {trainer.resumed}", flush=True)
         trainer.train(loader, sampler)

@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from dataset.davis import IMAGE_EXTENSIONS
+from dataset.masks import read_user_mask
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from util.errors import InputError
 
@@ -121,6 +122,13 @@ class VOSPairDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
+    def frames_of(self, video, rng: random.Random) -> tuple[int, ...]:
+        """The frame indices of one sample: the reference frame(s), then the query."""
+        return self.sample(len(video.frames), self.max_jump, rng)
+
+    def labels_of(self, video, index: int) -> np.ndarray:
+        return np.array(Image.open(video.masks[index]), dtype=np.uint8)
+
     def __getitem__(self, item: tuple[int, int]) -> dict:
         index, seed = item
         video = self.videos[index]
@@ -128,9 +136,9 @@ class VOSPairDataset(Dataset):
         with torch.random.fork_rng(devices=[]):  # the caller's generator is left as it was
             torch.manual_seed(seed)
             for _ in range(self.retries):
-                ids = self.sample(len(video.frames), self.max_jump, rng)
+                ids = self.frames_of(video, rng)
                 images = [Image.open(video.frames[i]).convert("RGB") for i in ids]
-                labels = [np.array(Image.open(video.masks[i]), dtype=np.uint8) for i in ids]
+                labels = [self.labels_of(video, i) for i in ids]
                 frames, maps = self.augment(images, labels)
                 present = [int(v) for v in maps[0].unique() if v not in (0, 255)]
                 if present:
@@ -145,3 +153,28 @@ class VOSPairDataset(Dataset):
                 class_map[maps[-1] == t] = k + 1
         selector = torch.tensor([1.0, 1.0 if targets[1] >= 0 else 0.0])
         return {"frames": frames, "masks": masks, "class_map": class_map, "selector": selector, "name": video.name}
+
+
+class AnnotatedPairDataset(VOSPairDataset):
+    """Pairs of people's own annotated videos (dataset/annotated.py), where only some frames may
+    have a mask: both frames of a pair are annotated ones, at most ``max_jump`` frames apart (the
+    nearest annotated neighbour when none is that close), in either order. With probability
+    ``static`` a pair is one annotated frame twice: the per-frame affine of the augmentation deforms it into a pair,
+    as the static-image pre-training of STCN and XMem does. Masks are read as people make them."""
+
+    def __init__(self, videos, max_jump: int, size: int, static: float = 0.2, retries: int = 5):
+        super().__init__(videos, max_jump, size, retries)
+        self.static = static
+
+    def frames_of(self, video, rng: random.Random) -> tuple[int, int]:
+        marks = video.annotated
+        first = rng.choice(marks)
+        near = [t for t in marks if t != first and abs(t - first) <= self.max_jump]
+        if rng.random() < self.static:
+            return first, first
+        if not near:
+            near = [min((t for t in marks if t != first), key=lambda t: abs(t - first))]
+        return first, rng.choice(near)
+
+    def labels_of(self, video, index: int) -> np.ndarray:
+        return read_user_mask(video.masks[index]).labels

@@ -32,7 +32,7 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
                         "before the query and the query (the first + previous frame memory of inference)")
     p.add_argument("--num_workers", type=int, default=4)
     add_bool_flag(p, "--no_amp", False, "fp32 (default: fp16 autocast + grad scaler on CUDA, bf16 on CPU)")
-    p.add_argument("--log_every", type=int, default=100)
+    p.add_argument("--log_every", type=int, default=None, help="iterations between log lines (default 100; fine-tuning 10)")
     p.add_argument("--image_every", type=int, default=2000)
     p.add_argument("--save_every", type=int, default=10000)
     p.add_argument("--save_dir", default="saves")
@@ -47,8 +47,20 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--device", default=None)
     p.add_argument("--max_nonfinite", type=int, default=20, help="stop after this many non-finite losses in a row")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help="set by torch.distributed.launch")
+    g = p.add_argument_group("fine-tuning on your own annotated videos (training/finetune.py)")
+    g.add_argument("--finetune", nargs="+", default=None, metavar="DIR",
+                   help="folders of annotated videos (JPEGImages/<video>/ + Annotations/<video>/, a DAVIS root, or a "
+                        "studio workspace): fine-tune --load_network on them with the finetune preset")
+    g.add_argument("--minutes", type=float, default=None, help="a wall-clock budget instead of --iterations")
+    g.add_argument("--val", default=None, help="a folder of annotated videos to validate on (J&F, first-frame protocol)")
+    g.add_argument("--val_videos", type=int, default=0, help="hold the last N videos of --finetune out to validate on")
+    g.add_argument("--val_every", type=int, default=None, help="iterations between validations (default: a quarter of the run)")
+    g.add_argument("--max_jump", type=int, default=None, help="largest frame gap of a training pair (default 10)")
     args = p.parse_args(argv)
+    if args.finetune:
+        return args  # the finetune preset fills the rest once the device is known (training/finetune.py)
     for name, value in STAGES[args.stage].items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    args.log_every = 100 if args.log_every is None else args.log_every
     return args

@@ -18,6 +18,7 @@ from model.variants import write_sidecar
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
 from training.data import derive_seed
+from training.finetune import PLAN_AFTER, PLAN_WARM, plan_iterations
 from training.schedule import bootstrap_fraction, lr_factor
 from training.stages import MAE_DEFAULTS
 from training.state import atomic_save, newest_state, prune_states, read_state
@@ -55,8 +56,13 @@ class Trainer:
     """Owns the network, optimiser and schedules, and where the run is: ``iteration`` (optimiser
     steps), ``epoch`` and ``batches_done`` (batches of that epoch consumed, skipped ones included)."""
 
-    def __init__(self, args, dist_info, batches_per_epoch: int):
+    def __init__(self, args, dist_info, batches_per_epoch: int, validate=None):
+        """validate: for fine-tuning, net -> validation J&F (kept as the best when it improves)."""
+        self.clock_start = time.time()
         self.args = args
+        self.validate = validate
+        self.finetune = {"before": None, "best": None, "best_it": None, "last_val_it": None,
+                         "planned": None, "steps": None} if getattr(args, "finetune", None) else None
         self.dist = dist_info
         self.device = dist_info.device
         self.batches_per_epoch = batches_per_epoch
@@ -121,6 +127,10 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iteration = state["it"]
+        if self.finetune is not None and isinstance(state.get("finetune"), dict):
+            self.finetune.update(state["finetune"])
+            if self.finetune["planned"] is not None:  # the plan of a --minutes budget goes on
+                args.iterations, args.steps = self.finetune["planned"], self.finetune["steps"]
         # States written before epochs were recorded: the position follows from the iteration.
         self.epoch = state.get("epoch", self.iteration // self.batches_per_epoch)
         self.batches_done = state.get("batches_done", self.iteration % self.batches_per_epoch)
@@ -139,7 +149,8 @@ class Trainer:
         write_sidecar(os.path.join(self.save_dir, f"model_{it}.pth"), self.config)
         atomic_save({"network": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "it": it,
-                     "epoch": self.epoch, "batches_done": self.batches_done, "config": dataclasses.asdict(self.config)},
+                     "epoch": self.epoch, "batches_done": self.batches_done, "config": dataclasses.asdict(self.config),
+                     "finetune": self.finetune},
                     os.path.join(self.save_dir, f"checkpoint_{it}.pth"))
         if self.args.keep_checkpoints:
             prune_states(self.save_dir, self.args.keep_checkpoints)
@@ -174,9 +185,11 @@ class Trainer:
         after the batches already consumed, and every step's randomness (drop path) is seeded by
         (seed, iteration, rank), so a resumed run repeats the uninterrupted one exactly."""
         args = self.args
-        start_it, start_time = self.iteration, time.time()
         nonfinite = 0
         self._install_signals()
+        if self.finetune is not None:
+            self._validate_start()
+        start_it, start_time = self.iteration, time.time()
         while self.iteration < args.iterations and not self.stop_signal:
             if self.batches_done >= self.batches_per_epoch:
                 self.epoch, self.batches_done = self.epoch + 1, 0
@@ -202,15 +215,90 @@ class Trainer:
                 self.optimise(out["loss"])
                 self.iteration += 1
                 self._log(out, batch, p, start_it, start_time)
+                if self.finetune is not None:
+                    self._finetune_step(start_it, start_time)
                 if self.iteration % args.save_every == 0:
                     self.save()
                 self.stop_signal = int(all_reduce_max(float(self.stop_signal), self.dist))
                 if self.iteration >= args.iterations or self.stop_signal:
                     break
-        if self.stop_signal and self.dist.is_main:
+        if self.stop_signal == 1 and self.dist.is_main:
             print(f"stopped by signal at iteration {self.iteration}", file=sys.stderr)
         if self.iteration % args.save_every or self.stop_signal:
             self.save()
+        if self.finetune is not None and self.stop_signal != 1:
+            self._finetune_end()
+
+    # ------------------------------------------------------------------ fine-tuning
+    def _finetuned_path(self) -> str:
+        return os.path.join(self.save_dir, "finetuned.pth")
+
+    def _keep(self) -> None:
+        """The current weights as saves/<id>/finetuned.pth, with their sidecar."""
+        if self.dist.is_main:
+            atomic_save(self.net.state_dict(), self._finetuned_path())
+            write_sidecar(self._finetuned_path(), self.config)
+
+    def _run_validation(self) -> float | None:
+        """Rank 0 validates (the others wait at the next collective); -> its J&F, else None."""
+        if not self.dist.is_main:
+            return None
+        start = time.time()
+        jf = float(self.validate(self.net))
+        self.validation_seconds = time.time() - start
+        self.finetune["last_val_it"] = self.iteration
+        if self.finetune["best"] is None or jf > self.finetune["best"]:
+            self.finetune.update(best=jf, best_it=self.iteration)
+            self._keep()
+        print(f"validation J&F {jf:.2f} at iteration {self.iteration} (best {self.finetune['best']:.2f} at iteration "
+              f"{self.finetune['best_it']}; {self.validation_seconds:.0f} s)", flush=True)
+        if self.writer is None:
+            self.writer = _summary_writer(os.path.join(self.args.log_dir, self.args.id))
+        self.writer.add_scalar("val/J&F", jf, self.iteration)
+        return jf
+
+    def _validate_start(self) -> None:
+        self.validation_seconds = 0.0
+        if self.validate is not None and self.finetune["before"] is None and self.iteration == 0:
+            self.finetune["before"] = self._run_validation()
+        if self.args.val_every is None and self.finetune["planned"] is None and self.args.minutes is None:
+            self.args.val_every = max(1, self.args.iterations // 4)
+
+    def _finetune_step(self, start_it: int, start_time: float) -> None:
+        args, ft = self.args, self.finetune
+        if args.minutes is not None and ft["planned"] is None and self.iteration - start_it == PLAN_WARM:
+            self.plan_clock = time.time()  # the first iterations (loader start, first kernels) are not timed
+        if args.minutes is not None and ft["planned"] is None and self.iteration - start_it == PLAN_WARM + PLAN_AFTER:
+            vals = 4 if self.validate is not None else 0
+            now = time.time()
+            planned = plan_iterations(PLAN_AFTER, now - self.plan_clock, args.minutes * 60 - (self.plan_clock - self.clock_start),
+                                      self.validation_seconds, vals)
+            planned = int(all_reduce_max(float(self.iteration - PLAN_AFTER + planned), self.dist))
+            args.iterations, args.steps = planned, [int(planned * 0.8)]
+            ft.update(planned=planned, steps=args.steps)
+            if args.val_every is None:
+                args.val_every = max(1, planned // 4)
+            self._say(f"--minutes {args.minutes:g}: {planned} iterations fit the budget (lr x{args.gamma} at {args.steps[0]})")
+        if self.validate is not None and args.val_every and self.iteration % args.val_every == 0 \
+                and self.iteration < args.iterations:
+            self._run_validation()
+        if args.minutes is not None and time.time() - self.clock_start > args.minutes * 60:
+            self._say(f"--minutes {args.minutes:g}: the budget is spent at iteration {self.iteration}")
+            self.stop_signal = 2
+
+    def _finetune_end(self) -> None:
+        ft = self.finetune
+        if self.validate is not None:
+            if ft["last_val_it"] != self.iteration:
+                self._run_validation()
+            if self.dist.is_main:
+                print(f"fine-tuned: validation J&F {ft['before']:.2f} before, {ft['best']:.2f} best (iteration "
+                      f"{ft['best_it']}) -> {self._finetuned_path()}", flush=True)
+        else:
+            self._keep()
+            if self.dist.is_main:
+                print(f"fine-tuned for {self.iteration} iterations (no validation: the last weights) -> "
+                      f"{self._finetuned_path()}", flush=True)
 
     def _install_signals(self) -> None:
         def handler(signum, frame):
@@ -234,8 +322,10 @@ class Trainer:
                 self.writer.add_scalar(name, value, it)
             rate = (it - start_it) / max(time.time() - start_time, 1e-9)
             eta = (args.iterations - it) / max(rate, 1e-9)
-            print(f"it {it}/{args.iterations} loss {out['loss'].item():.4f} iou {ious[0]:.3f}/{ious[1]:.3f} "
-                  f"lr {lr:.3g} p {p:.2f} | {rate:.2f} it/s, ETA {eta / 3600:.1f} h", flush=True)
+            eta_text = f"{eta / 3600:.1f} h" if eta >= 3600 else f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s"
+            total = args.iterations if args.iterations < 10**9 else "?"
+            print(f"it {it}/{total} loss {out['loss'].item():.4f} iou {ious[0]:.3f}/{ious[1]:.3f} "
+                  f"lr {lr:.3g} p {p:.2f} | {rate:.2f} it/s, ETA {eta_text if total != '?' else '?'}", flush=True)
         if it % args.image_every == 0:
             mean = torch.tensor(IMAGENET_MEAN, device=pred.device).view(3, 1, 1)
             std = torch.tensor(IMAGENET_STD, device=pred.device).view(3, 1, 1)

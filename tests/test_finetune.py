@@ -1,0 +1,185 @@
+"""Fine-tuning on one's own annotated videos: train_simvos.py --finetune, on the synthetic generator's
+data (a family the start checkpoint never saw), sparse annotations, studio workspaces, --minutes,
+exact resume and bad input."""
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dataset.annotated import find_annotated_videos
+from dataset.palette_io import write_label_png
+from dataset.synthetic_rich import make_glyph_video
+from dataset.vos_pairs import AnnotatedPairDataset
+from model import build_model, config_from_flags
+from model.variants import write_sidecar
+from tests.conftest import ROOT
+from util.errors import InputError
+
+ENV = dict(os.environ, PYTHONPATH=ROOT)
+PRETRAIN_ITERATIONS = 300
+
+
+def write_videos(root, count, every=1, seed=0, frames=12, size=(64, 96)):
+    """Glyph videos (the generator's family that a start checkpoint here never saw), generic layout;
+    a mask on every ``every``-th frame."""
+    rng = np.random.default_rng(seed)
+    for v in range(count):
+        rgb, labels = make_glyph_video(rng, frames, *size, int(rng.integers(1, 3)))
+        for t, (frame, label) in enumerate(zip(rgb, labels)):
+            os.makedirs(root / "JPEGImages" / f"v{v}", exist_ok=True)
+            os.makedirs(root / "Annotations" / f"v{v}", exist_ok=True)
+            Image.fromarray(frame).save(root / "JPEGImages" / f"v{v}" / f"{t:05d}.jpg", quality=95)
+            if t % every == 0:
+                write_label_png(str(root / "Annotations" / f"v{v}" / f"{t:05d}.png"), label)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_like_checkpoint(tmp_path_factory):
+    """As make demo makes its model, in small: vit_tiny trained from scratch on the generator's
+    'shapes' family (never on glyphs), written as our training writes it (state_dict + sidecar)."""
+    from dataset.synthetic import make_davis_dataset
+    folder = tmp_path_factory.mktemp("demo_like")
+    make_davis_dataset(str(folder / "DAVIS" / "2017" / "trainval"), n_train=8, n_val=1, size=(64, 96), n_frames=10, seed=1)
+    it = PRETRAIN_ITERATIONS
+    cmd = [sys.executable, "train_simvos.py", "--id", "demo_like", "--backbone_type", "vit_tiny", "--layer_index", "0",
+           "--use_token_learner", "False", "--pretrained", "none", "--yv_root", "none", "--davis_root", str(folder / "DAVIS"),
+           "--img_size", "64", "--batch_size", "4", "--iterations", str(it), "--lr", "2e-4", "--steps", str(int(it * 0.8)),
+           "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)), "--davis_max_jump", "5", "--drop_path", "0",
+           "--no_amp", "--num_workers", "0", "--device", "cpu", "--save_every", str(it), "--log_every", "100",
+           "--save_dir", str(folder / "saves"), "--log_dir", str(folder / "runs")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return str(folder / "saves" / "demo_like" / f"model_{it}.pth")
+
+
+@pytest.fixture(scope="module")
+def start_checkpoint(tmp_path_factory):
+    """A checkpoint in our training's format (bare state_dict + sidecar), trained on nothing."""
+    folder = tmp_path_factory.mktemp("start")
+    torch.manual_seed(0)
+    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
+    path = str(folder / "start.pth")
+    torch.save(build_model(config).state_dict(), path)
+    write_sidecar(path, config)
+    return path
+
+
+def finetune(data, checkpoint, saves, *extra, timeout=600):
+    cmd = [sys.executable, "train_simvos.py", "--id", "ft", "--finetune", *map(str, data), "--load_network", checkpoint,
+           "--num_workers", "0", "--no_amp", "--device", "cpu", "--save_dir", str(saves), "--log_dir", str(saves / "runs"),
+           *extra]
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+def test_pairs_come_from_annotated_frames_only(tmp_path):
+    videos = find_annotated_videos([write_videos(tmp_path / "d", 2, every=4)])
+    assert [v.annotated for v in videos] == [[0, 4, 8]] * 2
+    dataset = AnnotatedPairDataset(videos, max_jump=4, size=32, static=0.3)
+    rng = random.Random(0)
+    pairs = [dataset.frames_of(videos[0], rng) for _ in range(200)]
+    assert all(a in (0, 4, 8) and b in (0, 4, 8) and abs(a - b) <= 4 for a, b in pairs)
+    assert any(a == b for a, b in pairs) and any(a != b for a, b in pairs)   # static pairs and real ones
+    item = dataset[0, 7]
+    assert item["frames"].shape == (2, 3, 32, 32) and item["masks"].shape == (2, 2, 32, 32)
+
+
+def test_a_studio_workspace_gives_its_annotations_never_its_results(tmp_path):
+    from studio.store import Workspace, save_png_atomic
+    data = write_videos(tmp_path / "d", 1, every=1)
+    workspace = Workspace(str(tmp_path / "ws"))
+    session = workspace.create(str(data / "JPEGImages" / "v0"), "clip", owned=False)
+    labels = np.asarray(Image.open(data / "Annotations" / "v0" / "00000.png"))
+    for t in (0, 6):
+        save_png_atomic(session.path("masks", t), labels)
+    for t in (1, 2, 3):
+        save_png_atomic(session.path("results", t), labels)
+    (video,) = find_annotated_videos([str(tmp_path / "ws")])
+    assert video.annotated == [0, 6] and len(video.frames) == 12 and session.id in video.name
+    assert video.frames[0].endswith(os.path.join(session.id, "frames", "00000.jpg"))
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("empty", "no videos in it"), ("no frames", "a video without frames"),
+    ("size", "mask is 10x10 but its frame 00000.jpg is 96x64"), ("one mask", "1 annotated frame(s); fine-tuning needs at least 2"),
+    ("layout", "neither a studio workspace"),
+])
+def test_bad_folders_are_one_clear_line(tmp_path, problem, message):
+    root = tmp_path / "d"
+    if problem == "empty":
+        (root / "JPEGImages").mkdir(parents=True)
+    elif problem == "layout":
+        root.mkdir()
+    else:
+        write_videos(root, 1, every=1 if problem != "one mask" else 100)
+        if problem == "no frames":
+            (root / "JPEGImages" / "v9").mkdir()
+        if problem == "size":
+            write_label_png(str(root / "Annotations" / "v0" / "00000.png"), np.zeros((10, 10), np.uint8))
+    with pytest.raises(InputError, match=re.escape(message)):
+        find_annotated_videos([str(root)])
+
+
+@pytest.mark.slow
+def test_bad_input_on_the_command_line(tmp_path, start_checkpoint):
+    data = write_videos(tmp_path / "d", 3)
+    refused = finetune([data], start_checkpoint, tmp_path / "s", "--variant", "simvos_bs", "--iterations", "1")
+    assert refused.returncode == 2 and "trained with other model flags" in refused.stderr and "hint" in refused.stderr
+    missing = finetune([data], str(tmp_path / "none.pth"), tmp_path / "s", "--iterations", "1")
+    assert missing.returncode == 2 and "--load_network not found" in missing.stderr
+    empty = finetune([tmp_path / "nothing"], start_checkpoint, tmp_path / "s", "--iterations", "1")
+    assert empty.returncode == 2 and "folder not found" in empty.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_finetuning_improves_held_out_videos_of_an_unseen_family(tmp_path, demo_like_checkpoint):
+    """Trained on 6 glyph videos with sparse masks (every 2nd frame), validated on 2 held out: the
+    best weights kept score higher on those videos than the start checkpoint, scored independently."""
+    from evaluation.own_videos import score_videos
+    from inference_core import SimVOSPredictor
+    data = write_videos(tmp_path / "d", 8, every=2, seed=3)
+    proc = finetune([data], demo_like_checkpoint, tmp_path / "s", "--iterations", "160", "--val_videos", "2", "--val_every", "40")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"it 10/160 .*ETA", proc.stdout) and "fine-tuned: validation J&F" in proc.stdout
+    weights = tmp_path / "s" / "ft" / "finetuned.pth"
+    assert weights.is_file() and (tmp_path / "s" / "ft" / "finetuned.json").is_file()
+    held_out = find_annotated_videos([str(data)])[-2:]
+    before = score_videos(held_out, SimVOSPredictor.from_checkpoint(demo_like_checkpoint, device="cpu"))["J&F"]
+    after = score_videos(held_out, SimVOSPredictor.from_checkpoint(str(weights), device="cpu"))["J&F"]  # flags from its sidecar
+    assert after > before + 5, (before, after, proc.stdout[-2000:])
+
+
+@pytest.mark.slow
+def test_minutes_stop_in_time(tmp_path, start_checkpoint):
+    data = write_videos(tmp_path / "d", 3)
+    start = time.time()
+    proc = finetune([data], start_checkpoint, tmp_path / "s", "--minutes", "0.25")
+    seconds = time.time() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert re.search(r"--minutes 0.25: \d+ iterations fit the budget", proc.stderr)
+    assert seconds < 15 + 40, seconds          # the budget, and the start-up (imports, loading) around it
+    assert (tmp_path / "s" / "ft" / "finetuned.pth").is_file()
+
+
+@pytest.mark.slow
+def test_an_interrupted_finetune_resumes_exactly(tmp_path, start_checkpoint):
+    data = write_videos(tmp_path / "d", 3, every=3)
+    common = ["--iterations", "8", "--save_every", "4", "--seed", "5"]
+    straight = finetune([data], start_checkpoint, tmp_path / "a", *common)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    # As if the run had stopped after its state at iteration 4 was written.
+    first = finetune([data], start_checkpoint, tmp_path / "b", *common)
+    for name in ("checkpoint_8.pth", "model_8.pth", "finetuned.pth"):
+        os.remove(tmp_path / "b" / "ft" / name)
+    resumed = finetune([data], start_checkpoint, tmp_path / "b", *common, "--resume", "auto")
+    assert first.returncode == resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout and "at iteration 4" in resumed.stdout
+    checksum = lambda out: re.search(r"weights checksum (\S+)", out).group(1)
+    assert checksum(resumed.stdout) == checksum(straight.stdout)
