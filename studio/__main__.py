@@ -77,7 +77,7 @@ def build(args):
             "backbone": config.backbone_type, "demo_model": demo, "device": str(predictor.device),
             "published": matching_variant(config) is not None, "weights_help": WEIGHTS_HELP}
     token, _ = auth.resolve_token(args.token, workspace.root)
-    app = create_app(workspace, JobRunner(predictor, args.max_keyframes, args.live_sessions), token, info)
+    app = create_app(workspace, JobRunner(predictor, args.max_keyframes, args.live_sessions, os.path.abspath(args.checkpoint)), token, info)
     host = f"[{args.host}]" if ":" in args.host else args.host
     return app, f"http://{host}:{args.port}/?token={token}"
 

@@ -24,6 +24,9 @@ from dataset.masks import read_mask_file
 from outputs.formats import ResultWriter
 from outputs.video_job import write_overlay
 from studio import auth
+from inference_core.predictor import build_predictor
+from model.variants import recorded_model_flags, resolve_config
+from studio.finetune import list_models, new_finetune_job
 from studio.jobs import FINISHED, JobRunner
 from studio.requests import TooLarge, int_field, png_size, points_field, read_body, read_json, receive_upload, str_field
 from studio.store import Conflict, NotFound, Workspace, save_png_atomic
@@ -238,6 +241,38 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
                     return
                 await asyncio.sleep(0.25)
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    # ------------------------------------------------------------------ fine-tuning and models
+    current = {"name": "start", "start": runner.checkpoint}
+
+    @app.post("/api/finetune")
+    async def finetune(request: Request):
+        body = await read_json(request)
+        job = runner.submit_finetune(new_finetune_job(workspace, body.get("sessions"), body.get("minutes", 10)))
+        return {"job": job.id, "model": job.model}
+
+    @app.get("/api/models")
+    def models():
+        found = list_models(workspace.root, current["start"])
+        for model in found:
+            model["current"] = model["name"] == current["name"]
+        return {"models": found}
+
+    @app.post("/api/model")
+    async def switch_model(request: Request):
+        body = await read_json(request)
+        name = str_field(body, "name")
+        chosen = next((m for m in list_models(workspace.root, current["start"]) if m["name"] == name), None)
+        if chosen is None or not chosen["path"]:
+            raise NotFound(f"no model {name!r} (GET /api/models lists them)")
+        old = runner.predictor
+        predictor = await asyncio.to_thread(
+            build_predictor, chosen["path"], resolve_config(None, recorded_model_flags(chosen["path"]) or {}),
+            old.device, old.amp, old.max_objects_per_batch, size=old.size, overlap_io=old.overlap_io, compile=old.compile)
+        runner.switch_model(predictor, chosen["path"])
+        current["name"] = name
+        info.update(checkpoint=os.path.basename(chosen["path"]), demo_model=False if name != "start" else info.get("demo_model"))
+        return {"model": name, "path": chosen["path"]}
 
     # ------------------------------------------------------------------ export
     @app.get("/api/sessions/{session_id}/export")

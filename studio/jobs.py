@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from inference_core.predictor import SimVOSPredictor
 from inference_core.session import VideoSession
+from studio.finetune import FinetuneJob
 from studio.store import Conflict, StoredSession, save_png_atomic
 from util.errors import InputError
 from util.publish import write_json
@@ -65,7 +66,7 @@ class Job:
         elapsed = (self.finished or time.time()) - self.started if self.started else 0.0
         rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
         eta = (self.total - self.done) / rate if rate else None
-        return {"job": self.id, "session": self.session.id, "state": self.state, "done": self.done,
+        return {"job": self.id, "kind": "propagation", "session": self.session.id, "state": self.state, "done": self.done,
                 "total": self.total, "last_frame": self.last_frame, "error": self.error, "note": self.note,
                 "frame": self.frame, "direction": self.direction, "until": self.until,
                 "position": self.position if self.state == "queued" else None,
@@ -165,8 +166,13 @@ def _signature(path: str) -> tuple[int, int] | None:
 
 
 class JobRunner:
-    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = 8, live_sessions: int = DEFAULT_LIVE_SESSIONS):
-        self.predictor = predictor
+    """One queue and one worker for every job (propagations and fine-tuning runs); ``checkpoint``:
+    the weights the predictor was built from (what fine-tuning starts from)."""
+
+    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = 8, live_sessions: int = DEFAULT_LIVE_SESSIONS,
+                 checkpoint: str | None = None):
+        self.predictor, self.checkpoint = predictor, checkpoint
+        self.max_keyframes, self.live_sessions = max_keyframes, live_sessions
         self.live = LiveSessions(predictor, max_keyframes, live_sessions)
         self.jobs: dict[str, Job] = {}
         self.queue: queue.Queue[Job] = queue.Queue()
@@ -193,11 +199,33 @@ class JobRunner:
         self.queue.put(job)
         return job
 
+    def submit_finetune(self, job: FinetuneJob) -> FinetuneJob:
+        if self.checkpoint is None:
+            raise InputError("this studio was started without a checkpoint file to fine-tune")
+        with self.lock:
+            self.jobs[job.id] = job
+            self.waiting.append(job)
+            self._update_queue()
+        job.record()
+        self.queue.put(job)
+        return job
+
+    def switch_model(self, predictor: SimVOSPredictor, checkpoint: str) -> None:
+        """The next jobs use ``predictor``; live sessions are rebuilt (their references were the old model's)."""
+        with self.lock:
+            self.predictor, self.checkpoint = predictor, checkpoint
+            self.live = LiveSessions(predictor, self.max_keyframes, self.live_sessions)
+
     def _update_queue(self) -> None:
         """Queued jobs' positions and what they wait for (under the lock)."""
         self.waiting = [j for j in self.waiting if j.state == "queued"]
-        ahead = {"job": self.running.id, "session": self.running.session.id, "name": self.running.session.meta["name"]} \
-            if self.running else None
+        running = self.running
+        ahead = None
+        if isinstance(running, Job):
+            ahead = {"job": running.id, "kind": "propagation", "session": running.session.id,
+                     "name": running.session.meta["name"]}
+        elif running is not None:
+            ahead = {"job": running.id, "kind": "finetune", "session": None, "name": f"fine-tuning {running.model}"}
         for position, job in enumerate(self.waiting, 1):
             job.position, job.waiting_for = position, ahead
 
@@ -205,7 +233,8 @@ class JobRunner:
         """An annotation may change unless a queued or running job of the session depends on it:
         then a Conflict (409) that names the job."""
         with self.lock:
-            busy = [j for j in self.jobs.values() if j.session.id == session.id and j.state in ("queued", "running")]
+            busy = [j for j in self.jobs.values() if isinstance(j, Job) and j.session.id == session.id
+                    and j.state in ("queued", "running")]
         if busy:
             job = busy[0]
             raise Conflict(f"frame {index} cannot change while job {job.id} ({job.state}, {job.direction} from frame "
@@ -215,8 +244,10 @@ class JobRunner:
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id) if isinstance(job_id, str) else None
 
-    def cancel(self, job: Job) -> None:
+    def cancel(self, job) -> None:
         job.cancel.set()
+        if isinstance(job, FinetuneJob):
+            job.stop()
         with self.lock:
             if job.state == "queued":
                 job.state, job.finished = "cancelled", time.time()
@@ -236,8 +267,12 @@ class JobRunner:
                 self._update_queue()
             try:
                 job.record()
-                self._run(job)
-                job.state = "done"
+                if isinstance(job, FinetuneJob):
+                    job.run(self)
+                    job.state = "cancelled" if job.cancel.is_set() else "done"
+                else:
+                    self._run(job)
+                    job.state = "done"
             except Cancelled:
                 job.state = "cancelled"
             except InputError as exc:
@@ -246,7 +281,8 @@ class JobRunner:
                 job.state, job.error = "failed", f"the workspace cannot be written: {exc.strerror or exc}"
             except Exception as exc:  # a bug: the job fails with the message, the server stays up
                 traceback.print_exc()
-                self.live.drop(job.session.id)  # its state may be half-updated: rebuilt next time
+                if isinstance(job, Job):
+                    self.live.drop(job.session.id)  # its state may be half-updated: rebuilt next time
                 job.state, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
             job.finished = time.time()
             with self.lock:

@@ -636,3 +636,49 @@ def test_grabcut_strokes_refine_the_current_mask(tmp_path, predictor, clip):
     got = np.asarray(Image.open(io.BytesIO(response.content))) > 0
     assert got[14, 14] and not got[24, 30]                          # the strokes are hard constraints
     assert not got[:4].any() and not got[:, :4].any()                # outside the box: background
+
+
+@pytest.mark.slow
+def test_finetune_from_the_studio_and_switch_the_model(tmp_path, clip):
+    """Two annotated sessions, POST /api/finetune: a train_simvos.py --finetune process as a job
+    with progress and the validation J&F; the model appears in /api/models and, once chosen,
+    propagates the next job. Nothing is written outside the workspace."""
+    from model import config_from_flags
+    from model.variants import write_sidecar
+    from inference_core import build_predictor
+    path, _, labels = clip
+    torch.manual_seed(0)
+    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
+    checkpoint = str(tmp_path / "start.pth")
+    torch.save(build_model(config).state_dict(), checkpoint)
+    write_sidecar(checkpoint, config)
+    predictor = build_predictor(checkpoint, config, "cpu")
+    workspace = Workspace(str(tmp_path / "ws"))
+    client = TestClient(create_app(workspace, JobRunner(predictor, checkpoint=checkpoint), TOKEN, {"demo_model": False}))
+    sids = [upload(client, path).json()["id"] for _ in range(2)]
+    bad = client.post("/api/finetune", json={"sessions": sids, "minutes": 0.3}, headers=AUTH)
+    assert bad.status_code == 400 and "fine-tuning needs at least 2" in bad.json()["error"]
+    for sid in sids:
+        for t in (0, 5, 10):
+            client.put(f"/api/sessions/{sid}/masks/{t:05d}.png", content=png(labels[t]), headers=AUTH)
+    assert client.post("/api/finetune", json={"sessions": sids, "minutes": "ten"}, headers=AUTH).status_code == 400
+    started = client.post("/api/finetune", json={"sessions": sids, "minutes": 0.4}, headers=AUTH).json()
+    state = wait(client, started["job"], timeout=300)
+    assert state["state"] == "done", state
+    assert state["kind"] == "finetune" and state["total"] > 0, state
+    assert state["val_jf"] is not None and state["val_jf_before"] is not None, state
+    models = client.get("/api/models", headers=AUTH).json()["models"]
+    assert [m["name"] for m in models] == ["start", started["model"]] and models[0]["current"]
+    assert models[1]["path"].startswith(str(tmp_path / "ws")) and models[1]["val_jf"] == state["val_jf"]
+    assert client.post("/api/model", json={"name": "nope"}, headers=AUTH).status_code == 404
+    assert client.post("/api/model", json={"name": started["model"]}, headers=AUTH).json()["model"] == started["model"]
+    assert client.get("/api/models", headers=AUTH).json()["models"][1]["current"]
+    job = client.post(f"/api/sessions/{sids[0]}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
+    assert wait(client, job)["state"] == "done"
+    direct = SimVOSPredictor.from_checkpoint(models[1]["path"], device="cpu").open(str(path), memory="keyframes", max_keyframes=8)
+    for t in (0, 5, 10):
+        direct.add_mask(t, labels[t])
+    expected = {r.index: r.labels() for r in direct.propagate(0, "forward")}
+    got = np.asarray(Image.open(io.BytesIO(client.get(f"/api/sessions/{sids[0]}/masks/00003.png", headers=AUTH).content)))
+    np.testing.assert_array_equal(got, expected[3])
+    assert sorted(os.listdir(tmp_path)) == ["start.json", "start.pth", "ws"]

@@ -51,6 +51,8 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     g.add_argument("--finetune", nargs="+", default=None, metavar="DIR",
                    help="folders of annotated videos (JPEGImages/<video>/ + Annotations/<video>/, a DAVIS root, or a "
                         "studio workspace): fine-tune --load_network on them with the finetune preset")
+    g.add_argument("--sessions", nargs="+", default=None, metavar="ID",
+                   help="of a studio workspace given to --finetune, only these sessions")
     g.add_argument("--minutes", type=float, default=None, help="a wall-clock budget instead of --iterations")
     g.add_argument("--val", default=None, help="a folder of annotated videos to validate on (J&F, first-frame protocol)")
     g.add_argument("--val_videos", type=int, default=0, help="hold the last N videos of --finetune out to validate on")

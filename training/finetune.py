@@ -59,7 +59,7 @@ def fill_finetune_flags(args, device_type: str) -> None:
 
 def finetune_videos(args) -> tuple[list[AnnotatedVideo], list[AnnotatedVideo]]:
     """(training videos, validation videos): ``--val DIR``, else the last ``--val_videos`` held out."""
-    videos = find_annotated_videos(args.finetune)
+    videos = find_annotated_videos(args.finetune, sessions=set(args.sessions) if args.sessions else None)
     if args.val:
         val = find_annotated_videos([args.val])
     elif args.val_videos:

@@ -523,6 +523,43 @@ async function refreshSessions() {
   $("sessions").replaceChildren(element("option", { value: "", textContent: "earlier sessions…" }), ...options);
 }
 
+// ------------------------------------------------------------------ fine-tuning and models
+async function refreshFinetune() {
+  const { sessions } = await api.json("GET", "/api/sessions");
+  const usable = sessions.filter((s) => s.annotated.length >= 2);
+  const boxes = usable.map((s) => element("label", {}, element("input", { type: "checkbox", value: s.id, checked: true }),
+    ` ${s.name} (${s.annotated.length} annotated)`));
+  $("ft-sessions").replaceChildren(...(boxes.length ? boxes : [element("span", { textContent: "annotate at least 2 frames of a video first" })]));
+  const { models } = await api.json("GET", "/api/models");
+  $("models").replaceChildren(...models.map((m) => element("option", { value: m.name, selected: m.current,
+    textContent: `${m.name}${m.current ? " (in use)" : ""}${m.val_jf != null ? `, J&F ${m.val_jf}` : ""}` })));
+}
+
+async function startFinetune() {
+  const sessions = [...document.querySelectorAll("#ft-sessions input:checked")].map((b) => b.value);
+  if (!sessions.length) throw new Error("pick the videos to fine-tune on (each with at least 2 annotated frames)");
+  const body = await api.json("POST", "/api/finetune", { sessions, minutes: +$("ft-minutes").value });
+  $("ft-start").disabled = true; $("ft-cancel").disabled = false;
+  state.finetune = body.job;
+  const events = new EventSource(`/api/jobs/${body.job}/events`);
+  const end = () => { events.close(); $("ft-start").disabled = false; $("ft-cancel").disabled = true; state.finetune = null; };
+  events.onmessage = guard(async (e) => {
+    const job = JSON.parse(e.data);
+    const jf = job.val_jf == null ? "" : `, validation J&F ${job.val_jf}` + (job.val_jf_before != null ? ` (before ${job.val_jf_before})` : "");
+    const where = job.state === "queued" ? `queued (${job.position || "?"} in line)` : `${job.done}/${job.total || "?"} iterations`;
+    $("ft-text").textContent = `${job.state}: ${where}${jf}`;
+    if (["done", "failed", "cancelled", "interrupted"].includes(job.state)) {
+      end();
+      await refreshFinetune();
+      if (job.state === "done") {
+        $("models").value = job.model;
+        say(`fine-tuned model ${job.model} is ready${jf}: press "use this model" to propagate with it`);
+      } else if (job.error) say(`fine-tuning ${job.state}: ${job.error}`, true);
+    }
+  });
+  events.onerror = () => { end(); say("lost contact with the studio during fine-tuning (restarted?)", true); };
+}
+
 function guard(fn) {
   return async (...args) => { try { await fn(...args); } catch (err) { say(err.message, true); } };
 }
@@ -611,6 +648,14 @@ async function main() {
   window.addEventListener("beforeunload", (e) => {
     if (state.dirty || state.drafts.size) { e.preventDefault(); e.returnValue = ""; }
   });
+  $("ft-start").onclick = guard(startFinetune);
+  $("ft-cancel").onclick = guard(async () => { if (state.finetune) await api.json("DELETE", `/api/jobs/${state.finetune}`); });
+  $("use-model").onclick = guard(async () => {
+    const body = await api.json("POST", "/api/model", { name: $("models").value });
+    await refreshFinetune();
+    say(`the next propagations use ${body.model}`);
+  });
+  await refreshFinetune();
   await fromHash();
 }
 
