@@ -16,7 +16,7 @@ from evaluation.own_videos import score_videos
 from inference_core.predictor import SimVOSPredictor
 from training.cli import parse_args as training_args
 from training.data import SeededSampler, build_datasets
-from training.finetune import build_finetune_dataset, fill_finetune_flags, finetune_videos
+from training.finetune import build_finetune_dataset, fill_finetune_flags, finetune_videos, processing_size_for
 from training.trainer import Trainer
 from util.cli import run_cli
 from util.device import precision_name
@@ -28,10 +28,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return training_args(argv, __doc__)
 
 
-def validation_of(videos, device):
-    """net -> J&F of ``videos`` (first-frame protocol, evaluation/own_videos.py), the net in eval mode."""
+def validation_of(videos, device, size: int):
+    """net -> J&F of ``videos`` (first-frame protocol, evaluation/own_videos.py, frames at ``size``), the net in eval mode."""
     def validate(net) -> float:
-        return score_videos(videos, SimVOSPredictor(net, device, overlap_io=False))["J&F"]
+        return score_videos(videos, SimVOSPredictor(net, device, size=size, overlap_io=False))["J&F"]
     return validate
 
 
@@ -46,7 +46,7 @@ def main(argv=None) -> None:
             dataset, sizes = build_finetune_dataset(args, videos)
             if val:
                 sizes["validation_videos"] = len(val)
-                validate = validation_of(val, info.device)
+                validate = validation_of(val, info.device, processing_size_for(args.img_size))
         else:
             dataset, sizes = build_datasets(args)
         sampler = SeededSampler(dataset, info.world_size, info.rank, args.seed)

@@ -8,7 +8,8 @@ DAVIS clips. The last ``--test`` videos (by name) are held out; the model is fin
 (``train_simvos.py --finetune``, a ``--minutes`` CPU budget each) twice: with every frame's mask, and
 with every ``--every``-th frame's only (sparse annotations). Each model and copying the first mask
 are scored with the same code (evaluation/own_videos.py: first-frame protocol, every annotated frame
-after the first) on the held-out videos. Prints one JSON table.
+after the first; frames at the size that matches the model's training crops) on the held-out videos.
+Prints one JSON table.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import tempfile
 from dataset.annotated import find_annotated_videos
 from evaluation.own_videos import score_videos
 from inference_core.predictor import SimVOSPredictor
+from training.finetune import processing_size_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,6 +51,13 @@ def _finetune(checkpoint: str, folder: str, saves: str, name: str, minutes: floa
     return os.path.join(saves, name, "finetuned.pth"), proc.stdout
 
 
+def predictor_at_its_size(checkpoint: str) -> SimVOSPredictor:
+    """A predictor that runs frames at the size matching its training crops (as fine-tuning validates)."""
+    predictor = SimVOSPredictor.from_checkpoint(checkpoint, device="cpu")
+    predictor.size = processing_size_for(predictor.model.config.train_img_size)
+    return predictor
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
@@ -64,13 +73,13 @@ def main(argv=None) -> None:
         held_out = find_annotated_videos([os.path.join(tmp, "test")])
         table = {"train videos": train, "test videos": test, "minutes": args.minutes,
                  "copy the first mask": score_videos(held_out)["J&F"],
-                 "start model": score_videos(held_out, SimVOSPredictor.from_checkpoint(args.checkpoint, device="cpu"))["J&F"]}
+                 "start model": score_videos(held_out, predictor_at_its_size(args.checkpoint))["J&F"]}
         for label, every in (("every frame annotated", 1), (f"every {args.every}th frame annotated", args.every)):
             folder = os.path.join(tmp, f"train_{every}")
             _subset(args.data, train, folder, every)
             weights, log = _finetune(args.checkpoint, folder, os.path.join(tmp, "saves"), f"ft{every}", args.minutes)
             iterations = [line for line in log.splitlines() if line.startswith("fine-tuned")]
-            scores = score_videos(held_out, SimVOSPredictor.from_checkpoint(weights, device="cpu"))
+            scores = score_videos(held_out, predictor_at_its_size(weights))
             table[f"fine-tuned, {label}"] = {"J&F": scores["J&F"], "per video": scores["videos"], "log": iterations}
     print(json.dumps(table, indent=1))
 

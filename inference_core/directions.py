@@ -1,4 +1,4 @@
-"""Whole-video plans: which walks of a session give every frame a result (docs/method.md, section 5.3).
+"""Whole-video plans: which walks of a session give every frame a result (docs/method.md, section 5.4).
 
 * forward: one walk from the first annotated frame to the end; earlier frames are empty (background).
 * backward: one walk from the last annotated frame to frame 0; later frames empty.

@@ -191,17 +191,15 @@ class JobRunner:
         if frame not in annotated:
             job.note = (f"frame {frame} is not annotated: it is segmented from the annotated frames "
                         f"({', '.join(map(str, annotated))}) like the others")
-        with self.lock:
-            self.jobs[job.id] = job
-            self.waiting.append(job)
-            self._update_queue()
-        job.record()
-        self.queue.put(job)
-        return job
+        return self._enqueue(job)
 
     def submit_finetune(self, job: FinetuneJob) -> FinetuneJob:
         if self.checkpoint is None:
             raise InputError("this studio was started without a checkpoint file to fine-tune")
+        return self._enqueue(job)
+
+    def _enqueue(self, job):
+        """A job into the one queue, recorded in the workspace."""
         with self.lock:
             self.jobs[job.id] = job
             self.waiting.append(job)

@@ -163,7 +163,8 @@ def test_minutes_stop_in_time(tmp_path, start_checkpoint):
     proc = finetune([data], start_checkpoint, tmp_path / "s", "--minutes", "0.25")
     seconds = time.time() - start
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"--minutes 0.25: \d+ iterations fit the budget", proc.stderr)
+    # Planned after its first iterations, or (on a machine too busy to get that far) cut by the budget.
+    assert re.search(r"--minutes 0.25: (\d+ iterations fit the budget|the budget is spent)", proc.stderr), proc.stderr
     assert seconds < 15 + 40, seconds          # the budget, and the start-up (imports, loading) around it
     assert (tmp_path / "s" / "ft" / "finetuned.pth").is_file()
 

@@ -14,7 +14,7 @@ from model import build_model
 from model.aggregate import aggregate_logits
 from model.checkpoint import load_weights
 from model.flags import config_from_args
-from model.variants import write_sidecar
+from model.variants import check_recorded_variant, write_sidecar
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
 from training.data import derive_seed
@@ -87,6 +87,7 @@ class Trainer:
     def _initial_weights(self) -> None:
         args = self.args
         if args.load_network:
+            check_recorded_variant(args.load_network, self.config)  # weights of ours record their flags
             report = load_weights(self.net, args.load_network, resample_pos_embed=True)
             for note in report.notes:
                 self._say(f"note: {args.load_network}: {note}")
