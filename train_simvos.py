@@ -16,7 +16,7 @@ from evaluation.own_videos import score_videos
 from inference_core.predictor import SimVOSPredictor
 from training.cli import parse_args as training_args
 from training.data import SeededSampler, build_datasets
-from training.finetune import build_finetune_dataset, fill_finetune_flags, finetune_videos, processing_size_for
+from training.finetune import UNBOUNDED, build_finetune_dataset, fill_finetune_flags, finetune_videos, processing_size_for
 from training.trainer import Trainer
 from util.cli import run_cli
 from util.device import precision_name
@@ -59,7 +59,7 @@ def main(argv=None) -> None:
                             drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
         trainer = Trainer(args, info, batches_per_epoch, validate)
         if info.is_main:
-            plan = (f"iterations: as many as --minutes {args.minutes:g} holds" if args.iterations >= 10**9 else
+            plan = (f"iterations: as many as --minutes {args.minutes:g} holds" if args.iterations >= UNBOUNDED else
                     f"iterations {args.iterations} (lr x{args.gamma} at {args.steps})")
             print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
                   f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", {plan}, "

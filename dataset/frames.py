@@ -59,14 +59,6 @@ class FrameSource:
         for index in indices:
             yield index, read_rgb(self.paths[index])
 
-    def frame(self, index: int) -> np.ndarray:
-        """One frame, its reader closed at once (a video file is not left open)."""
-        reader = self.read(range(index, index + 1))
-        try:
-            return next(reader)[1]
-        finally:
-            reader.close()
-
 
 def iter_frames(seq: VideoSequence) -> Iterator[np.ndarray]:
     """RGB [H, W, 3] uint8 frames of a dataset sequence, in order, one at a time."""

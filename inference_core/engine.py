@@ -64,12 +64,12 @@ class InferenceCore:
     @torch.no_grad()
     def encode_references(self, frame: torch.Tensor, masks: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
         """frame [1, 3, H, W], masks {id: [H, W]} (all objects of the frame together: the prototype
-        weights of one depend on the others) -> {id: [M, C]}. The id None with an empty mask gives
-        the reference of an object absent from the frame (the same for every object: an empty
-        mask never wins a pixel of the prototype weights, whatever the others)."""
+        weights of one depend on the others) -> {id: [M, C]}. An empty mask (any id, 0 by the
+        session) gives the reference of an object absent from the frame: the same for every
+        object, since an empty mask never wins a pixel of the prototype weights."""
         if not masks:
             return {}
-        ids = sorted(masks, key=lambda i: -1 if i is None else i)
+        ids = sorted(masks)
         with autocast_for(self.device, self.amp):
             refs = self.model.encode_memory(frame, torch.stack([masks[i] for i in ids]).float().unsqueeze(0))[0]
         return dict(zip(ids, refs))
@@ -107,16 +107,13 @@ class InferenceCore:
     def _annotate(self, probs, others, annotation: FrameAnnotation):
         """The annotated objects' masks replace every prediction where they are; on a complete
         annotation the tracked objects it does not name are absent (zero)."""
-        merged = {}
+        merged = dict(zip(others, probs))
         if annotation.masks:
             region = torch.stack(list(annotation.masks.values())).sum(0) > 0.5
-            merged = dict(zip(others, probs * ~region))
+            merged = {i: p * ~region for i, p in merged.items()}
             merged.update({i: m.to(probs.dtype) for i, m in annotation.masks.items()})
-        else:
-            merged = dict(zip(others, probs))
         ids = sorted(set(self.object_ids) | set(merged))
-        shape = next(iter(annotation.masks.values())).shape if annotation.masks else probs.shape[-2:]
-        zero = probs.new_zeros(shape)
+        zero = probs.new_zeros(probs.shape[-2:])
         return (torch.stack([merged.get(i, zero) for i in ids]) if ids else probs), ids
 
     def _encode_pending(self) -> None:

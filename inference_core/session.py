@@ -330,7 +330,7 @@ class VideoSession:
             if frame is None:
                 frame = self._prepare(self.frames.one(index), index)[0]
             empty = frame.new_zeros(frame.shape[-2:])
-            annotation.absent_reference = self.core.encode_references(frame, {None: empty})[None]
+            annotation.absent_reference = self.core.encode_references(frame, {0: empty})[0]
         return annotation.absent_reference
 
     def _encode(self, annotation: _Annotation, index: int, frame: torch.Tensor, geometry) -> None:

@@ -90,10 +90,9 @@ def points_field(body: dict, key: str, width: int, height: int, limit: int = 200
     for item in value:
         if not isinstance(item, list) or len(item) not in (2, 3):
             raise InputError(f"{key!r}: each point is [x, y] or [x, y, radius], got {_short(item)}")
-        names = {"x": width - 1, "y": height - 1, "radius": 100}
         fields = dict(zip(("x", "y", "radius"), item))
-        x, y = (int_field(fields, k, 0 if k != "radius" else 1, names[k]) for k in ("x", "y"))
-        points.append((x, y, int_field(fields, "radius", 1, 100, 5)))
+        points.append((int_field(fields, "x", 0, width - 1), int_field(fields, "y", 0, height - 1),
+                       int_field(fields, "radius", 1, 100, 5)))
     return points
 
 
@@ -111,7 +110,7 @@ async def receive_upload(request, field: str, folder: str, limit: int) -> tuple[
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
         raise InputError(f"send the video as the multipart field {field!r} (or JSON {{\"video\": name under --videos}})")
-    state = {"name": None, "headers": [], "field": b"", "value": b"", "target": None, "size": 0, "done": False}
+    state = {"name": None, "headers": [], "field": b"", "value": b"", "target": None, "size": 0}
     path = temporary_path(os.path.join(folder, "upload"))
     out = None
 

@@ -26,6 +26,7 @@ LEARNING_RATES = {"vit_tiny": 2e-5, "vit_small": 2e-5, "vit_base": 1e-5, "vit_la
 FINETUNE_PRESET = dict(weight_decay=1e-7, gamma=0.1, start_warm=10**9, end_warm=10**9 + 1, top_p=0.15, max_jump=10,
                        log_every=10)
 DEFAULT_ITERATIONS = 1000  # without --minutes or --iterations
+UNBOUNDED = 10**9          # --iterations of a --minutes run until its plan is made
 PLAN_WARM = 2   # iterations not timed (the loader starting, first kernels)
 PLAN_AFTER = 5  # iterations timed before a --minutes budget is turned into iterations
 
@@ -51,7 +52,7 @@ def fill_finetune_flags(args, device_type: str) -> None:
     defaults = {**FINETUNE_PRESET, "lr": LEARNING_RATES[config.backbone_type],
                 "batch_size": 4 if device_type == "cuda" or not large else 2,
                 "drop_path": 0.1 if large else 0.0,
-                "iterations": args.iterations or (10**9 if args.minutes else DEFAULT_ITERATIONS)}
+                "iterations": args.iterations or (UNBOUNDED if args.minutes else DEFAULT_ITERATIONS)}
     for name, value in defaults.items():
         if getattr(args, name, None) is None:
             setattr(args, name, value)

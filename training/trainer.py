@@ -18,7 +18,7 @@ from model.variants import check_recorded_variant, write_sidecar
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
 from training.data import derive_seed
-from training.finetune import PLAN_AFTER, PLAN_WARM, plan_iterations
+from training.finetune import PLAN_AFTER, PLAN_WARM, UNBOUNDED, plan_iterations
 from training.schedule import bootstrap_fraction, lr_factor
 from training.stages import MAE_DEFAULTS
 from training.state import atomic_save, newest_state, prune_states, read_state
@@ -324,7 +324,7 @@ class Trainer:
             rate = (it - start_it) / max(time.time() - start_time, 1e-9)
             eta = (args.iterations - it) / max(rate, 1e-9)
             eta_text = f"{eta / 3600:.1f} h" if eta >= 3600 else f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s"
-            total = args.iterations if args.iterations < 10**9 else "?"
+            total = args.iterations if args.iterations < UNBOUNDED else "?"
             print(f"it {it}/{total} loss {out['loss'].item():.4f} iou {ious[0]:.3f}/{ious[1]:.3f} "
                   f"lr {lr:.3g} p {p:.2f} | {rate:.2f} it/s, ETA {eta_text if total != '?' else '?'}", flush=True)
         if it % args.image_every == 0:

@@ -31,10 +31,6 @@ def temporary_path(path: str) -> str:
     return os.path.join(folder, f".{stem}.{os.getpid()}-{secrets.token_hex(4)}.tmp{ext}")
 
 
-def is_temporary(name: str) -> bool:
-    return _TEMPORARY.match(name) is not None
-
-
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
