@@ -13,10 +13,10 @@ import sys
 from torch.utils.data import DataLoader
 
 from evaluation.own_videos import score_videos
-from inference_core.predictor import SimVOSPredictor
+from inference_core.predictor import DEFAULT_SIZE, SimVOSPredictor
 from training.cli import parse_args as training_args
 from training.data import SeededSampler, build_datasets
-from training.finetune import UNBOUNDED, build_finetune_dataset, fill_finetune_flags, finetune_videos, processing_size_for
+from training.finetune import UNBOUNDED, build_finetune_dataset, crop_size_for, fill_finetune_flags, finetune_videos
 from training.trainer import Trainer
 from util.cli import run_cli
 from util.device import precision_name
@@ -43,10 +43,12 @@ def main(argv=None) -> None:
         if args.finetune:
             fill_finetune_flags(args, info.device.type)
             videos, val = finetune_videos(args)
+            if args.img_size is None:
+                args.img_size = crop_size_for(videos)
             dataset, sizes = build_finetune_dataset(args, videos)
             if val:
                 sizes["validation_videos"] = len(val)
-                validate = validation_of(val, info.device, processing_size_for(args.img_size))
+                validate = validation_of(val, info.device, DEFAULT_SIZE)
         else:
             dataset, sizes = build_datasets(args)
         sampler = SeededSampler(dataset, info.world_size, info.rank, args.seed)

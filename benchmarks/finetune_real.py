@@ -1,14 +1,15 @@
 """Does fine-tuning on a few annotated real videos make the model better on real videos it never saw?
 
     python -m benchmarks.finetune_real --data DIR [--checkpoint demo_output/checkpoints/demo.pth]
-                                       [--minutes 8] [--test 5] [--every 10]
+                                       [--minutes 10] [--test 5] [--every 10]
 
 DIR: annotated videos in the generic layout (JPEGImages/<video>/, Annotations/<video>/), e.g. real
 DAVIS clips. The last ``--test`` videos (by name) are held out; the model is fine-tuned on the others
 (``train_simvos.py --finetune``, a ``--minutes`` CPU budget each) twice: with every frame's mask, and
 with every ``--every``-th frame's only (sparse annotations). Each model and copying the first mask
 are scored with the same code (evaluation/own_videos.py: first-frame protocol, every annotated frame
-after the first; frames at the size that matches the model's training crops) on the held-out videos.
+after the first; frames as the predictor runs them by default, shorter side at most 480) on the
+held-out videos.
 Prints one JSON table.
 """
 from __future__ import annotations
@@ -23,7 +24,6 @@ import tempfile
 from dataset.annotated import find_annotated_videos
 from evaluation.own_videos import score_videos
 from inference_core.predictor import SimVOSPredictor
-from training.finetune import processing_size_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -51,18 +51,11 @@ def _finetune(checkpoint: str, folder: str, saves: str, name: str, minutes: floa
     return os.path.join(saves, name, "finetuned.pth"), proc.stdout
 
 
-def predictor_at_its_size(checkpoint: str) -> SimVOSPredictor:
-    """A predictor that runs frames at the size matching its training crops (as fine-tuning validates)."""
-    predictor = SimVOSPredictor.from_checkpoint(checkpoint, device="cpu")
-    predictor.size = processing_size_for(predictor.model.config.train_img_size)
-    return predictor
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True)
     p.add_argument("--checkpoint", default=os.path.join(ROOT, "demo_output", "checkpoints", "demo.pth"))
-    p.add_argument("--minutes", type=float, default=8.0)
+    p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--test", type=int, default=5)
     p.add_argument("--every", type=int, default=10)
     args = p.parse_args(argv)
@@ -73,13 +66,13 @@ def main(argv=None) -> None:
         held_out = find_annotated_videos([os.path.join(tmp, "test")])
         table = {"train videos": train, "test videos": test, "minutes": args.minutes,
                  "copy the first mask": score_videos(held_out)["J&F"],
-                 "start model": score_videos(held_out, predictor_at_its_size(args.checkpoint))["J&F"]}
+                 "start model": score_videos(held_out, SimVOSPredictor.from_checkpoint(args.checkpoint, device="cpu"))["J&F"]}
         for label, every in (("every frame annotated", 1), (f"every {args.every}th frame annotated", args.every)):
             folder = os.path.join(tmp, f"train_{every}")
             _subset(args.data, train, folder, every)
             weights, log = _finetune(args.checkpoint, folder, os.path.join(tmp, "saves"), f"ft{every}", args.minutes)
             iterations = [line for line in log.splitlines() if line.startswith("fine-tuned")]
-            scores = score_videos(held_out, predictor_at_its_size(weights))
+            scores = score_videos(held_out, SimVOSPredictor.from_checkpoint(weights, device="cpu"))
             table[f"fine-tuned, {label}"] = {"J&F": scores["J&F"], "per video": scores["videos"], "log": iterations}
     print(json.dumps(table, indent=1))
 

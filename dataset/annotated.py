@@ -35,7 +35,8 @@ class AnnotatedVideo:
         return sorted(self.masks)
 
 
-def _image_size(path: str) -> tuple[int, int]:
+def image_size(path: str) -> tuple[int, int]:
+    """(width, height) of an image file, from its header."""
     try:
         with Image.open(path) as img:
             return img.size
@@ -46,7 +47,7 @@ def _image_size(path: str) -> tuple[int, int]:
 def _check_sizes(video: AnnotatedVideo) -> None:
     """Every mask has its frame's size (headers only)."""
     for index, mask in video.masks.items():
-        frame, got = _image_size(video.frames[index]), _image_size(mask)
+        frame, got = image_size(video.frames[index]), image_size(mask)
         if frame != got:
             raise InputError(f"{mask}: mask is {got[0]}x{got[1]} but its frame {os.path.basename(video.frames[index])} "
                              f"is {frame[0]}x{frame[1]}")

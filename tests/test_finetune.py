@@ -13,13 +13,14 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset.annotated import find_annotated_videos
+from dataset.annotated import AnnotatedVideo, find_annotated_videos
 from dataset.palette_io import write_label_png
 from dataset.synthetic_rich import make_glyph_video
 from dataset.vos_pairs import AnnotatedPairDataset
 from model import build_model, config_from_flags
 from model.variants import write_sidecar
 from tests.conftest import ROOT
+from training.finetune import crop_size_for
 from util.errors import InputError
 
 ENV = dict(os.environ, PYTHONPATH=ROOT)
@@ -106,6 +107,19 @@ def test_a_studio_workspace_gives_its_annotations_never_its_results(tmp_path):
     assert video.frames[0].endswith(os.path.join(session.id, "frames", "00000.jpg"))
 
 
+@pytest.mark.parametrize("height, width, crop", [(240, 427, 192), (480, 854, 384), (1080, 1920, 384), (64, 96, 48),
+                                                  (30, 40, 48)])
+def test_crops_give_objects_the_scale_inference_sees(tmp_path, height, width, crop):
+    """384-pixel crops for frames processed at 480 (the published pair), the same ratio below,
+    multiples of the patch; the median video decides."""
+    paths = []
+    for i, (h, w) in enumerate([(height, width), (height, width), (2000, 3000)]):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (w, h)).save(paths[-1])
+    videos = [AnnotatedVideo(f"v{i}", [path], {0: path}) for i, path in enumerate(paths)]
+    assert crop_size_for(videos[:1]) == crop_size_for(videos) == crop
+
+
 @pytest.mark.parametrize("problem, message", [
     ("empty", "no videos in it"), ("no frames", "a video without frames"),
     ("size", "mask is 10x10 but its frame 00000.jpg is 96x64"), ("one mask", "1 annotated frame(s); fine-tuning needs at least 2"),
@@ -145,7 +159,7 @@ def test_finetuning_improves_held_out_videos_of_an_unseen_family(tmp_path, demo_
     from evaluation.own_videos import score_videos
     from inference_core import SimVOSPredictor
     data = write_videos(tmp_path / "d", 8, every=2, seed=3)
-    proc = finetune([data], demo_like_checkpoint, tmp_path / "s", "--iterations", "200", "--lr", "1e-4", "--val_videos", "2",
+    proc = finetune([data], demo_like_checkpoint, tmp_path / "s", "--iterations", "200", "--val_videos", "2",
                     "--val_every", "50")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert re.search(r"it 10/200 .*ETA", proc.stdout) and "fine-tuned: validation J&F" in proc.stdout

@@ -13,7 +13,7 @@ from scipy.ndimage import binary_erosion
 
 import train_simvos
 from dataset.vos_pairs import PairAugmentation, sample_pair, sample_with_previous
-from model.losses import bootstrapped_ce
+from model.losses import bootstrapped_ce, pair_loss, soft_dice
 from training.schedule import bootstrap_fraction, lr_factor
 from training.stages import STAGES
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
@@ -120,6 +120,25 @@ def test_bootstrapped_loss_against_direct_computation(iteration, p):
     logits, target = torch.randn(2, 3, 17, 19), torch.randint(0, 3, (2, 17, 19))
     torch.testing.assert_close(bootstrapped_ce(logits, target, fraction).double(),
                                direct_bootstrap(logits, target, fraction), rtol=1e-5, atol=1e-6)
+
+
+def test_soft_dice_against_direct_computation():
+    """1 - Dice of each target's softmax probability and mask, counted pixel by pixel in numpy;
+    the fine-tuning loss adds it to the cross-entropy, the published loss (weight 0) does not."""
+    torch.manual_seed(3)
+    logits, target = torch.randn(1, 3, 9, 11), torch.randint(0, 3, (1, 9, 11))
+    probs = np.exp(logits[0].double().numpy())
+    probs /= probs.sum(0)
+    direct = []
+    for k in (1, 2):
+        truth = target[0].numpy() == k
+        direct.append(1 - (2 * (probs[k] * truth).sum() + 1) / (probs[k].sum() + truth.sum() + 1))
+    assert soft_dice(logits, target, 3).item() == pytest.approx(np.mean(direct), rel=1e-5)
+    certain = torch.nn.functional.one_hot(target, 3).permute(0, 3, 1, 2).float() * 40
+    assert soft_dice(certain, target, 3).item() < 1e-6
+    selector = torch.ones(1, 2)
+    assert pair_loss(logits, target, selector, 1.0, dice_weight=0.5).item() == pytest.approx(
+        bootstrapped_ce(logits, target, 1.0).item() + 0.5 * np.mean(direct), rel=1e-5)
 
 
 @pytest.mark.slow

@@ -1,30 +1,36 @@
 """Fine-tuning on people's own annotated videos: ``train_simvos.py --finetune DIR ... --load_network CK``.
 
 The ``finetune`` stage preset is for one device: a learning rate by backbone (lower for larger
-networks), constant then x0.1 for the last fifth, the crop size the checkpoint was trained at,
-a batch that fits, plain cross-entropy (no bootstrapping). Validation runs frames at the size that
-matches the crops (:func:`processing_size_for`). ``--minutes`` is a
-wall-clock budget: after the first iterations the run measures its speed and fixes the number of
-iterations (and the schedule) that fit, validations included; a training state records that plan,
-so ``--resume auto`` goes on with it. The model flags come from the checkpoint's sidecar when none
-are given. Validation (J&F, first-frame protocol) runs in the script, which passes it in.
+networks), constant then x0.1 for the last fifth, crops sized from the videos
+(:func:`crop_size_for`: objects at the scale inference sees them, whatever size the checkpoint was
+trained at; its position grid is resampled), a batch that fits, plain cross-entropy (no
+bootstrapping) plus a soft Dice term. Validation runs frames as the predictor does by default
+(shorter side at most 480). ``--minutes`` is a wall-clock budget: after the first iterations the
+run measures its speed and fixes the number of iterations (and the schedule) that fit, validations
+included; a training state records that plan, so ``--resume auto`` goes on with it. The model
+flags come from the checkpoint's sidecar when none are given. Validation (J&F, first-frame
+protocol) runs in the script, which passes it in.
 """
 from __future__ import annotations
 
 import os
 
-from dataset.annotated import AnnotatedVideo, find_annotated_videos
+from dataset.annotated import AnnotatedVideo, find_annotated_videos, image_size
 from dataset.vos_pairs import AnnotatedPairDataset
-from model.checkpoint import read_checkpoint, training_img_size, unwrap
+from inference_core.predictor import DEFAULT_SIZE
 from model.flags import config_from_args
 from training.data import SeededConcat
 from util.errors import InputError
 
-LEARNING_RATES = {"vit_tiny": 2e-5, "vit_small": 2e-5, "vit_base": 1e-5, "vit_large": 5e-6}
+LEARNING_RATES = {"vit_tiny": 1e-4, "vit_small": 2e-5, "vit_base": 1e-5, "vit_large": 5e-6}
 # Plain cross-entropy (the bootstrapped fraction stays 1): at 15% from the start, as the published
-# stage ends, the demo model collapsed to background within 30 iterations on real videos.
-FINETUNE_PRESET = dict(weight_decay=1e-7, gamma=0.1, start_warm=10**9, end_warm=10**9 + 1, top_p=0.15, max_jump=10,
-                       log_every=10)
+# stage ends, the demo model collapsed to background within 30 iterations on real videos. The Dice
+# term weighs each object by its area, so that small objects are not given up for background.
+FINETUNE_PRESET = dict(weight_decay=1e-7, gamma=0.1, start_warm=10**9, end_warm=10**9 + 1, top_p=0.15, dice_weight=1.0,
+                       max_jump=10, log_every=10)
+# The published ratio of training crop to processed frame: 384-pixel crops of frames whose shorter
+# side is 480 (the size they are evaluated at).
+CROP_RATIO = 384 / 480
 DEFAULT_ITERATIONS = 1000  # without --minutes or --iterations
 UNBOUNDED = 10**9          # --iterations of a --minutes run until its plan is made
 PLAN_WARM = 2   # iterations not timed (the loader starting, first kernels)
@@ -45,9 +51,6 @@ def fill_finetune_flags(args, device_type: str) -> None:
                  "num_bases_background"):
         if getattr(args, flag) is None and args.variant is None:
             setattr(args, flag, getattr(config, flag))
-    if args.img_size is None:
-        _, state = unwrap(read_checkpoint(args.load_network))
-        args.img_size = training_img_size(state, config) or config.train_img_size
     large = config.backbone_type in ("vit_base", "vit_large")
     defaults = {**FINETUNE_PRESET, "lr": LEARNING_RATES[config.backbone_type],
                 "batch_size": 4 if device_type == "cuda" or not large else 2,
@@ -59,6 +62,15 @@ def fill_finetune_flags(args, device_type: str) -> None:
     if args.steps is None:
         args.steps = [int(args.iterations * 0.8)] if args.minutes is None else []
     args.pretrained = "none"
+
+
+def crop_size_for(videos: list[AnnotatedVideo], patch_size: int = 16) -> int:
+    """The training crop for ``videos``: :data:`CROP_RATIO` of the shorter side their frames are
+    processed at (the median over the videos, at most the predictor's default size), down to a
+    multiple of ``patch_size``, at least 3 patches. 427x240 frames -> 192, 480p and larger -> 384."""
+    sides = sorted(min(image_size(v.frames[0])) for v in videos)
+    processed = min(sides[len(sides) // 2], DEFAULT_SIZE)
+    return max(3 * patch_size, int(processed * CROP_RATIO) // patch_size * patch_size)
 
 
 def finetune_videos(args) -> tuple[list[AnnotatedVideo], list[AnnotatedVideo]]:
@@ -92,9 +104,3 @@ def plan_iterations(done: int, seconds: float, budget_seconds: float, validation
     rate = done / max(seconds, 1e-9)
     left = budget_seconds - seconds - validation_seconds * validations
     return max(done + 1, done + int(left * rate))
-
-
-def processing_size_for(img_size: int) -> int:
-    """The shorter side to run a model trained on ``img_size`` crops at: the published ratio (384
-    crops, evaluated at 480p). Objects then have the size they had in training."""
-    return round(img_size * 480 / 384)

@@ -7,7 +7,7 @@ from model.presets import TRAIN_IMG_SIZE
 
 STAGES = {
     3: dict(lr=2e-5, weight_decay=1e-7, iterations=210000, steps=[125000], gamma=0.1, batch_size=4,
-            img_size=TRAIN_IMG_SIZE, start_warm=20000, end_warm=70000, top_p=0.15, drop_path=0.1, davis_repeat=5,
+            img_size=TRAIN_IMG_SIZE, start_warm=20000, end_warm=70000, top_p=0.15, dice_weight=0.0, drop_path=0.1, davis_repeat=5,
             davis_max_jump=10, yv_max_jump=2),
 }
 DEFAULT_SEED = 14159265

@@ -170,7 +170,7 @@ class Trainer:
             logits = self.model(frames[:, :-1], masks[:, :-1], frames[:, -1], present)   # [B, 2, S, S]
         probs = torch.sigmoid(logits.float()) * selector[:, :, None, None]
         agg = aggregate_logits(probs, dim=1)                                      # [B, 3, S, S]
-        loss = pair_loss(agg, class_map, present.float(), p)
+        loss = pair_loss(agg, class_map, present.float(), p, self.args.dice_weight)
         return {"loss": loss, "agg": agg, "class_map": class_map, "frames": frames}
 
     def optimise(self, loss: torch.Tensor) -> None:
