@@ -39,14 +39,17 @@ INTERRUPTED = "finished sequences are kept, the unfinished one was removed"
 @dataclass
 class PlannedSequence:
     """A sequence before it is read: ``load()`` resolves it (errors surface when it is reached);
-    ``expected``: PNGs a complete output folder holds; ``cost``: frames x objects, for balancing;
-    ``keep``: frame stems to write (default all)."""
+    ``expected``: PNGs a complete output folder holds (in it and its sub-folders); ``cost``: frames x
+    objects, for balancing; ``keep``: frame stems to write (default all); ``object_folders``: write
+    one binary PNG per object, ``<object folder>/<frame>.png`` ({object id: folder}: SA-V's layout,
+    overlaps kept), instead of one label map per frame."""
 
     name: str
     load: Callable[[], VideoSequence]
     expected: int
     cost: int
     keep: set[str] | None = None
+    object_folders: dict[int, str] | None = None
 
 
 class CurrentStderr:
@@ -97,20 +100,34 @@ def read_object_mask(path: str) -> np.ndarray:
 
 
 def sequence_complete(folder: str, expected: int) -> bool:
-    """A published sequence folder holds its ``expected`` PNGs."""
-    return os.path.isdir(folder) and sum(f.endswith(".png") for f in os.listdir(folder)) == expected
+    """A published sequence folder holds its ``expected`` PNGs (counting its sub-folders')."""
+    return os.path.isdir(folder) and sum(f.endswith(".png") for _, _, files in os.walk(folder) for f in files) == expected
+
+
+def write_object_pngs(folder: str, stem: str, object_ids: list[int], masks: np.ndarray,
+                      object_folders: dict[int, str]) -> None:
+    """masks [K, H, W] bool of ``object_ids`` -> ``folder/<object folder>/<stem>.png`` 0/1 PNGs, an
+    empty mask for the objects not tracked (yet)."""
+    shape = masks.shape[1:]
+    for obj, name in object_folders.items():
+        mask = masks[object_ids.index(obj)] if obj in object_ids else np.zeros(shape, bool)
+        write_label_png(os.path.join(folder, name, stem + ".png"), mask.astype(np.uint8))
 
 
 def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: str,
-                     scores_root: str | None = None, keep: set[str] | None = None) -> int:
+                     scores_root: str | None = None, keep: set[str] | None = None,
+                     object_folders: dict[int, str] | None = None) -> int:
     """Segments one sequence into ``out_root/<name>/<frame>.png`` (and ``.npy`` scores): one
     forward walk from frame 0, each mask naming only the objects it adds (the published meaning;
-    255 is void). keep: frame stems to write (default all). Returns the number of frames processed.
+    255 is void). keep: frame stems to write (default all); object_folders: one binary PNG per
+    object instead (see :class:`PlannedSequence`). Returns the number of frames processed.
     """
-    if not seq.annotations:
+    if not seq.annotations and not seq.object_annotations:
         raise InputError(f"{seq.name}: no annotated frame: nothing to segment")
     source = source_of(seq)
     video = predictor.open(source)
+    for index, paths in sorted((seq.object_annotations or {}).items()):
+        video.add_mask(index, {obj: read_label_png(path) for obj, path in paths.items()}, complete=False)
     objects = seq.annotation_objects or {}
     for index in sorted(seq.annotations):
         path = seq.annotations[index]
@@ -124,12 +141,18 @@ def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: s
     targets = [(out_root, ".png")] + ([(scores_root, ".npy")] if scores_root else [])
     with staged_folders([os.path.join(root, seq.name) for root, _ in targets]) as staging:
         labels_dir, scores_dir = staging[0], (staging[1] if scores_root else None)
+        for name in (object_folders or {}).values():
+            os.makedirs(os.path.join(labels_dir, name))
         with writer_for(predictor.overlap_io) as writer:
             for result in video.propagate(0, "forward"):
                 stem = stems[result.index]
                 if keep is not None and stem not in keep:
                     continue
-                writer.submit(write_label_png, os.path.join(labels_dir, stem + ".png"), result.labels())
+                if object_folders is not None:
+                    writer.submit(write_object_pngs, labels_dir, stem, result.object_ids, result.object_masks(),
+                                  object_folders)
+                else:
+                    writer.submit(write_label_png, os.path.join(labels_dir, stem + ".png"), result.labels())
                 if scores_dir:
                     writer.submit(np.save, os.path.join(scores_dir, stem + ".npy"),
                                   result.probs.to(torch.float16).cpu().numpy())
@@ -226,7 +249,7 @@ def _run_one(predictor, plan: PlannedSequence, out_root, scores_root, overwrite,
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    stats.frames += segment_sequence(predictor, seq, out_root, scores_root, plan.keep)
+    stats.frames += segment_sequence(predictor, seq, out_root, scores_root, plan.keep, plan.object_folders)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     stats.seconds += time.perf_counter() - start
