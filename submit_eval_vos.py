@@ -55,6 +55,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_model_flags(p)
     add_predictor_flags(p)
     p.add_argument("--videos", nargs="+", default=None, help="only these videos")
+    p.add_argument("--resume_every", type=int, default=200,
+                   help="mose/lvos/sav/generic: save a video's walk every N frames, so that a killed run continues "
+                        "it exactly where its results stop (0: redo unfinished videos from their start)")
     add_bool_flag(p, "--overwrite", False, help="recompute videos that are already complete")
     add_shard_flags(p)
     return p.parse_args(argv)
@@ -113,7 +116,9 @@ def _plans(args):
             raise InputError(f"--score: YouTube-VOS {args.split} has no public ground truth: submit the zip to CodaLab")
         return youtube_plans(args.data_root, args.split, False, args.videos), True, None
     bench = open_benchmark(args.dataset, args.data_root, args.split)
-    plans = benchmark_plans(bench, args.use_all_masks, args.videos)
+    if args.resume_every < 0:
+        raise InputError(f"--resume_every must be 0 or more, got {args.resume_every}")
+    plans = benchmark_plans(bench, args.use_all_masks, args.videos, args.resume_every or None)
     scorer = (lambda out: score_results(bench, out, args.split)) if args.score else None
     return plans, args.dataset == "mose", scorer
 

@@ -85,9 +85,11 @@ def video_plans(sequences: list[VideoSequence]) -> list[PlannedSequence]:
             for s in sequences]
 
 
-def benchmark_plans(bench: BenchmarkRoot, all_masks: bool = False, only: list[str] | None = None) -> list[PlannedSequence]:
+def benchmark_plans(bench: BenchmarkRoot, all_masks: bool = False, only: list[str] | None = None,
+                    resume_every: int | None = None) -> list[PlannedSequence]:
     """MOSE, LVOS, SA-V or generic videos (dataset/benchmarks.py): every frame written; SA-V one
-    binary PNG per object and frame (``<video>/<object>/<frame>.png``)."""
+    binary PNG per object and frame (``<video>/<object>/<frame>.png``); each video a resumable unit
+    with a resume point every ``resume_every`` frames (evaluation/runner.py)."""
     names = bench.videos if only is None else only
     missing = sorted(set(names) - set(bench.videos))
     if missing:
@@ -98,8 +100,9 @@ def benchmark_plans(bench: BenchmarkRoot, all_masks: bool = False, only: list[st
         if bench.name == "sav":
             folders = {sav_object_id(f): f for f in sav_objects(bench, name)}
             plans.append(PlannedSequence(name, lambda n=name: load_video(bench, n), frames * len(folders),
-                                         frames * len(folders), object_folders=folders))
+                                         frames * len(folders), object_folders=folders, resume_every=resume_every))
             continue
         objects = len(bench.meta[name]) if bench.meta else 1
-        plans.append(PlannedSequence(name, lambda n=name: load_video(bench, n, all_masks), frames, frames * objects))
+        plans.append(PlannedSequence(name, lambda n=name: load_video(bench, n, all_masks), frames, frames * objects,
+                                     resume_every=resume_every))
     return plans

@@ -95,6 +95,23 @@ class InferenceCore:
         self.object_ids = sorted(tracked)
         self.pending = None
 
+    def snapshot(self) -> dict:
+        """The walk's state after its last step, on the CPU: the memory, the tracked objects and the
+        frame whose previous-frame memory is still to be encoded (see :meth:`restore`)."""
+        p = self.pending
+        return {"memory": self.memory.state(), "object_ids": list(self.object_ids),
+                "pending": None if p is None else {"index": p.index, "frame": p.frame.cpu().clone(),
+                                                   "probs": p.probs.cpu().clone(), "annotated": list(p.annotated)}}
+
+    def restore(self, memory: Memory, snapshot: dict) -> None:
+        """Continues the walk of :meth:`snapshot` with ``memory`` (an empty memory of its policy):
+        the next steps give exactly what they would have given in that walk."""
+        memory.load_state(snapshot["memory"], self.device)
+        self.memory, self.object_ids = memory, list(snapshot["object_ids"])
+        p = snapshot["pending"]
+        self.pending = None if p is None else _Pending(p["index"], p["frame"].to(self.device),
+                                                       p["probs"].to(self.device), list(p["annotated"]))
+
     @torch.no_grad()
     def step(self, frame: torch.Tensor, frame_index: int,
              annotation: FrameAnnotation | None = None) -> tuple[list[int], torch.Tensor]:

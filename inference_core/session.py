@@ -160,6 +160,7 @@ class VideoSession:
         self.annotations: dict[int, _Annotation] = {}
         self.frame_shape: tuple[int, int] | None = None
         self._changes = 0   # a walk in progress stops if the annotations change under it
+        self._step_sign = 1  # the direction of the last walk
 
     def __len__(self) -> int:
         if self.frames.length is None:
@@ -234,14 +235,20 @@ class VideoSession:
 
     # ------------------------------------------------------------------ propagation
     def propagate(self, start: int | None = None, direction: str = "forward",
-                  stop: int | None = None) -> Iterator[FrameResult]:
+                  stop: int | None = None, resume: dict | None = None) -> Iterator[FrameResult]:
         """FrameResults of the frames from ``start`` to ``stop`` (both included) in walking order.
         start: default the first annotated frame (forward) or the last (backward); stop: default
         the last frame (forward) or frame 0 (backward). An annotated frame answers with its
-        annotation; the others are segmented from the memory."""
+        annotation; the others are segmented from the memory. resume: a :meth:`walk_state` of an
+        earlier walk of these annotations: that walk continues from the frame after it (``start``
+        ignored), exactly as it would have gone on."""
         if direction not in WALKS:
             raise InputError(f"direction must be one of {', '.join(WALKS)}, got {direction!r}")
         step = 1 if direction == "forward" else -1
+        if resume is not None:
+            if resume["step"] != step:
+                raise InputError(f"the saved walk went {WALKS[resume['step'] == -1]}, not {direction}")
+            start = resume["index"] + step
         if start is None:
             if not self.annotations:
                 raise InputError("no annotated frame: add a mask first (or give start)")
@@ -254,11 +261,23 @@ class VideoSession:
             if (stop - start) * step < 0:
                 raise InputError(f"stop {stop} is {'before' if step == 1 else 'after'} start {start} "
                                  f"for a {direction} propagation")
-        return self._walk(start, step, stop)
+        return self._walk(start, step, stop, resume)
 
-    def _walk(self, start: int, step: int, stop: int | None) -> Iterator[FrameResult]:
+    def walk_state(self) -> dict:
+        """After a FrameResult of a propagation: what continues that walk exactly from the next frame
+        (``propagate(resume=state)``, in this session or a new one with the same annotations): the
+        frame reached, the direction and the engine's state, tensors on the CPU (torch.save-able)."""
+        if self.core.pending is None:
+            raise InputError("no frame propagated yet: nothing to continue")
+        return {"index": self.core.pending.index, "step": self._step_sign, "core": self.core.snapshot()}
+
+    def _walk(self, start: int, step: int, stop: int | None, resume: dict | None = None) -> Iterator[FrameResult]:
         changes = self._changes
-        self._begin(start, step)
+        self._step_sign = step
+        if resume is None:
+            self._begin(start, step)
+        else:
+            self.core.restore(make_memory(self.policy, self.max_keyframes), resume["core"])
         indices = range(start, stop + step if stop is not None else 2**62, step)
         frames = self.frames.read(indices)
         if self.predictor.overlap_io:

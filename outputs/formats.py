@@ -62,23 +62,31 @@ class ResultWriter:
             if kind in kinds:
                 os.makedirs(os.path.join(stage, kind), exist_ok=True)
 
-    def write_frame(self, index: int, labels: np.ndarray, probs: tuple[np.ndarray, list[int]] | None) -> None:
-        """labels [H, W] uint8; probs: (float16 [K+1, H, W], object ids) when probabilities are saved.
-        Host data only: this can run on a writer thread while the network computes the next frame."""
+    def write_frame(self, index: int, labels: np.ndarray, probs: tuple[np.ndarray, list[int]] | None,
+                    own_masks: dict[int, np.ndarray] | None = None) -> None:
+        """labels [H, W] uint8; probs: (float16 [K+1, H, W], object ids) when probabilities are saved;
+        own_masks: {id: [H, W] bool} of independent objects (overlaps kept), for the objects and coco
+        kinds (default: split from ``labels``). Host data only: this can run on a writer thread while
+        the network computes the next frame."""
+        def mask_of(obj: int) -> np.ndarray:
+            if own_masks is None:
+                return labels == obj
+            return own_masks[obj] if obj in own_masks else np.zeros(labels.shape, bool)
+
         stem = self.stems[index]
         write_label_png(os.path.join(self.stage, "palette", stem + ".png"), labels)
         if "objects" in self.kinds:
             for obj in self.objects:
                 folder = os.path.join(self.stage, "objects", str(obj))
                 os.makedirs(folder, exist_ok=True)
-                Image.fromarray(np.where(labels == obj, 255, 0).astype(np.uint8), mode="L").save(
+                Image.fromarray(np.where(mask_of(obj), 255, 0).astype(np.uint8), mode="L").save(
                     os.path.join(folder, stem + ".png"))
         if "probs" in self.kinds:
             np.savez(os.path.join(self.stage, "probs", stem + ".npz"), probs=probs[0],
                      object_ids=np.array(probs[1], np.int32))
         if "coco" in self.kinds:
             for obj in self.objects:
-                mask = labels == obj
+                mask = mask_of(obj)
                 x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
                 self.records.append({"frame": index, "time": round(self.times[index], 6),
                                      "file_name": stem, "object_id": obj, "area": int(mask.sum()),

@@ -223,3 +223,32 @@ def test_shards_write_what_one_process_writes(ckpt, tmp_path):
         for name in names:
             np.testing.assert_array_equal(np.array(Image.open(tmp_path / "one/tiny" / video / name)),
                                           np.array(Image.open(tmp_path / "two/tiny" / video / name)))
+
+
+def test_a_killed_long_video_continues_exactly_where_its_results_stop(ckpt, tmp_path, monkeypatch, capsys):
+    import evaluation.runner as runner
+    make_lvos_set(str(tmp_path / "valid"), videos=("v1",), n=16)
+    flags = ["--overlap_io", "False", "--resume_every", "4"]
+    _run(ckpt, "lvos", tmp_path, tmp_path / "whole", *flags)
+    real, written = runner.write_label_png, []
+
+    def killed_at_frame_11(path, labels):
+        if len(written) == 10:
+            raise KeyboardInterrupt
+        written.append(path)
+        real(path, labels)
+    monkeypatch.setattr(runner, "write_label_png", killed_at_frame_11)
+    with pytest.raises(KeyboardInterrupt):
+        _run(ckpt, "lvos", tmp_path, tmp_path / "resumed", *flags)
+    partial = tmp_path / "resumed/tiny/.v1.partial"
+    assert len([f for f in os.listdir(partial) if f.endswith(".png")]) == 10 and (partial / "resume.pt").exists()
+    monkeypatch.setattr(runner, "write_label_png", real)
+    capsys.readouterr()
+    _run(ckpt, "lvos", tmp_path, tmp_path / "resumed", *flags)
+    assert "1 sequences (0 already done), 8 frames" in capsys.readouterr().out   # frames 9-16: after the point at 8
+    assert not partial.exists()
+    names = sorted(os.listdir(tmp_path / "whole/tiny/v1"))
+    assert names == sorted(os.listdir(tmp_path / "resumed/tiny/v1")) and len(names) == 16
+    for name in names:
+        np.testing.assert_array_equal(np.array(Image.open(tmp_path / "whole/tiny/v1" / name)),
+                                      np.array(Image.open(tmp_path / "resumed/tiny/v1" / name)))
