@@ -85,6 +85,20 @@ def test_training_without_tensorboard_still_logs(davis_root, tmp_path, capsys, m
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_events_stream_follows_a_published_stage_run(davis_root, tmp_path):
+    from util.run_events import EventReader, Finished, Planned, Progress, Saved
+    events = str(tmp_path / "events.jsonl")
+    train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "2", "--save_every", "100", "--events", events))
+    got = EventReader(events).read()
+    saves = tmp_path / "saves" / "t"
+    assert [type(e) for e in got] == [Planned, Progress, Progress, Saved, Saved, Finished]
+    assert got[0].iterations == 2 and [(e.iteration, e.total) for e in got[1:3]] == [(1, 2), (2, 2)]
+    assert all(np.isfinite(e.loss) and e.loss > 0 for e in got[1:3])
+    assert {e.path for e in got[3:5]} == {str(saves / "model_2.pth"), str(saves / "checkpoint_2.pth")}
+    assert got[-1] == Finished(2, "done", str(saves / "model_2.pth"), None)
+    assert os.path.isfile(got[-1].weights)
+
+
 def test_image_and_mask_stay_aligned_through_augmentation():
     torch.manual_seed(0)
     h, w = 60, 80
@@ -207,8 +221,9 @@ def test_sigterm_saves_the_state_before_exiting(davis_root, tmp_path):
     import signal
     import time
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "train_simvos.py",
-                             *train_argv(davis_root, tmp_path, "--iterations", "100000", "--save_every", "100000")],
+    events = str(tmp_path / "events.jsonl")
+    proc = subprocess.Popen([sys.executable, "train_simvos.py", *train_argv(davis_root, tmp_path, "--iterations", "100000",
+                                                                          "--save_every", "100000", "--events", events)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stdout:
@@ -221,3 +236,7 @@ def test_sigterm_saves_the_state_before_exiting(davis_root, tmp_path):
     stopped = int(re.search(r"stopped by signal at iteration (\d+)", err).group(1))
     state = torch.load(tmp_path / "saves" / "t" / f"checkpoint_{stopped}.pth", weights_only=True)
     assert state["it"] == stopped >= 2
+    from util.run_events import EventReader, Finished, Saved
+    got = EventReader(events).read()
+    assert Saved(stopped, str(tmp_path / "saves" / "t" / f"checkpoint_{stopped}.pth")) in got
+    assert got[-1] == Finished(stopped, "stopped", str(tmp_path / "saves" / "t" / f"model_{stopped}.pth"), None)

@@ -46,6 +46,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--device", default=None)
     p.add_argument("--max_nonfinite", type=int, default=20, help="stop after this many non-finite losses in a row")
+    p.add_argument("--events", default=None, metavar="FILE",
+                   help="append the run's progress to FILE as JSON lines (util/run_events.py: planned, progress, "
+                        "validation, saved, finished, failed); rank 0 writes it")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help="set by torch.distributed.launch")
     g = p.add_argument_group("fine-tuning on your own annotated videos (training/finetune.py)")
     g.add_argument("--finetune", nargs="+", default=None, metavar="DIR",
