@@ -8,14 +8,15 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 from torch.utils.data import DataLoader
 
 from evaluation.own_videos import score_videos
 from inference_core.predictor import DEFAULT_SIZE, SimVOSPredictor
-from training.cli import parse_args as training_args
-from training.data import SeededSampler, build_datasets
+from training.cli import check_flags, parse_args as training_args
+from training.data import SeededSampler, build_datasets, collate_samples
 from training.finetune import UNBOUNDED, build_finetune_dataset, crop_size_for, fill_finetune_flags, finetune_videos
 from training.trainer import Trainer
 from util.cli import run_cli
@@ -36,6 +37,15 @@ def validation_of(videos, device, size: int):
     return validate
 
 
+def report_failure(events: EventWriter | None, error: InputError) -> None:
+    """The ``failed`` event of ``error``, where the stream can still be written (not on a full disk)."""
+    if events is not None:
+        try:
+            events.emit(Failed(str(error), error.path))
+        except OSError:
+            pass
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     info = init_distributed(args.local_rank, args.device)
@@ -47,9 +57,14 @@ def main(argv=None) -> None:
     try:
         train(args, info, events)
     except InputError as exc:
-        if events is not None:
-            events.emit(Failed(str(exc), getattr(exc, "path", None)))
+        report_failure(events, exc)
         raise
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        full = InputError(f"{exc.filename or args.save_dir}: cannot be written: {exc.strerror}", exc.filename)
+        report_failure(events, full)
+        raise full from None
     finally:
         if events is not None:
             events.close()
@@ -58,6 +73,7 @@ def main(argv=None) -> None:
 
 def train(args, info, events) -> None:
     """The run of ``main`` once the processes are set up."""
+    check_flags(args)
     validate = None
     if args.finetune:
         fill_finetune_flags(args, info.device.type)
@@ -77,7 +93,7 @@ def train(args, info, events) -> None:
                          f"one batch of {args.batch_size}: lower --batch_size")
     # Samples do not depend on worker RNG (see training/data.py): any --num_workers gives the same batches.
     loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
-                        drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
+                        collate_fn=collate_samples, drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
     trainer = Trainer(args, info, batches_per_epoch, validate, events)
     if info.is_main:
         plan = (f"iterations: as many as --minutes {args.minutes:g} holds" if args.iterations >= UNBOUNDED else

@@ -194,6 +194,45 @@ def test_a_refused_finetune_reports_failed(tmp_path, start_checkpoint):
     assert EventReader(events).read()[-1].file == missing
 
 
+def test_jpeg_masks_are_refused_naming_the_file(tmp_path, start_checkpoint):
+    import train_simvos
+    data = write_videos(tmp_path / "d", 2, frames=4, size=(48, 64))
+    mask = data / "Annotations" / "v1" / "00002.png"
+    Image.open(mask).convert("RGB").save(data / "Annotations" / "v1" / "00002.jpg")
+    os.remove(mask)
+    with pytest.raises(InputError, match=re.escape(f"{data / 'Annotations' / 'v1' / '00002.jpg'}: JPEG masks are refused")):
+        train_simvos.main(finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations", "2"))
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_mask_broken_under_a_run_is_one_line_naming_it(tmp_path, start_checkpoint):
+    """Masks replaced by text while a data-loader worker reads them: the run stops with the file and
+    the reason in one line and a failed event (not the worker's traceback), its iterations saved."""
+    from util.run_events import EventReader, Failed, Progress
+    data = write_videos(tmp_path / "d", 2, frames=4, size=(48, 64))
+    events = str(tmp_path / "events.jsonl")
+    cmd = [sys.executable, "train_simvos.py", *finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations",
+                                                             "100000", "--log_every", "1", "--events", events)]
+    cmd[cmd.index("--num_workers") + 1] = "1"
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(ENV, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    reader, deadline = EventReader(events), time.time() + 120
+    while not any(isinstance(e, Progress) for e in reader.read()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    for mask in (data / "Annotations").glob("*/*.png"):
+        mask.write_text("not an image any more")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert re.match(rf"error: {re.escape(str(data / 'Annotations'))}/v\d/\d+\.png: unreadable mask", last), err[-2000:]
+    assert "Caught" not in err and "Traceback" not in err
+    failed = reader.read()[-1]
+    assert isinstance(failed, Failed) and failed.message == last[len("error: "):]
+    assert failed.file.startswith(str(data / "Annotations")) and failed.file.endswith(".png")
+    stopped = int(re.search(r"stopped at iteration (\d+)", last).group(1))
+    assert stopped >= 1 and (tmp_path / "s" / "ft" / f"checkpoint_{stopped}.pth").is_file()
+
+
 @pytest.mark.slow
 def test_finetuning_improves_held_out_videos_of_an_unseen_family(tmp_path, demo_like_checkpoint):
     """Trained on 6 glyph videos with sparse masks (every 2nd frame), validated on 2 held out: the

@@ -192,6 +192,37 @@ def test_missing_data_and_weights_are_clear_errors(davis_root, tmp_path):
         train_simvos.main(argv)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--iterations", "-5"], "--iterations must be at least 1, got -5"),
+    (["--iterations", "0"], "--iterations must be at least 1, got 0"),
+    (["--img_size", "0"], "--img_size must be at least 16, got 0"),
+    (["--batch_size", "-1"], "--batch_size must be at least 1"),
+    (["--lr", "0"], "--lr must be positive"),
+    (["--load_network", "/etc/passwd"], "/etc/passwd: not a PyTorch checkpoint"),
+    (["--save_dir", "A_FILE"], "names a file, not a folder"),
+])
+def test_bad_flags_are_one_line_and_leave_nothing(davis_root, tmp_path, flags, message):
+    from util.errors import InputError
+    (tmp_path / "a_file").write_text("not a folder")
+    flags = [str(tmp_path / "a_file") if f == "A_FILE" else f for f in flags]
+    argv = train_argv(davis_root, tmp_path, "--iterations", "2", "--save_dir", str(tmp_path / "saves"))
+    with pytest.raises(InputError) as refused:
+        train_simvos.main(argv + flags)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]   # no saves/, no runs/
+
+
+def test_a_full_disk_while_saving_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
+    import builtins
+    import training.state
+    from util.errors import InputError
+    # The temporary file is opened on /dev/full, whose writes fail with ENOSPC (a full disk).
+    monkeypatch.setattr(training.state, "open", lambda path, mode: builtins.open("/dev/full", mode), raising=False)
+    with pytest.raises(InputError, match=r"model_3.pth: cannot be written: No space left on device$"):
+        training.state.atomic_save({"w": torch.zeros(1000)}, str(tmp_path / "saves" / "model_3.pth"))
+    assert os.listdir(tmp_path / "saves") == []
+
+
 @pytest.mark.slow
 def test_two_processes_over_gloo_end_identical(davis_root, tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")

@@ -18,7 +18,7 @@ from model.flags import config_from_args
 from model.variants import check_recorded_variant, write_sidecar
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
-from training.data import derive_seed
+from training.data import DataFailure, derive_seed
 from training.finetune import PLAN_AFTER, PLAN_WARM, UNBOUNDED, plan_iterations
 from training.schedule import bootstrap_fraction, lr_factor
 from training.stages import MAE_DEFAULTS
@@ -210,6 +210,8 @@ class Trainer:
             sampler.set_epoch(self.epoch)
             sampler.set_start(self.batches_done * args.batch_size)
             for batch in loader:
+                if isinstance(batch, DataFailure):
+                    self._stop_on(batch)
                 self.batches_done += 1
                 torch.manual_seed(derive_seed(args.seed, self.iteration, self.dist.rank, 1))
                 p = bootstrap_fraction(self.iteration, args.start_warm, args.end_warm, args.top_p)
@@ -243,6 +245,14 @@ class Trainer:
         if self.finetune is not None and self.stop_signal != 1:
             self._finetune_end()
         self._emit(self._finished())
+
+    def _stop_on(self, failure: DataFailure) -> None:
+        """A data file could not be read: the iterations done so far are saved, then the failure is
+        raised as the one line the user sees."""
+        if self.iteration and not os.path.isfile(os.path.join(self.save_dir, f"checkpoint_{self.iteration}.pth")):
+            self.save()
+        raise InputError(f"{failure.message} (training stopped at iteration {self.iteration}, its state saved in "
+                         f"{self.save_dir}: --resume auto goes on once the data is back)", failure.path)
 
     def _finished(self) -> Finished:
         reason = {0: "done", 1: "stopped", 2: "budget"}[self.stop_signal]
