@@ -1,41 +1,6 @@
-// SimVOS studio page: state, API calls, canvas drawing, drafts, timeline. One file, no framework.
+// SimVOS studio page: state, canvas drawing, drafts, timeline (an ES module; api.js talks to the studio).
 // No server string is ever parsed as HTML: elements are built and their text set (textContent).
-"use strict";
-
-// The printed URL's ?token= set an HttpOnly cookie when the page loaded: take it out of the address
-// bar (and so out of the history); every request below carries the cookie, no URL carries the token.
-(() => {
-  const url = new URL(location.href);
-  if (url.searchParams.has("token")) {
-    url.searchParams.delete("token");
-    history.replaceState(null, "", url.pathname + url.search + url.hash);
-  }
-})();
-
-// ------------------------------------------------------------------ API
-const api = {
-  async call(method, path, body, type) {
-    const headers = {};
-    if (type) headers["Content-Type"] = type;
-    let res;
-    try {
-      res = await fetch(path, { method, headers, body, credentials: "same-origin" });
-    } catch (err) {
-      throw new Error("the studio does not answer (stopped or restarting?): try again in a moment");
-    }
-    if (!res.ok) {
-      let text = `${res.status} ${res.statusText}`;
-      try { text = (await res.json()).error || text; } catch (e) { /* not JSON: keep the status line */ }
-      throw new Error(text);
-    }
-    return res;
-  },
-  async json(method, path, body) {
-    const res = await this.call(method, path, body === undefined ? undefined : JSON.stringify(body),
-                                body === undefined ? undefined : "application/json");
-    return res.json();
-  },
-};
+import * as api from "./api.js";
 
 // ------------------------------------------------------------------ state
 const state = {
@@ -287,24 +252,18 @@ async function loadFrame(index, { keep = true } = {}) {
   if (keep) keepDraft();
   const ticket = ++state.loading;
   const frame = Math.max(0, Math.min(index, s.frames - 1));
-  const img = new Image();
-  img.src = `/api/sessions/${s.id}/frames/${pad(frame)}.jpg`;
-  await img.decode().catch(() => { throw new Error(`frame ${frame} could not be loaded`); });
+  const img = await api.bitmap(`/api/sessions/${s.id}/frames/${pad(frame)}.jpg`);
   let labels = new Uint8Array(s.width * s.height), annotated = false;
   const draft = state.drafts.get(frame);
-  if (!draft) {
-    const res = await fetch(`/api/sessions/${s.id}/masks/${pad(frame)}.png`, { credentials: "same-origin", cache: "no-store" });
-    if (res.ok) {
-      annotated = res.headers.get("X-Annotated") === "true";
-      const px = await decodeImage(await res.blob());
-      for (let i = 0; i < labels.length; i++) labels[i] = COLOUR_TO_LABEL.get((px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]) || 0;
-    } else if (res.status !== 404) {
-      let text = `${res.status}`;
-      try { text = (await res.json()).error || text; } catch (e) { /* keep the status */ }
-      throw new Error(text);
-    }
+  // Only a frame the session lists as annotated or computed has a mask to ask for.
+  if (!draft && (s.annotated.includes(frame) || s.computed_frames.includes(frame))) {
+    const res = await api.call("GET", `/api/sessions/${s.id}/masks/${pad(frame)}.png`);
+    annotated = res.headers.get("X-Annotated") === "true";
+    const px = await decodeImage(await res.blob());
+    for (let i = 0; i < labels.length; i++) labels[i] = COLOUR_TO_LABEL.get((px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]) || 0;
   }
-  if (ticket !== state.loading || s !== state.session) return;  // a newer request won
+  if (ticket !== state.loading || s !== state.session) { img.close(); return; }  // a newer request won
+  if (state.image) state.image.close();
   state.frame = frame; state.image = img; state.polygon = []; state.drag = null;
   if (draft) {
     state.labels = draft.labels; state.undo = draft.undo; state.grab = draft.grab; state.dirty = true;
@@ -384,12 +343,11 @@ function showProgress(job) {
 }
 
 function watchJob(jobId, sessionId) {
-  if (state.job && state.job.events) state.job.events.close();
-  const events = new EventSource(`/api/jobs/${jobId}/events`);
-  state.job = { id: jobId, session: sessionId, events, last: null };
+  if (state.job) state.job.stop.abort();
+  const stop = new AbortController();
+  state.job = { id: jobId, session: sessionId, stop, last: null };
   setRunning(true);
-  events.onmessage = guard(async (e) => {
-    const job = JSON.parse(e.data);
+  const onState = async (job) => {
     if (!state.job || state.job.id !== jobId) return;
     const mine = state.session && state.session.id === sessionId;
     if (mine) showProgress(job);
@@ -400,31 +358,15 @@ function watchJob(jobId, sessionId) {
       else if (job.last_frame === state.frame && !state.dirty) await loadFrame(state.frame, { keep: false });
       markTimeline();
     }
-    if (["done", "failed", "cancelled", "interrupted"].includes(job.state)) await jobEnded(job);
-  });
-  events.onerror = guard(async () => {
-    // The stream broke: the studio stopped or restarted. Ask for the job until it answers.
-    events.close();
-    if (!state.job || state.job.id !== jobId) return;
-    say("lost contact with the studio (stopped or restarting?): waiting for it…", true);
-    for (let attempt = 0; attempt < 60; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 2000));
-      if (!state.job || state.job.id !== jobId) return;
-      try {
-        const job = await api.json("GET", `/api/jobs/${jobId}`);
-        if (["done", "failed", "cancelled", "interrupted"].includes(job.state)) { await jobEnded(job); return; }
-        watchJob(jobId, sessionId);  // it is still running: follow it again
-        return;
-      } catch (err) {
-        if (/no job/.test(err.message)) { await jobEnded({ state: "interrupted", done: 0, total: 0, error: "the studio restarted and has no record of this job" }); return; }
-      }
-    }
-    await jobEnded({ state: "interrupted", done: 0, total: 0, error: "the studio does not answer: reload the page once it runs again" });
-  });
+  };
+  const onDrop = () => say("lost contact with the studio (stopped or restarting?): waiting for it…", true);
+  guard(async () => {
+    const job = await api.followJob(jobId, { finished: state.info.finished_job_states, onState, onDrop, signal: stop.signal });
+    if (job && state.job && state.job.id === jobId) await jobEnded(job);
+  })();
 }
 
 async function jobEnded(job) {
-  if (state.job && state.job.events) state.job.events.close();
   const sessionId = state.job && state.job.session;
   state.job = null;
   setRunning(false);
@@ -469,12 +411,7 @@ function markTimeline(scroll = false) {
 async function download(format) {
   // Fetched, not linked: a failed export shows its error instead of downloading it as a file.
   say(`exporting ${format}…`);
-  const res = await api.call("GET", `/api/sessions/${state.session.id}/export?format=${encodeURIComponent(format)}`);
-  const blob = await res.blob();
-  const name = (/filename="([^"]+)"/.exec(res.headers.get("Content-Disposition") || "") || [])[1] || `export.${format}`;
-  const link = element("a", { href: URL.createObjectURL(blob), download: name });
-  document.body.append(link); link.click(); link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  const name = await api.download(`/api/sessions/${state.session.id}/export?format=${encodeURIComponent(format)}`, `export.${format}`);
   say(`exported ${name}`);
 }
 
@@ -495,14 +432,15 @@ async function openSession(session, frame = null) {
   $("progress").value = 0;
   if (!state.job) $("progress-text").textContent = "";
   const timeline = $("timeline");
+  state.thumbs.disconnect();
   timeline.replaceChildren();
   const step = Math.max(1, Math.ceil(session.frames / 300));
   state.timelineStep = step;
   for (let i = 0; i < session.frames; i += step) {
-    const t = element("img", { loading: "lazy", alt: `frame ${i}`, title: `frame ${i}`, dataset: { frame: i },
-                               src: `/api/sessions/${session.id}/frames/thumb_${pad(i)}.jpg` });
+    const t = element("img", { alt: `frame ${i}`, title: `frame ${i}`, dataset: { frame: i } });
     t.onclick = guard(() => loadFrame(i));
     timeline.append(t);
+    state.thumbs.observe(t);
   }
   const links = ["palette", "objects", "coco", "mp4"].map((f) => {
     const b = element("button", { className: "link", textContent: f });
@@ -541,23 +479,26 @@ async function startFinetune() {
   const body = await api.json("POST", "/api/finetune", { sessions, minutes: +$("ft-minutes").value });
   $("ft-start").disabled = true; $("ft-cancel").disabled = false;
   state.finetune = body.job;
-  const events = new EventSource(`/api/jobs/${body.job}/events`);
-  const end = () => { events.close(); $("ft-start").disabled = false; $("ft-cancel").disabled = true; state.finetune = null; };
-  events.onmessage = guard(async (e) => {
-    const job = JSON.parse(e.data);
-    const jf = job.val_jf == null ? "" : `, validation J&F ${job.val_jf}` + (job.val_jf_before != null ? ` (before ${job.val_jf_before})` : "");
+  let jf = "";
+  const onState = (job) => {
+    jf = job.val_jf == null ? "" : `, validation J&F ${job.val_jf}` + (job.val_jf_before != null ? ` (before ${job.val_jf_before})` : "");
     const where = job.state === "queued" ? `queued (${job.position || "?"} in line)` : `${job.done}/${job.total || "?"} iterations`;
     $("ft-text").textContent = `${job.state}: ${where}${jf}`;
-    if (["done", "failed", "cancelled", "interrupted"].includes(job.state)) {
-      end();
-      await refreshFinetune();
-      if (job.state === "done") {
-        $("models").value = job.model;
-        say(`fine-tuned model ${job.model} is ready${jf}: press "use this model" to propagate with it`);
-      } else if (job.error) say(`fine-tuning ${job.state}: ${job.error}`, true);
-    }
-  });
-  events.onerror = () => { end(); say("lost contact with the studio during fine-tuning (restarted?)", true); };
+  };
+  const onDrop = () => { $("ft-text").textContent = "lost contact with the studio (stopped or restarting?): waiting for it…"; };
+  const stop = new AbortController();
+  let job;
+  try {
+    job = await api.followJob(body.job, { finished: state.info.finished_job_states, onState, onDrop, signal: stop.signal });
+  } finally {
+    $("ft-start").disabled = false; $("ft-cancel").disabled = true; state.finetune = null;
+  }
+  onState(job);
+  await refreshFinetune();
+  if (job.state === "done") {
+    $("models").value = job.model;
+    say(`fine-tuned model ${job.model} is ready${jf}: press "use this model" to propagate with it`);
+  } else if (job.error) say(`fine-tuning ${job.state}: ${job.error}`, true);
 }
 
 function guard(fn) {
@@ -574,13 +515,22 @@ async function fromHash() {
 }
 
 async function main() {
+  if (!api.takeToken()) { say(api.NO_TOKEN, true); return; }
   bindCanvas();
+  state.thumbs = new IntersectionObserver((entries) => {
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      state.thumbs.unobserve(entry.target);
+      const sessionId = state.session.id, i = +entry.target.dataset.frame;
+      api.showImage(entry.target, `/api/sessions/${sessionId}/frames/thumb_${pad(i)}.jpg`).catch(() => {});
+    }
+  }, { root: $("timeline"), rootMargin: "0px 400px" });
   state.info = await api.json("GET", "/api/info");
   const info = state.info, note = $("model-note");
   if (info.demo_model || !info.published) {
     note.hidden = false;
     note.textContent = (info.demo_model
-      ? "This is the demo model, trained for minutes on synthetic videos: on real video it is worse than copying the first mask (27.7 vs 57.9 J&F on real DAVIS clips). "
+      ? "This is the demo model, trained for minutes on synthetic videos: on real video it is worse than copying the first mask. "
       : `This checkpoint (${info.backbone}) is not a published SimVOS network. `) +
       `For real videos start the studio with published weights (python -m studio --checkpoint test_checkpoints/simvos_bs.pth --variant simvos_bs): ${info.weights_help || ""}`;
   }
