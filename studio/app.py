@@ -27,11 +27,11 @@ from studio import auth
 from inference_core.predictor import build_predictor
 from model.variants import recorded_model_flags, resolve_config
 from studio.finetune import list_models, new_finetune_job
-from studio.jobs import FINISHED, JobRunner
+from studio.jobs import DIRECTIONS, FINISHED, JobRunner
 from studio.requests import TooLarge, int_field, png_size, points_field, read_body, read_json, receive_upload, str_field
 from studio.store import Conflict, NotFound, Workspace, save_png_atomic
 from util.errors import InputError
-from util.labels import ids_of_all, object_ids
+from util.labels import MAX_OBJECTS, ids_of_all, object_ids
 from util.publish import publishing, staging, temporary_path
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -94,7 +94,9 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
     @app.get("/api/info")
     def api_info():
         return {**info, "videos": workspace.video_list(), "max_upload_mb": workspace.max_upload_bytes // 2**20,
-                "finished_job_states": list(FINISHED)}
+                "finished_job_states": list(FINISHED), "max_objects": MAX_OBJECTS, "directions": list(DIRECTIONS),
+                "exports": list(EXPORTS), "finetune": {"min_annotated_frames": 2, "min_minutes": 0.1, "max_minutes": 1440,
+                                                       "default_minutes": 10}}
 
     # ------------------------------------------------------------------ sessions
     @app.get("/api/sessions")

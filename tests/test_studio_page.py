@@ -55,7 +55,9 @@ def make_app(root, predictor, token=TOKEN):
 # ---------------------------------------------------------------------- the token on the server
 def test_the_page_is_public_and_everything_else_needs_the_bearer_header(tmp_path, predictor):
     client = TestClient(make_app(tmp_path / "ws", predictor))
-    for url in ("/", f"/?token={TOKEN}", "/static/app.js", "/static/api.js", "/static/style.css"):
+    static = sorted(os.listdir(os.path.join(ROOT, "studio", "static")))
+    assert "main.js" in static and "api.js" in static
+    for url in ("/", f"/?token={TOKEN}", *(f"/static/{name}" for name in static)):
         response = client.get(url)
         assert response.status_code == 200 and "set-cookie" not in response.headers, url
         assert "default-src 'self'" in response.headers["content-security-policy"]
@@ -207,8 +209,10 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
     export the zip; all under the page's Content-Security-Policy, with no cookie and no 404."""
     path, frames, labels = clip
     page = browser_page
-    responses = []
+    responses, errors = [], []
     page.on("response", lambda r: responses.append(r))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     with serving(make_app(tmp_path / "ws", predictor)) as base:
         response = page.goto(f"{base}/?token={TOKEN}")
         assert "default-src 'self'" in response.headers["content-security-policy"]
@@ -238,8 +242,11 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         _until(page, "() => document.querySelector('#frame-label').textContent.includes('unsaved draft')")
         page.click("#save")
         _message_has(page, "saved as an annotation")
+        # The fine-tune panel follows the workspace (the new session and its count, no reload) and ticks nothing.
+        _until(page, "() => document.querySelector('#ft-sessions').textContent.includes('1 annotated / 12 frames')")
         page.click("#propagate")
         _message_has(page, "propagation done", timeout=120)
+        assert page.evaluate("document.querySelectorAll('#ft-sessions input:checked').length") == 0
         page.screenshot(path=str(tmp_path / "studio.png"))
         if os.environ.get("STUDIO_SCREENSHOT"):
             page.screenshot(path=os.path.join(ROOT, "docs", "studio.png"))
@@ -258,6 +265,14 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         download.value.save_as(str(zipped))
         with zipfile.ZipFile(zipped) as z:
             assert len(z.namelist()) == 12
+        # Object ids are bounded by the server's max_objects: "+ object" is disabled at the bound.
+        bound = TestClient(make_app(tmp_path / "ws", predictor)).get("/api/info", headers=AUTH).json()["max_objects"]
+        for _ in range(bound + 1):
+            if page.is_disabled("#add-object"):
+                break
+            page.click("#add-object")
+        assert page.is_disabled("#add-object")
+        assert page.evaluate("Math.max(...[...document.querySelectorAll('#objects .object')].map(o => +o.textContent))") == bound
         page.reload()
         _frame_is(page, "frame 11")
         assert all(u.startswith(f"{base}/") or u.startswith("blob:") or u.startswith("data:") for u in page.requested), \
@@ -266,6 +281,8 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         assert [(r.status, r.url) for r in responses if r.status >= 400 and "/api/sessions" in r.url
                 and r.request.method == "GET"] == []                   # no mask asked for a frame without one
         _no_cookie_anywhere(page, responses)
+    # The console has the refused upload's 400 and nothing else (no 404 of a mask, no script error).
+    assert [e for e in errors if "status of 400" not in e] == []
 
 
 def test_two_studios_in_one_browser_both_keep_working(tmp_path, predictor, clip, browser_page):
