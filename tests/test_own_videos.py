@@ -137,16 +137,16 @@ def test_size_processes_smaller_and_answers_at_the_input_size():
     frames, labels = _video(h=96, w=128)
     seen = []
     hook = model.patch_embed.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[-2:])))
-    results = list(SimVOSPredictor(model, "cpu", size=48).propagate(frames, {0: labels[0]}))
+    results = list(SimVOSPredictor(model, "cpu", size=48).segment_video(frames, {0: labels[0]}))
     hook.remove()
     assert set(seen) == {(48, 64)}
     assert all(r.probs.shape[-2:] == (96, 128) for r in results)
     np.testing.assert_array_equal(results[0].labels(), labels[0])
-    full = list(SimVOSPredictor(model, "cpu", size=-1).propagate(frames[:2], {0: labels[0]}))
+    full = list(SimVOSPredictor(model, "cpu", size=-1).segment_video(frames[:2], {0: labels[0]}))
     assert full[1].probs.shape[-2:] == (96, 128)
 
 
-def test_both_directions_take_each_frame_from_the_nearest_annotation():
+def test_the_nearest_plan_takes_each_frame_from_the_nearest_annotation():
     """A test's own statement of the rule, against one forward and one backward run."""
     torch.manual_seed(0)
     model = build_model(tiny_config()).eval()
@@ -154,11 +154,11 @@ def test_both_directions_take_each_frame_from_the_nearest_annotation():
     only1 = np.where(labels[1] == 1, 1, 0).astype(np.uint8)
     masks = {1: only1, 6: labels[6]}            # object 1 on frames 1 and 6, object 2 on frame 6 only
     predictor = SimVOSPredictor(model, "cpu")
-    fwd = {r.index: r for r in predictor.propagate(frames, masks, "forward")}
-    bwd = {r.index: r for r in predictor.propagate(frames, masks, "backward")}
-    both = list(predictor.propagate(frames, masks, "both"))
-    assert sorted(r.index for r in both) == list(range(9))
-    for r in both:
+    fwd = {r.index: r for r in predictor.segment_video(frames, masks, "forward")}
+    bwd = {r.index: r for r in predictor.segment_video(frames, masks, "backward")}
+    nearest = list(predictor.segment_video(frames, masks, "nearest"))
+    assert sorted(r.index for r in nearest) == list(range(9))
+    for r in nearest:
         t = r.index
         # object 1: nearest of frames 1 and 6 (ties forward); object 2: backward before 6, forward after
         pass1 = "f" if t >= 1 and (t >= 6 or t - 1 <= 6 - t) else "b"
@@ -251,13 +251,15 @@ def test_segment_video_h264_every_export_and_reruns(tmp_path, checkpoint, capsys
     assert os.path.getmtime(out / "clip/00003.png") != stamp
 
 
-def test_segment_video_masks_dir_names_and_bad_inputs(tmp_path, checkpoint):
+def test_segment_video_masks_dir_names_and_bad_inputs(tmp_path, checkpoint, capsys):
     frames, labels = _video(n=4)
     write_h264(tmp_path / "clip.mp4", frames)
     (tmp_path / "masks").mkdir()
     write_label_png(str(tmp_path / "masks/2.png"), labels[2])       # frame number without zeros is accepted
     base = ["--checkpoint", str(checkpoint), "--input", str(tmp_path / "clip.mp4"), "--overlay", "gif", *FLAGS]
     _segment(base + ["--masks_dir", str(tmp_path / "masks"), "--output", str(tmp_path / "o"), "--direction", "both"])
+    printed = capsys.readouterr().out   # the plan's old name still works, with one note
+    assert printed.count("--direction both is now called --direction nearest") == 1 and ", nearest, memory" in printed
     first = np.array(Image.open(tmp_path / "o/clip/00000.png"))
     assert set(np.unique(first)) - {0} and Image.open(tmp_path / "o/clip_overlay.gif").n_frames == 4
     write_label_png(str(tmp_path / "masks/first_frame.png"), labels[0])
