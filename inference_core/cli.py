@@ -48,7 +48,8 @@ def add_video_flags(parser, size: int = 480) -> None:
                    help="published: an object's latest annotation + the previous frame; keyframes: every annotated "
                         "frame of an object stays a reference (+ the previous frame)")
     g.add_argument("--max_keyframes", type=int, default=DEFAULT_MAX_KEYFRAMES,
-                   help="with --memory keyframes: references kept per object (the first annotation always)")
+                   help="with --memory keyframes: references kept per object (the first annotation always; "
+                        "default %(default)s)")
 
 
 def video_options(args) -> dict:
