@@ -80,12 +80,11 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
     info = {"video": video.name, "frames": len(source), "fps": source.fps, "object_ids": objects}
     done = 0
     with staging(os.path.join(out, video.name)) as stage:  # hidden beside the outputs, removed at the end
-        writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info)
+        frame_files = [os.path.basename(p) for p in source.paths] if source.paths else None
+        writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info, frame_files)
         try:
             with writer_for(predictor.overlap_io) as background:  # PNG / RLE encoding beside the network
                 for result in predictor.segment_video(source, masks, plan):
-                    if not done:
-                        writer.info.update(height=int(result.probs.shape[-2]), width=int(result.probs.shape[-1]))
                     probs = (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in kinds else None
                     background.submit(writer.write_frame, result.index, result.labels(), probs)
                     done += 1

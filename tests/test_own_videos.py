@@ -214,6 +214,34 @@ def _segment(args):
     segment_video.main(args)
 
 
+def _check_coco(path, name, file_names, palette, fps):
+    """pycocotools loads the COCO file; its masks are the label PNGs of the same run, per object."""
+    from pycocotools.coco import COCO
+    coco = COCO(str(path))
+    raw = json.loads(path.read_text())
+    assert raw["info"]["video"] == name and raw["info"]["fps"] == pytest.approx(fps)
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["object"]
+    assert sorted(coco.getImgIds()) == list(range(1, len(palette) + 1))
+    objects = sorted({int(v) for labels in palette for v in np.unique(labels)} - {0})
+    assert [t["id"] for t in raw["tracks"]] == objects
+    for image_id in coco.getImgIds():
+        image = coco.loadImgs(image_id)[0]
+        t = image["frame_index"]
+        assert image["file_name"] == file_names[t] and (image["height"], image["width"]) == palette[t].shape
+        assert image["time"] == pytest.approx(t / fps, abs=1e-3)
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        assert all(isinstance(a["segmentation"]["counts"], str) and a["iscrowd"] == 0 for a in annotations)
+        masks = {a["track_id"]: coco.annToMask(a) for a in annotations}
+        for obj in objects:
+            expected = palette[t] == obj
+            np.testing.assert_array_equal(masks.get(obj, np.zeros_like(expected)), expected)
+            if obj in masks:
+                a = next(a for a in annotations if a["track_id"] == obj)
+                ys, xs = np.nonzero(expected)
+                assert a["area"] == expected.sum() and a["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1,
+                                                                    ys.max() - ys.min() + 1]
+
+
 def test_segment_video_h264_every_export_and_reruns(tmp_path, checkpoint, capsys):
     frames, labels = _video(n=6)
     write_h264(tmp_path / "clip.mp4", frames)
@@ -233,13 +261,7 @@ def test_segment_video_h264_every_export_and_reruns(tmp_path, checkpoint, capsys
         np.testing.assert_array_equal(np.array(Image.open(out / "clip_objects/1" / p)) == 255, palette[t] == 1)
         saved = np.load(out / "clip_probs" / (p[:-4] + ".npz"))
         assert saved["probs"].dtype == np.float16 and list(saved["object_ids"]) == [1]
-    from pycocotools import mask as mask_utils
-    coco = json.loads((out / "clip_coco.json").read_text())
-    assert len(coco["annotations"]) == 6 and coco["width"] == 64 and coco["height"] == 48
-    for record in coco["annotations"]:
-        rle = dict(record["segmentation"], counts=record["segmentation"]["counts"].encode())
-        np.testing.assert_array_equal(mask_utils.decode(rle), palette[record["frame"]] == record["object_id"])
-        assert record["time"] == pytest.approx(record["frame"] / 10, abs=1e-3)
+    _check_coco(out / "clip_coco.json", "clip", [f"clip/{t:05d}.jpg" for t in range(6)], palette, fps=10)
     assert codec_name(str(out / "clip_overlay.mp4")) == "h264"
     assert probe_video(str(out / "clip_overlay.mp4")).frames == 6
     assert not [f for f in os.listdir(out) if f.startswith(".")]
@@ -249,6 +271,24 @@ def test_segment_video_h264_every_export_and_reruns(tmp_path, checkpoint, capsys
     assert os.path.getmtime(out / "clip/00003.png") == stamp
     _segment(args + ["--overwrite"])
     assert os.path.getmtime(out / "clip/00003.png") != stamp
+
+
+def test_coco_export_of_a_frame_folder_loads_in_pycocotools(tmp_path, checkpoint):
+    """Frames named by the user, two objects, the second absent from frame 2 on (a complete mask
+    without it): no annotation where an object is absent, the frames' own file names."""
+    frames, labels = _video(n=4)
+    (tmp_path / "walk").mkdir()
+    names = [f"frame_{t + 1:04d}.png" for t in range(4)]
+    for t, name in enumerate(names):
+        Image.fromarray(frames[t]).save(tmp_path / "walk" / name)
+    (tmp_path / "masks").mkdir()
+    write_label_png(str(tmp_path / "masks/frame_0001.png"), labels[0])
+    write_label_png(str(tmp_path / "masks/frame_0003.png"), np.where(labels[2] == 1, 1, 0).astype(np.uint8))
+    _segment(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "walk"), "--masks_dir", str(tmp_path / "masks"),
+              "--output", str(tmp_path / "out"), "--save", "coco", "--overlay", "none", *FLAGS])
+    palette = [np.array(Image.open(tmp_path / "out/walk" / (n[:-4] + ".png"))) for n in names]
+    assert set(np.unique(palette[0])) == {0, 1, 2} and 2 not in palette[2]
+    _check_coco(tmp_path / "out/walk_coco.json", "walk", [f"walk/{n}" for n in names], palette, fps=24)
 
 
 def test_segment_video_masks_dir_names_and_bad_inputs(tmp_path, checkpoint, capsys):
