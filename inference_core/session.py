@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from dataset.frames import FrameSource, open_input
+from inference_core.directions import WALK_DIRECTIONS
 from inference_core.engine import FrameAnnotation, InferenceCore
 from inference_core.memory import check_max_keyframes, check_policy, make_memory
 from inference_core.results import FrameResult
@@ -40,8 +41,6 @@ from model.inputs import centre_pad, image_to_tensor, pad, unpad
 from util.errors import InputError
 from util.labels import object_ids
 from util.threads import prefetched
-
-WALKS = ("forward", "backward")
 
 
 def as_rgb(frame, what: str = "frame") -> np.ndarray:
@@ -239,11 +238,17 @@ class VideoSession:
         """FrameResults of the frames from ``start`` to ``stop`` (both included) in walking order.
         start: default the first annotated frame (forward) or the last (backward); stop: default
         the last frame (forward) or frame 0 (backward). An annotated frame answers with its
+<<<<<<< HEAD
         annotation; the others are segmented from the memory. resume: a :meth:`walk_state` of an
         earlier walk of these annotations: that walk continues from the frame after it (``start``
         ignored), exactly as it would have gone on."""
         if direction not in WALKS:
             raise InputError(f"direction must be one of {', '.join(WALKS)}, got {direction!r}")
+=======
+        annotation; the others are segmented from the memory."""
+        if direction not in WALK_DIRECTIONS:
+            raise InputError(f"direction must be one of {', '.join(WALK_DIRECTIONS)}, got {direction!r}")
+>>>>>>> main
         step = 1 if direction == "forward" else -1
         if resume is not None:
             if resume["step"] != step:
