@@ -33,12 +33,8 @@ def predictor_options(args) -> dict:
 
 
 def add_video_flags(parser, size: int = 480) -> None:
-<<<<<<< HEAD
-    """--size, --direction, --memory, --max_keyframes, --independent_objects: how own videos are propagated."""
-=======
-    """--size, --direction, --memory, --max_keyframes: how own videos are propagated (--direction
-    takes a whole-video plan, ``VIDEO_PLANS``; :func:`video_plan` reads it)."""
->>>>>>> main
+    """--size, --direction, --memory, --max_keyframes, --independent_objects: how own videos are
+    propagated (--direction takes a whole-video plan, ``VIDEO_PLANS``; :func:`video_plan` reads it)."""
     g = parser.add_argument_group("propagation")
     g.add_argument("--size", type=int, default=size,
                    help=f"shorter side the network sees (frames are never enlarged; -1: as given; default {size}); "
@@ -52,8 +48,8 @@ def add_video_flags(parser, size: int = 480) -> None:
                    help="published: an object's latest annotation + the previous frame; keyframes: every annotated "
                         "frame of an object stays a reference (+ the previous frame)")
     g.add_argument("--max_keyframes", type=int, default=DEFAULT_MAX_KEYFRAMES,
-<<<<<<< HEAD
-                   help="with --memory keyframes: references kept per object (the first annotation always)")
+                   help="with --memory keyframes: references kept per object (the first annotation always; "
+                        "default %(default)s)")
     add_independent_flag(g)
 
 
@@ -62,10 +58,6 @@ def add_independent_flag(parser) -> None:
     add_bool_flag(parser, "--independent_objects", False,
                   "segment each object against the background only (no competition between objects: overlapping "
                   "objects are all kept; a label map gives a pixel to the most confident object)")
-=======
-                   help="with --memory keyframes: references kept per object (the first annotation always; "
-                        "default %(default)s)")
->>>>>>> main
 
 
 def video_options(args) -> dict:

@@ -238,21 +238,15 @@ class VideoSession:
         """FrameResults of the frames from ``start`` to ``stop`` (both included) in walking order.
         start: default the first annotated frame (forward) or the last (backward); stop: default
         the last frame (forward) or frame 0 (backward). An annotated frame answers with its
-<<<<<<< HEAD
         annotation; the others are segmented from the memory. resume: a :meth:`walk_state` of an
         earlier walk of these annotations: that walk continues from the frame after it (``start``
         ignored), exactly as it would have gone on."""
-        if direction not in WALKS:
-            raise InputError(f"direction must be one of {', '.join(WALKS)}, got {direction!r}")
-=======
-        annotation; the others are segmented from the memory."""
         if direction not in WALK_DIRECTIONS:
             raise InputError(f"direction must be one of {', '.join(WALK_DIRECTIONS)}, got {direction!r}")
->>>>>>> main
         step = 1 if direction == "forward" else -1
         if resume is not None:
             if resume["step"] != step:
-                raise InputError(f"the saved walk went {WALKS[resume['step'] == -1]}, not {direction}")
+                raise InputError(f"the saved walk went {WALK_DIRECTIONS[resume['step'] == -1]}, not {direction}")
             start = resume["index"] + step
         if start is None:
             if not self.annotations:
