@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from dataset.benchmarks import open_benchmark
+from dataset.benchmarks import DEFAULT_SPLITS as BENCHMARK_SPLITS, open_benchmark
 from dataset.davis import davis_root, davis_split
 from evaluation.checkpoint_runs import evaluate_checkpoints
 from evaluation.davis_metrics import score_davis
@@ -32,8 +32,7 @@ from util.errors import InputError
 from util.publish import write_json
 
 DATASETS = ("davis16", "davis17", "youtube18", "youtube19", "mose", "lvos", "sav", "generic")
-DEFAULT_SPLITS = {"davis16": "val", "davis17": "val", "youtube18": "valid", "youtube19": "valid", "mose": "valid",
-                  "lvos": "valid", "sav": "val", "generic": "all"}
+DEFAULT_SPLITS = {"davis16": "val", "davis17": "val", "youtube18": "valid", "youtube19": "valid", **BENCHMARK_SPLITS}
 DAVIS_SPLITS = {("davis16", "val"): ("trainval", "2016/val.txt"), ("davis17", "val"): ("trainval", "2017/val.txt"),
                 ("davis17", "test-dev"): ("test-dev", "2017/test-dev.txt")}
 
@@ -97,6 +96,8 @@ def evaluate(args, shard) -> None:
 
 def _plans(args):
     """-> (planned videos, whether the output is an Annotations/ folder for CodaLab, scorer of the output or None)."""
+    if args.score and args.videos:
+        raise InputError("--score scores the whole split: leave out --videos (or score later without it)")
     if args.dataset in ("davis16", "davis17"):
         if (args.dataset, args.split) not in DAVIS_SPLITS:
             raise InputError(f"--split {args.split}: {args.dataset} has " +

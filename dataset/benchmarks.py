@@ -27,6 +27,7 @@ from util.errors import InputError
 from util.labels import VOID, object_ids
 
 BENCHMARKS = ("mose", "lvos", "sav", "generic")
+DEFAULT_SPLITS = {"mose": "valid", "lvos": "valid", "sav": "val", "generic": "all"}   # generic: names the CSVs
 
 
 @dataclass
@@ -48,8 +49,8 @@ def _folder_videos(folder: str) -> list[str]:
 
 
 def _split_folder(data_root: str, split: str | None, marker: str) -> str:
-    """``data_root`` itself when it holds ``marker``, else ``data_root/split``."""
-    if os.path.exists(os.path.join(data_root, marker)) or not split:
+    """``data_root/split`` when it exists and ``data_root`` does not hold ``marker``, else ``data_root``."""
+    if os.path.exists(os.path.join(data_root, marker)) or not split or not os.path.isdir(os.path.join(data_root, split)):
         return data_root
     return os.path.join(data_root, split)
 
@@ -64,17 +65,16 @@ def open_benchmark(name: str, data_root: str, split: str | None) -> BenchmarkRoo
     """The split of benchmark ``name`` under ``data_root`` (the dataset root or the split folder)."""
     if not os.path.isdir(data_root):
         raise InputError(f"{data_root}: --data_root folder not found")
+    split = split or DEFAULT_SPLITS[name]
     if name == "sav":
-        split = split or "val"
         listing = f"sav_{split}.txt"
-        root = data_root if os.path.exists(os.path.join(data_root, listing)) else os.path.join(data_root, f"sav_{split}")
-        _need(os.path.join(root if os.path.isdir(root) else data_root, listing), f"an SA-V {split} split")
+        root = _split_folder(data_root, f"sav_{split}", listing)
+        _need(os.path.join(root, listing), f"an SA-V {split} split")
         for sub in ("JPEGImages_24fps", "Annotations_6fps"):
             _need(os.path.join(root, sub), f"an SA-V {split} split")
         return BenchmarkRoot(name, root, os.path.join(root, "JPEGImages_24fps"), os.path.join(root, "Annotations_6fps"),
                              read_split(os.path.join(root, listing)))
     if name == "lvos":
-        split = split or "valid"
         meta_name = f"{split}_meta.json"
         root = _split_folder(data_root, split, meta_name)
         _need(os.path.join(root, meta_name), "an LVOS split")
@@ -86,7 +86,7 @@ def open_benchmark(name: str, data_root: str, split: str | None) -> BenchmarkRoo
         return BenchmarkRoot(name, root, os.path.join(root, "JPEGImages"), os.path.join(root, "Annotations"),
                              sorted(meta), meta, unseen)
     if name in ("mose", "generic"):
-        root = _split_folder(data_root, split if name == "mose" else None, "JPEGImages")
+        root = _split_folder(data_root, split if name == "mose" else None, "JPEGImages")  # generic: the folder itself
         what = f"a MOSE split (with {split}/JPEGImages)" if name == "mose" else "a folder of JPEGImages/<video>/ and Annotations/<video>/"
         for sub in ("JPEGImages", "Annotations"):
             _need(os.path.join(root, sub), what)

@@ -8,20 +8,27 @@ write (J and F per frame as evaluation/jf.py computes them: the same as every on
   (unscored places stay 0); per object J, F and V (the spread of its per-frame J&F); the global
   means split into seen and unseen videos (``unseen_videos.txt`` of the split, when it has one; J&F
   = the mean of the four seen/unseen J and F means); per object ``<video>_<n>`` (n: its place in meta).
-* SA-V: sav_evaluator.py: each object folder on its own, its annotated frames but the first and
+* SA-V: sav_evaluator.py (SAM 2): each object folder on its own, its annotated frames but the first and
   the last, a frame counted once the object was in its ground truth or prediction on a frame so far;
   per object the means of J and F in percent; global means over all objects; ``results.csv``.
+
+    python -m evaluation.vos_scores --dataset lvos --data_root ../LVOS --split valid --results out/ckpt
 """
 from __future__ import annotations
 
+import argparse
+import functools
 import math
 import os
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from dataset.benchmarks import BenchmarkRoot, sav_objects
+from dataset.benchmarks import BENCHMARKS, DEFAULT_SPLITS, BenchmarkRoot, open_benchmark, sav_objects
 from dataset.palette_io import read_label_png
-from evaluation.jf import BOUNDARY_THRESHOLD, SequenceJob, boundaries, csv_number, disk, evaluate, f_measure, write_csvs
+from evaluation.jf import (BOUNDARY_THRESHOLD, SequenceJob, boundaries, content_box, csv_number, disk, evaluate,
+                           f_measure, write_csvs)
+from util.cli import run_cli
 from util.errors import InputError
 from util.publish import write_bytes
 
@@ -29,16 +36,30 @@ LVOS_STEP = 5   # LVOS annotates every 5th frame
 
 
 # ---------------------------------------------------------------------------- frames
-def jaccard(gt: np.ndarray, pred: np.ndarray) -> float:
-    """J of two [H, W] bool masks (1 when both are empty)."""
-    union = np.count_nonzero(gt | pred)
-    return 1.0 if union == 0 else np.count_nonzero(gt & pred) / union
+@functools.lru_cache(maxsize=8)
+def _kernel(radius: int) -> np.ndarray:
+    return disk(radius)
 
 
-def boundary_f(gt: np.ndarray, pred: np.ndarray) -> float:
-    """F of two [H, W] bool masks: davis2017-evaluation's boundary measure (the one all three tools use)."""
+def mask_scores(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """(J, F) of two [H, W] bool masks: J 1 when both are empty; F davis2017-evaluation's boundary
+    measure (the one all three tools use), its radius from the whole frame. Computed inside the box
+    around both masks, which gives the whole frame's numbers (evaluation/jf.py's content_box)."""
     radius = math.ceil(BOUNDARY_THRESHOLD * np.linalg.norm(gt.shape))
-    return f_measure(boundaries(pred), boundaries(gt), disk(radius), radius)
+    box = content_box(gt.view(np.uint8), pred.view(np.uint8))
+    gt, pred = gt[box], pred[box]
+    union = np.count_nonzero(gt | pred)
+    j = 1.0 if union == 0 else np.count_nonzero(gt & pred) / union
+    return j, f_measure(boundaries(pred), boundaries(gt), _kernel(radius), radius)
+
+
+def _in_order(task, items: list, workers: int | None) -> list:
+    """``[task(item) for item in items]``, over processes when there are several."""
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(items) > 1:
+        with ProcessPoolExecutor(min(workers, len(items))) as pool:
+            return list(pool.map(task, items, chunksize=1))
+    return [task(item) for item in items]
 
 
 def _prediction(path: str, shape: tuple[int, int]) -> np.ndarray:
@@ -89,7 +110,7 @@ def lvos_object_scores(bench: BenchmarkRoot, results: str, video: str, obj: int,
         stem = f"{t:08d}"
         gt = read_label_png(os.path.join(bench.masks, video, stem + ".png"), "ground truth")
         pred = _prediction(os.path.join(results, video, stem + ".png"), gt.shape)
-        j[place - 1], f[place - 1] = jaccard(gt == obj, pred == obj), boundary_f(gt == obj, pred == obj)
+        j[place - 1], f[place - 1] = mask_scores(gt == obj, pred == obj)
     return j, f
 
 
@@ -99,14 +120,21 @@ def lvos_spread(j: np.ndarray, f: np.ndarray) -> float:
     return math.sqrt(round(float(np.nansum((np.nanmean(jf) - jf) ** 2) / len(jf)), 4))
 
 
-def score_lvos(bench: BenchmarkRoot, results: str, split: str) -> tuple[str, str]:
+def lvos_video_scores(bench: BenchmarkRoot, results: str, video: str) -> list[tuple[str, float, float, float]]:
+    """[(<video>_<n>, J, F, V)] of the video's objects in meta order."""
+    rows = []
+    for place, (obj, frame_range) in enumerate(bench.meta[video].items()):
+        j, f = lvos_object_scores(bench, results, video, obj, frame_range)
+        rows.append((f"{video}_{place + 1}", float(np.nanmean(j)), float(np.nanmean(f)), lvos_spread(j, f)))
+    return rows
+
+
+def score_lvos(bench: BenchmarkRoot, results: str, split: str, workers: int | None = None) -> tuple[str, str]:
+    videos = sorted(bench.meta)
     rows, groups = [], {"seen": [], "unseen": []}
-    for video in sorted(bench.meta):
-        for place, (obj, frame_range) in enumerate(bench.meta[video].items()):
-            j, f = lvos_object_scores(bench, results, video, obj, frame_range)
-            scores = (float(np.nanmean(j)), float(np.nanmean(f)), lvos_spread(j, f))
-            rows.append((f"{video}_{place + 1}", *scores))
-            groups["unseen" if bench.unseen and video in bench.unseen else "seen"].append(scores)
+    for video, video_rows in zip(videos, _in_order(functools.partial(lvos_video_scores, bench, results), videos, workers)):
+        rows += video_rows
+        groups["unseen" if bench.unseen and video in bench.unseen else "seen"] += [r[1:] for r in video_rows]
     if bench.unseen is None:
         means = np.mean([r[1:] for r in rows], axis=0)
         header, values = ["J&F-Mean", "J-Mean", "F-Mean", "V-Mean"], [(means[0] + means[1]) / 2, *means]
@@ -132,16 +160,23 @@ def sav_object_scores(gt_dir: str, pred_dir: str) -> tuple[float, float]:
         seen_gt |= bool(gt.any())
         seen_any |= bool(gt.any() or pred.any())
         if seen_any:   # frames before the object was anywhere do not count
-            js.append(jaccard(gt, pred))
-            fs.append(boundary_f(gt, pred))
+            j, f = mask_scores(gt, pred)
+            js.append(j)
+            fs.append(f)
     if not seen_gt:
         raise InputError(f"{gt_dir}: the object is empty on every scored frame (sav_evaluator.py fails on it too)")
     return float(np.mean(js)) * 100, float(np.mean(fs)) * 100
 
 
-def score_sav(bench: BenchmarkRoot, results: str, split: str) -> tuple[str, str]:
-    objects = {video: {o: sav_object_scores(os.path.join(bench.masks, video, o), os.path.join(results, video, o))
-                       for o in sav_objects(bench, video)} for video in sorted(bench.videos)}
+def sav_video_scores(bench: BenchmarkRoot, results: str, video: str) -> dict[str, tuple[float, float]]:
+    """{object folder: (J, F) in percent} of one video."""
+    return {o: sav_object_scores(os.path.join(bench.masks, video, o), os.path.join(results, video, o))
+            for o in sav_objects(bench, video)}
+
+
+def score_sav(bench: BenchmarkRoot, results: str, split: str, workers: int | None = None) -> tuple[str, str]:
+    videos = sorted(bench.videos)
+    objects = dict(zip(videos, _in_order(functools.partial(sav_video_scores, bench, results), videos, workers)))
     all_j = [s[0] for v in objects.values() for s in v.values()]
     all_f = [s[1] for v in objects.values() for s in v.values()]
     global_j, global_f = float(np.mean(all_j)), float(np.mean(all_f))
@@ -165,16 +200,34 @@ def _write_pair(results: str, split: str, global_text: str, table: str) -> tuple
     return paths
 
 
-def score_results(bench: BenchmarkRoot, results: str, split: str) -> tuple[str, str]:
-    """Scores ``results`` (this benchmark's layout) as its official tool; -> the two CSV paths."""
+def score_results(bench: BenchmarkRoot, results: str, split: str, workers: int | None = None) -> tuple[str, str]:
+    """Scores ``results`` (this benchmark's layout) as its official tool, over ``workers`` processes
+    (default: one per CPU); -> the two CSV paths."""
     check_layout(bench, results)
     if bench.name == "lvos":
-        paths = score_lvos(bench, results, split)
+        paths = score_lvos(bench, results, split, workers)
     elif bench.name == "sav":
-        paths = score_sav(bench, results, split)
+        paths = score_sav(bench, results, split, workers)
     else:
-        metrics = evaluate(davis_style_jobs(bench, results), os.cpu_count() or 1)
+        metrics = evaluate(davis_style_jobs(bench, results), workers or os.cpu_count() or 1)
         paths = write_csvs(metrics, results, split)
     for path in paths:
-        print(f"{os.path.basename(path)}:\n{open(path).read()}", end="")
+        with open(path) as f:
+            print(f"{os.path.basename(path)}:\n{f.read()}", end="")
     return paths
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=BENCHMARKS)
+    p.add_argument("--data_root", required=True, help="the benchmark's folder (or its split's folder)")
+    p.add_argument("--split", default=None, help="default: mose valid, lvos valid, sav val; generic: names the CSVs")
+    p.add_argument("--results", required=True, help="the results folder (MOSE: its Annotations/ folder)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = p.parse_args(argv)
+    split = args.split or DEFAULT_SPLITS[args.dataset]
+    score_results(open_benchmark(args.dataset, args.data_root, split), args.results, split, args.workers)
+
+
+if __name__ == "__main__":
+    run_cli(main, "no CSV was written")
