@@ -97,21 +97,16 @@ def davis_style_jobs(bench: BenchmarkRoot, results: str) -> list[SequenceJob]:
 
 
 # ---------------------------------------------------------------------------- LVOS
-def lvos_object_scores(bench: BenchmarkRoot, results: str, video: str, obj: int, frame_range: dict) -> tuple:
-    """-> (J [n-2], F [n-2]) of one LVOS object, as lvos-evaluation fills them."""
+def lvos_scored_frames(video: str, obj: int, frame_range: dict) -> list[tuple[int, int]]:
+    """[(frame number, place in the object's array of frame_nums - 2)] that lvos-evaluation scores:
+    ``range(start, end, 5)`` but its first element and its ``frame_nums``-th (1-based)."""
     count = frame_range["frame_nums"]
-    j, f = np.zeros(max(count - 2, 0)), np.zeros(max(count - 2, 0))
-    for place, t in enumerate(range(frame_range["start"], frame_range["end"], LVOS_STEP)):
-        if place in (0, count - 1):
-            continue
-        if place - 1 >= len(j):
-            raise InputError(f"{bench.root}: video {video} object {obj}: frame_range start..end by {LVOS_STEP} "
-                             f"gives more frames than its frame_nums {count}")
-        stem = f"{t:08d}"
-        gt = read_label_png(os.path.join(bench.masks, video, stem + ".png"), "ground truth")
-        pred = _prediction(os.path.join(results, video, stem + ".png"), gt.shape)
-        j[place - 1], f[place - 1] = mask_scores(gt == obj, pred == obj)
-    return j, f
+    scored = [(t, place - 1) for place, t in enumerate(range(frame_range["start"], frame_range["end"], LVOS_STEP))
+              if place not in (0, count - 1)]
+    if scored and scored[-1][1] >= count - 2:
+        raise InputError(f"video {video} object {obj}: frame_range start..end by {LVOS_STEP} gives more frames than "
+                         f"its frame_nums {count} (lvos-evaluation fails on it too)")
+    return scored
 
 
 def lvos_spread(j: np.ndarray, f: np.ndarray) -> float:
@@ -121,12 +116,21 @@ def lvos_spread(j: np.ndarray, f: np.ndarray) -> float:
 
 
 def lvos_video_scores(bench: BenchmarkRoot, results: str, video: str) -> list[tuple[str, float, float, float]]:
-    """[(<video>_<n>, J, F, V)] of the video's objects in meta order."""
-    rows = []
-    for place, (obj, frame_range) in enumerate(bench.meta[video].items()):
-        j, f = lvos_object_scores(bench, results, video, obj, frame_range)
-        rows.append((f"{video}_{place + 1}", float(np.nanmean(j)), float(np.nanmean(f)), lvos_spread(j, f)))
-    return rows
+    """[(<video>_<n>, J, F, V)] of the video's objects in meta order; each PNG is read once."""
+    objects = bench.meta[video]
+    arrays = {obj: (np.zeros(max(r["frame_nums"] - 2, 0)), np.zeros(max(r["frame_nums"] - 2, 0))) for obj, r in objects.items()}
+    by_frame: dict[int, list[tuple[int, int]]] = {}
+    for obj, frame_range in objects.items():
+        for t, place in lvos_scored_frames(video, obj, frame_range):
+            by_frame.setdefault(t, []).append((obj, place))
+    for t in sorted(by_frame):
+        stem = f"{t:08d}"
+        gt = read_label_png(os.path.join(bench.masks, video, stem + ".png"), "ground truth")
+        pred = _prediction(os.path.join(results, video, stem + ".png"), gt.shape)
+        for obj, place in by_frame[t]:
+            arrays[obj][0][place], arrays[obj][1][place] = mask_scores(gt == obj, pred == obj)
+    return [(f"{video}_{n + 1}", float(np.nanmean(j)), float(np.nanmean(f)), lvos_spread(j, f))
+            for n, (j, f) in enumerate(arrays.values())]
 
 
 def score_lvos(bench: BenchmarkRoot, results: str, split: str, workers: int | None = None) -> tuple[str, str]:
