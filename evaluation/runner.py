@@ -195,8 +195,11 @@ def segment_resumable(predictor: SimVOSPredictor, video, seq: VideoSequence, out
     saved = None
     if os.path.isfile(point):
         remove_leftovers(folder)
-        saved = torch.load(point, weights_only=True)
-        if saved.get("setting") != setting:
+        try:
+            saved = torch.load(point, weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError):   # unreadable: the video starts over
+            saved = None
+        if saved is not None and saved.get("setting") != setting:
             saved = None
     if saved is None:
         shutil.rmtree(folder, ignore_errors=True)

@@ -2,6 +2,7 @@
 sets: the layouts each official tool reads, the protocols, and the scores against an independent
 computation written here (numpy J, evaluation/official_jf.py's distance-transform F)."""
 import csv
+import json
 import math
 import os
 import zipfile
@@ -252,3 +253,12 @@ def test_a_killed_long_video_continues_exactly_where_its_results_stop(ckpt, tmp_
     for name in names:
         np.testing.assert_array_equal(np.array(Image.open(tmp_path / "whole/tiny/v1" / name)),
                                       np.array(Image.open(tmp_path / "resumed/tiny/v1" / name)))
+
+
+def test_an_lvos_meta_with_too_few_frame_nums_is_one_line(tmp_path):
+    make_lvos_set(str(tmp_path / "valid"), videos=("v1",), n=16)
+    meta = json.loads((tmp_path / "valid/valid_meta.json").read_text())
+    meta["videos"]["v1"]["objects"]["1"]["frame_range"]["frame_nums"] = 2     # start..end by 5 gives 4 frames
+    (tmp_path / "valid/valid_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="v1 object 1: frame_range start..end by 5 gives more frames"):
+        score_results(open_benchmark("lvos", str(tmp_path), "valid"), str(tmp_path / "valid/Annotations"), "valid")

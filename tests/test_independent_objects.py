@@ -1,8 +1,11 @@
 """Independent objects: each object segmented against the background only equals a session that
 holds that object alone (the independent computation: one session per object)."""
+import json
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from inference_core import SimVOSPredictor
 from model import build_model
@@ -77,3 +80,16 @@ def test_default_still_competes(model):
     assert not joint[0].independent
     masks = joint[0].object_masks()
     assert not (masks[0] & masks[1]).any()    # a label map: the hand takes its pixels from the person
+
+
+def test_own_video_outputs_keep_overlaps(tmp_path):
+    from outputs.formats import ResultWriter
+    _, annotations = _overlapping_video()
+    person, hand = annotations[0][1], annotations[0][2]
+    labels = np.where(hand, 2, np.where(person, 1, 0)).astype(np.uint8)
+    writer = ResultWriter(str(tmp_path), ["palette", "objects", "coco"], ["00000"], [0.0], [1, 2], {"video": "v"})
+    writer.write_frame(0, labels, None, {1: person, 2: hand})
+    writer.finish()
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "objects/1/00000.png")) > 0, person)   # hand included
+    areas = {a["track_id"]: a["area"] for a in json.loads((tmp_path / "coco.json").read_text())["annotations"]}
+    assert areas == {1: int(person.sum()), 2: int(hand.sum())}
