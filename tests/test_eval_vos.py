@@ -262,3 +262,24 @@ def test_an_lvos_meta_with_too_few_frame_nums_is_one_line(tmp_path):
     (tmp_path / "valid/valid_meta.json").write_text(json.dumps(meta))
     with pytest.raises(InputError, match="v1 object 1: frame_range start..end by 5 gives more frames"):
         score_results(open_benchmark("lvos", str(tmp_path), "valid"), str(tmp_path / "valid/Annotations"), "valid")
+
+
+@pytest.mark.slow  # a launcher and two processes
+def test_torchrun_ranks_write_what_one_process_writes_and_rank_0_scores(ckpt, tmp_path):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    make_sav_set(str(tmp_path / "sav_val"), videos=("s1", "s2", "s3"), n=9)
+    argv = ["--dataset", "sav", "--data_root", str(tmp_path / "sav_val"), "--model_path", str(ckpt), "--score", *FLAGS]
+    _run(ckpt, "sav", tmp_path / "sav_val", tmp_path / "one", "--score")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "submit_eval_vos.py", *argv, "--output", str(tmp_path / "two")],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "all 2 ranks:" in proc.stdout and proc.stdout.count("global_results-val.csv:") == 1
+    for video in ("s1", "s2", "s3"):
+        for folder in ("000", "001"):
+            for name in sorted(os.listdir(tmp_path / "one/tiny" / video / folder)):
+                np.testing.assert_array_equal(np.array(Image.open(tmp_path / "one/tiny" / video / folder / name)),
+                                              np.array(Image.open(tmp_path / "two/tiny" / video / folder / name)))
+    assert (tmp_path / "one/tiny/results.csv").read_text() == (tmp_path / "two/tiny/results.csv").read_text()
