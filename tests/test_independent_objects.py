@@ -12,15 +12,16 @@ from model import build_model
 from tests.conftest import tiny_config
 
 
-def _overlapping_video(n=6, h=40, w=56):
-    """Frames and per-object boolean masks: object 1 a big box, object 2 inside it (a 'hand'),
-    object 3 appears on frame 2 and overlaps object 1."""
+def _overlapping_video(n=5, h=64, w=96):
+    """Frames and per-object boolean masks: object 1 a big box, object 2 inside it (a 'hand' that
+    covers whole token cells, where a joint encoding gives its pixels to the box), object 3
+    appears on frame 2 and overlaps object 1."""
     rng = np.random.default_rng(5)
     frames = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
     yy, xx = np.mgrid[:h, :w]
-    person = (yy > 5) & (yy < 35) & (xx > 8) & (xx < 30)
-    hand = (yy > 20) & (yy < 30) & (xx > 20) & (xx < 28)
-    late = (yy > 10) & (yy < 25) & (xx > 24) & (xx < 50)
+    person = (yy > 3) & (yy < 60) & (xx > 7) & (xx < 60)
+    hand = (yy >= 16) & (yy < 48) & (xx >= 16) & (xx < 48)
+    late = (yy > 8) & (yy < 40) & (xx > 50) & (xx < 90)
     return frames, {0: {1: person, 2: hand}, 2: {3: late}}
 
 
