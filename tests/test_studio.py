@@ -83,7 +83,7 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     sid = session["id"]
     frame0 = np.asarray(Image.open(io.BytesIO(client.get(f"/api/sessions/{sid}/frames/00000.jpg", headers=AUTH).content)))
     assert frame0.shape == (48, 64, 3) and np.abs(frame0.astype(int) - frames[0]).mean() < 10
-    assert client.get(f"/api/sessions/{sid}/masks/00003.png", headers=AUTH).status_code == 404
+    assert client.get(f"/api/sessions/{sid}/masks/00003.png", headers=AUTH).status_code == 204  # no mask yet
     first = np.where(labels[0] > 0, labels[0], 0)
     assert client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(first), headers=AUTH).json()["objects"] == [1, 2]
     job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0, "direction": "forward"}, headers=AUTH).json()
@@ -444,22 +444,22 @@ def test_links_out_of_the_videos_folder_are_not_listed(tmp_path, predictor, clip
     assert client.get("/api/info", headers=AUTH).json()["videos"] == ["mine.mp4"]
 
 
-def _blocking_runner(predictor):
-    """A runner whose first job waits for ``release`` before it computes (to hold a queue)."""
-    runner = JobRunner(predictor)
-    release, real = threading.Event(), runner._run
+def _blocking_runner(predictor, monkeypatch):
+    """A runner whose jobs wait for ``release`` before they compute (to hold a queue)."""
+    from studio.jobs import PropagationJob
+    release, real = threading.Event(), PropagationJob.run
 
-    def run(job):
+    def run(job, runner):
         release.wait(60)
-        return real(job)
-    runner._run = run
-    return runner, release
+        return real(job, runner)
+    monkeypatch.setattr(PropagationJob, "run", run)
+    return JobRunner(predictor), release
 
 
-def test_a_queued_job_says_where_it_is_and_edits_under_a_job_are_refused(tmp_path, predictor, clip):
+def test_a_queued_job_says_where_it_is_and_edits_under_a_job_are_refused(tmp_path, predictor, clip, monkeypatch):
     path, _, labels = clip
     workspace = Workspace(str(tmp_path / "ws"))
-    runner, release = _blocking_runner(predictor)
+    runner, release = _blocking_runner(predictor, monkeypatch)
     client = TestClient(create_app(workspace, runner, TOKEN, {"demo_model": True, "published": False}))
     a, b = (upload(client, path).json()["id"] for _ in range(2))
     for sid in (a, b):
@@ -491,7 +491,7 @@ def test_a_job_interrupted_by_a_restart_is_reported_with_the_frames_kept(tmp_pat
     job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
     assert wait(client, job)["state"] == "done"
     # As a kill -9 after 4 frames leaves it: the record says running, 4 results are newer than its start.
-    record_path = tmp_path / "ws" / "sessions" / sid / "jobs" / f"{job}.json"
+    record_path = tmp_path / "ws" / "jobs" / f"{job}.json"
     record = json.loads(record_path.read_text())
     record.update(state="running", done=4)
     record_path.write_text(json.dumps(record))
@@ -505,7 +505,7 @@ def test_a_job_interrupted_by_a_restart_is_reported_with_the_frames_kept(tmp_pat
 
 def test_concurrent_exports_are_each_complete(tmp_path, predictor, clip):
     from concurrent.futures import ThreadPoolExecutor
-    from studio.app import _export
+    from studio.exports import export
     path, _, labels = clip
     client = make_client(tmp_path / "ws", predictor)
     sid = upload(client, path).json()["id"]
@@ -513,7 +513,7 @@ def test_concurrent_exports_are_each_complete(tmp_path, predictor, clip):
     session = Workspace(str(tmp_path / "ws")).session(sid)
 
     def one(kind):
-        handle, _ = _export(session, kind)
+        handle, _ = export(session, kind)
         with handle:
             return kind, handle.read()
     with ThreadPoolExecutor(6) as pool:
