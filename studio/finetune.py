@@ -56,8 +56,8 @@ class FinetuneJob(Job):
 
     def __init__(self, job_id: str, layout: WorkspaceLayout, sessions: list[str], minutes: float, model: str,
                  trainer: tuple[str, ...] = TRAINER):
-        super().__init__(job_id, layout.jobs_dir)
-        self.layout, self.sessions, self.minutes, self.model, self.trainer = layout, sessions, minutes, model, trainer
+        super().__init__(job_id, layout)
+        self.sessions, self.minutes, self.model, self.trainer = sessions, minutes, model, trainer
         self.held_out = held_out_sessions(sessions, 1) if len(sessions) > 1 else []
         self.val_jf: float | None = None
         self.val_before: float | None = None

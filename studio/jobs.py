@@ -33,6 +33,7 @@ import traceback
 from collections import OrderedDict
 from typing import ClassVar
 
+from dataset.workspace import WorkspaceLayout
 from inference_core.predictor import SimVOSPredictor
 from inference_core.session import VideoSession
 from studio.store import Conflict, SessionGone, StoredSession, Workspace, save_png_atomic
@@ -69,8 +70,8 @@ class Job:
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, job_id: str, records: str):
-        self.id, self.records = job_id, records     # records: the workspace's jobs/ folder
+    def __init__(self, job_id: str, layout: WorkspaceLayout):
+        self.id, self.layout = job_id, layout     # the workspace where it is recorded
         self.state = "queued"
         self.done = self.total = 0
         self.error: str | None = None
@@ -127,7 +128,7 @@ class Job:
 
     def record(self) -> None:
         """The job in the workspace (what a restart reports of it); none for a job whose session was deleted."""
-        path = os.path.join(self.records, f"{self.id}.json")
+        path = self.layout.job(self.id)
         if self.gone():
             if os.path.exists(path):
                 os.remove(path)
@@ -141,7 +142,7 @@ class PropagationJob(Job):
     kind = "propagation"
 
     def __init__(self, job_id: str, session: StoredSession, frame: int, direction: str, until: str):
-        super().__init__(job_id, session.layout.jobs_dir)
+        super().__init__(job_id, session.layout)
         self.session, self.frame, self.direction, self.until = session, frame, direction, until
         self.frames: list[int] = []   # what it computes and writes
         self.last_frame: int | None = None
@@ -345,7 +346,7 @@ class JobRunner:
             self.jobs[job.id] = job
             self.waiting.append(job)
             self._update_queue()
-        os.makedirs(job.records, exist_ok=True)
+        os.makedirs(job.layout.jobs_dir, exist_ok=True)
         job.record()
         self.queue.put(job)
         return job

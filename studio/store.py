@@ -23,7 +23,7 @@ from dataset.palette_io import read_label_png, write_label_png
 from dataset.video_io import VIDEO_EXTENSIONS, probe_video
 from dataset.workspace import SESSION_FOLDERS, SessionFolder, SessionMeta, WorkspaceLayout
 from util.errors import InputError
-from util.publish import publishing, remove_leftovers, write_json
+from util.publish import publishing, remove_leftovers
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 THUMB_HEIGHT = 48
@@ -179,14 +179,6 @@ class Workspace:
         except (ValueError, OSError):
             return None
         return record if isinstance(record, dict) else None
-
-    def write_job_record(self, job_id: str, record: dict) -> None:
-        write_json(self.layout.job(job_id), record)
-
-    def remove_job_record(self, job_id: str) -> None:
-        path = self.layout.job(job_id)
-        if os.path.exists(path):
-            os.remove(path)
 
     # ------------------------------------------------------------------ ids and paths
     def session(self, session_id: str) -> StoredSession:

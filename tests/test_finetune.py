@@ -199,3 +199,18 @@ def test_an_interrupted_finetune_resumes_exactly(tmp_path, start_checkpoint):
     assert "resumed from" in resumed.stdout and "at iteration 4" in resumed.stdout
     checksum = lambda out: re.search(r"weights checksum (\S+)", out).group(1)
     assert checksum(resumed.stdout) == checksum(straight.stdout)
+
+
+def test_a_full_disk_while_saving_is_one_line(tmp_path, monkeypatch):
+    """torch's writer reports a full disk as "[enforce fail at inline_container.cc:672] ... file write
+    failed": the training state says it in one line, and leaves no temporary file."""
+    from training.state import atomic_save
+
+    def full(obj, path):
+        open(path, "wb").close()
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(InputError, match=r"model_4.pth: cannot be written \(\d+ MB free on its disk: is it full\?\)"):
+        atomic_save({"w": torch.zeros(1)}, str(tmp_path / "s" / "model_4.pth"))
+    assert os.listdir(tmp_path / "s") == []

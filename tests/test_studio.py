@@ -314,7 +314,8 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         response = page.goto(f"http://127.0.0.1:{port}/?token={TOKEN}")
         assert "default-src 'self'" in response.headers["content-security-policy"]
         _until(page, "() => !location.search.includes('token')")
-        assert TOKEN not in page.url and "demo model" in page.inner_text("#model-note")
+        _until(page, "() => document.querySelector('#model-note').textContent.includes('demo model')")
+        assert TOKEN not in page.url
         cookies = page.context.cookies()
         assert [(c["name"], c["httpOnly"], c["sameSite"]) for c in cookies] == [("simvos_studio_token", True, "Strict")]
         assert page.is_hidden("#main") and page.is_hidden("#propagate")   # nothing to press before a video is open

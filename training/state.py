@@ -1,22 +1,33 @@
 """Training-state files: atomic writes, the newest loadable one (``--resume auto``), pruning."""
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 
 import torch
 
 from model.checkpoint import CheckpointError, read_checkpoint
+from util.errors import InputError
 from util.publish import publishing
 
 STATE_FILE = re.compile(r"checkpoint_(\d+)\.pth$")
 
 
 def atomic_save(obj, path: str) -> None:
-    """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``."""
+    """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``. A
+    failed write (a full disk) is one line (InputError), not torch's ``[enforce fail at inline_container.cc]``."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with publishing(path) as tmp:
-        torch.save(obj, tmp)
+    try:
+        with publishing(path) as tmp:
+            torch.save(obj, tmp)
+    except (OSError, RuntimeError) as exc:
+        full = exc.errno == errno.ENOSPC if isinstance(exc, OSError) else "write failed" in str(exc)
+        if not full:
+            raise
+        free = shutil.disk_usage(os.path.dirname(path)).free // 2**20
+        raise InputError(f"{path}: cannot be written ({free} MB free on its disk: is it full?)") from None
 
 
 def state_files(save_dir: str) -> list[tuple[int, str]]:

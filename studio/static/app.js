@@ -294,11 +294,11 @@ async function loadFrame(index, { keep = true } = {}) {
   const draft = state.drafts.get(frame);
   if (!draft) {
     const res = await fetch(`/api/sessions/${s.id}/masks/${pad(frame)}.png`, { credentials: "same-origin", cache: "no-store" });
-    if (res.ok) {
+    if (res.status === 200) {  // 204: no mask yet
       annotated = res.headers.get("X-Annotated") === "true";
       const px = await decodeImage(await res.blob());
       for (let i = 0; i < labels.length; i++) labels[i] = COLOUR_TO_LABEL.get((px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]) || 0;
-    } else if (res.status !== 404) {
+    } else if (res.status !== 204) {
       let text = `${res.status}`;
       try { text = (await res.json()).error || text; } catch (e) { /* keep the status */ }
       throw new Error(text);
@@ -376,7 +376,7 @@ function showProgress(job) {
   $("progress").max = Math.max(job.total, 1); $("progress").value = job.done;
   let text = `${job.done}/${job.total} frames`;
   if (job.state === "queued") {
-    text = `queued (${job.position || "?"} in line` + (job.waiting_for ? `, after a job on ${job.waiting_for.name}` : "") + ")";
+    text = `queued (${job.position || "?"} in line` + (job.waiting_for ? `, after ${job.waiting_for.label}` : "") + ")";
   } else if (job.state === "running") {
     text += `, ${job.fps} FPS` + (job.eta_seconds == null ? "" : `, ETA ${Math.round(job.eta_seconds)} s`);
   }
@@ -531,7 +531,7 @@ async function refreshFinetune() {
     ` ${s.name} (${s.annotated.length} annotated)`));
   $("ft-sessions").replaceChildren(...(boxes.length ? boxes : [element("span", { textContent: "annotate at least 2 frames of a video first" })]));
   const { models } = await api.json("GET", "/api/models");
-  $("models").replaceChildren(...models.map((m) => element("option", { value: m.name, selected: m.current,
+  $("models").replaceChildren(...models.filter((m) => m.usable).map((m) => element("option", { value: m.name, selected: m.current,
     textContent: `${m.name}${m.current ? " (in use)" : ""}${m.val_jf != null ? `, J&F ${m.val_jf}` : ""}` })));
 }
 
