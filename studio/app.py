@@ -13,12 +13,13 @@ import os
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 
+from inference_core.directions import JOB_DIRECTIONS
 from studio import auth
 from studio.errors import error as _error
 from studio.errors import install_error_handlers
 from studio.exports import EXPORTS
 from studio.finetune import DEFAULT_MINUTES, MAX_MINUTES, MAX_QUEUED, MIN_ANNOTATED_FRAMES, MIN_MINUTES, TRAINER, FinetuneJob
-from studio.jobs import DIRECTIONS, FINISHED, JOB_STATES, JobRunner, PropagationJob, recover_jobs
+from studio.jobs import FINISHED, JOB_STATES, JobRunner, PropagationJob, recover_jobs
 from studio.models import START, ModelCatalog, StartModel
 from studio.requests import MAX_JSON_BYTES, BodyLimit
 from studio.routes import annotations, exports, jobs, models, sessions
@@ -29,7 +30,7 @@ from studio.store import Workspace
 from util.labels import MAX_OBJECTS
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 JOB_KINDS = {cls.kind: cls for cls in (PropagationJob, FinetuneJob)}
 BODY_LIMITS = {"/grabcut": MAX_MASK_BYTES}   # a base64 mask; the other JSON bodies: MAX_JSON_BYTES
 
@@ -57,15 +58,10 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict,
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next):
-        given, how = auth.request_token(request)
-        if not auth.matches(given, token):
-            response = _error(401, "missing or wrong token: open the URL the studio printed (it ends in ?token=...)")
-        elif how == "cookie" and request.method in auth.UNSAFE_METHODS and not auth.same_origin(request):
-            response = _error(403, "a request from another site: the studio only takes changes from its own page")
-        else:
+        if auth.is_public(request.url.path) or auth.authorized(request, token):
             response = await call_next(request)
-            if how == "query" and request.url.path == "/":
-                response.set_cookie(auth.COOKIE, token, httponly=True, samesite="strict", path="/")
+        else:
+            response = _error(401, auth.MISSING)
         response.headers.update(auth.SECURITY_HEADERS)
         return response
 
@@ -79,9 +75,10 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict,
 
     @app.get("/static/{name}")
     def static(name: str):
-        if name not in STATIC_FILES:
+        kind = STATIC_TYPES.get(os.path.splitext(name)[1])
+        if kind is None or name not in os.listdir(STATIC):
             return _error(404, f"no static file {name!r}")
-        return FileResponse(os.path.join(STATIC, name), media_type=STATIC_FILES[name], headers={"Cache-Control": "no-store"})
+        return FileResponse(os.path.join(STATIC, name), media_type=kind, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/info", response_model=Info)
     def api_info(studio: StudioDep):
@@ -96,7 +93,7 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict,
 def facts(studio: Studio) -> dict:
     runner, workspace = studio.runner, studio.workspace
     return {**studio.info, "model": studio.current, "demo_model": bool(studio.info.get("demo_model")) and studio.current == START, "checkpoint": os.path.basename(runner.checkpoint or "") or None,
-            "max_objects": MAX_OBJECTS, "directions": list(DIRECTIONS), "job_states": list(JOB_STATES),
+            "max_objects": MAX_OBJECTS, "directions": list(JOB_DIRECTIONS), "job_states": list(JOB_STATES),
             "finished_job_states": list(FINISHED), "exports": list(EXPORTS), "max_keyframes": runner.max_keyframes,
             "size": runner.predictor.size,
             "limits": {"max_upload_mb": workspace.max_upload_bytes // 2**20, "max_pixels": workspace.max_pixels,

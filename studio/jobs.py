@@ -1,8 +1,8 @@
 """Jobs: one protocol (:class:`Job`) for every kind of work the studio queues, one queue and one
 worker thread, progress, cancel, records in the workspace and their recovery after a restart.
 Kinds: :class:`PropagationJob` (here) and ``studio.finetune.FinetuneJob``; the runner and the
-routes use only the protocol (``kind``, ``describe()``, ``record()``, ``holds()``, ``run()``,
-``stop()``, ``interrupted()``).
+routes use only the protocol (``kind``, ``describe()``, ``record()``, ``resources()``, ``label()``, ``run()``,
+``stop()``, ``interrupted()``): no caller tells the kinds apart.
 
 The studio keeps one live :class:`inference_core.session.VideoSession` per open studio session (as
 Cutie's GUI controller keeps its engine), at most ``live_sessions`` at once, the least recently used
@@ -34,6 +34,8 @@ from collections import OrderedDict
 from typing import ClassVar
 
 from dataset.workspace import WorkspaceLayout
+from inference_core.directions import JOB_DIRECTIONS
+from inference_core.memory import DEFAULT_MAX_KEYFRAMES
 from inference_core.predictor import SimVOSPredictor
 from inference_core.session import VideoSession
 from studio.store import Conflict, SessionGone, StoredSession, Workspace, save_png_atomic
@@ -41,7 +43,6 @@ from util.errors import InputError
 from util.publish import write_json
 from util.threads import writer_for
 
-DIRECTIONS = ("forward", "backward", "both_ways")
 UNTIL = ("next", "end")
 DEFAULT_LIVE_SESSIONS = 4
 LIVE_STATES = ("queued", "running")
@@ -246,8 +247,8 @@ def frames_to_write(annotated: list[int], frames: int, frame: int, direction: st
 def check_job(annotated: list[int], frame: int, direction: str, until: str) -> None:
     """A job that would propagate from nothing is refused: some annotation must be behind its
     frame (or on it) in each direction it walks."""
-    if direction not in DIRECTIONS:
-        raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if direction not in JOB_DIRECTIONS:
+        raise InputError(f"direction must be one of {', '.join(JOB_DIRECTIONS)}, got {direction!r}")
     if until not in UNTIL:
         raise InputError(f"until must be one of {', '.join(UNTIL)}, got {until!r}")
     if not annotated:
@@ -307,7 +308,7 @@ class JobRunner:
     """One queue and one worker for every job (propagations and fine-tuning runs); ``checkpoint``:
     the weights the predictor was built from (what fine-tuning starts from)."""
 
-    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = 8, live_sessions: int = DEFAULT_LIVE_SESSIONS,
+    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = DEFAULT_MAX_KEYFRAMES, live_sessions: int = DEFAULT_LIVE_SESSIONS,
                  checkpoint: str | None = None):
         self.predictor, self.checkpoint = predictor, checkpoint
         self.max_keyframes, self.live_sessions = max_keyframes, live_sessions

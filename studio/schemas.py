@@ -8,10 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from inference_core.directions import JOB_DIRECTIONS
 from studio.exports import EXPORTS
-from studio.jobs import DIRECTIONS, UNTIL
+from studio.jobs import UNTIL
 
-Direction = Literal[DIRECTIONS]
+Direction = Literal[JOB_DIRECTIONS]
 Until = Literal[UNTIL]
 ExportKind = Literal[EXPORTS]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import shutil
 
 import torch
 
@@ -15,19 +14,23 @@ from util.publish import publishing
 STATE_FILE = re.compile(r"checkpoint_(\d+)\.pth$")
 
 
+# Write errors the user can act on (free space, a quota, permissions), reported as one line.
+_FIXABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def atomic_save(obj, path: str) -> None:
-    """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``. A
-    failed write (a full disk) is one line (InputError), not torch's ``[enforce fail at inline_container.cc]``."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``.
+    A full disk (or a quota, a read-only folder) is an InputError naming ``path``, the temporary
+    file removed."""
     try:
-        with publishing(path) as tmp:
-            torch.save(obj, tmp)
-    except (OSError, RuntimeError) as exc:
-        full = exc.errno == errno.ENOSPC if isinstance(exc, OSError) else "write failed" in str(exc)
-        if not full:
-            raise
-        free = shutil.disk_usage(os.path.dirname(path)).free // 2**20
-        raise InputError(f"{path}: cannot be written ({free} MB free on its disk: is it full?)") from None
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # Through a Python file: torch's own writer reports a full disk as an internal 'enforce fail'.
+        with publishing(path) as tmp, open(tmp, "wb") as f:
+            torch.save(obj, f)
+    except OSError as exc:
+        if exc.errno in _FIXABLE:
+            raise InputError(f"{path}: cannot be written: {exc.strerror}", path) from None
+        raise
 
 
 def state_files(save_dir: str) -> list[tuple[int, str]]:
