@@ -8,6 +8,8 @@ python submit_eval_youtube.py ... --num_shards 16 --shard_id $I         # job ar
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import os
 import zipfile

@@ -4,6 +4,8 @@ Serves the studio on http://127.0.0.1:7860/?token=... (loopback only unless --ho
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import errno
 import os
