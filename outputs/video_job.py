@@ -107,12 +107,14 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
     return done
 
 
-def write_overlay(source: FrameSource, label_dir: str, path: str) -> None:
-    """The frames with their label maps blended in, streamed into an MP4 (H.264) or GIF."""
+def write_overlay(source: FrameSource, label_dir: str, path: str, stems: list[str] | None = None) -> None:
+    """The frames with their label maps blended in, streamed into an MP4 (H.264) or GIF; frame i's
+    label map is ``<label_dir>/<stems[i]>.png`` (default: the source's stems)."""
+    stems = source.stems if stems is None else stems
     writer = None
     try:
         for index, rgb in source.read():
-            labels = read_label_png(os.path.join(label_dir, source.stems[index] + ".png"))
+            labels = read_label_png(os.path.join(label_dir, stems[index] + ".png"))
             if writer is None:
                 writer = VideoWriter(path, source.fps, rgb.shape[1], rgb.shape[0])
             writer.write(overlay(rgb, labels), source.times[index] - source.times[0])
