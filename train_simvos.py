@@ -7,6 +7,8 @@
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import errno
 import sys

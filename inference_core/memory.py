@@ -21,6 +21,11 @@ import torch
 from util.errors import InputError
 
 MEMORY_POLICIES = ("published", "keyframes")
+# References kept per object by the keyframe memory: the first annotation + the 3 latest others. The
+# one default of every entry point (the predictor, segment_video.py, the studio). Why 4, not more:
+# benchmarks.keyframes finds no gain from a second reference over replacing it (J&F 64.1 vs 65.0 on
+# the demo's val set, 47.4 vs 47.3 on the glyph transfer set), while each reference adds a frame's
+# tokens to the joint attention (8 instead of 4: 1.2-1.7x the time per frame, docs/benchmarks.md).
 DEFAULT_MAX_KEYFRAMES = 4
 
 
@@ -52,6 +57,15 @@ class Memory(ABC):
         if obj in self.previous:
             parts.append(self.previous[obj])
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def state(self) -> dict:
+        """The entries as CPU tensors (for :meth:`load_state`: a walk continued exactly elsewhere)."""
+        return {"references": {o: [(i, m.cpu().clone()) for i, m in e] for o, e in self.references.items()},
+                "previous": {o: m.cpu().clone() for o, m in self.previous.items()}}
+
+    def load_state(self, state: dict, device: torch.device) -> None:
+        self.references = {o: [(i, m.to(device)) for i, m in e] for o, e in state["references"].items()}
+        self.previous = {o: m.to(device) for o, m in state["previous"].items()}
 
     def length(self, obj: int) -> int:
         """Rows of :meth:`read` without concatenating (objects of equal length run as one batch)."""

@@ -1,9 +1,11 @@
 """User-facing video predictor: RGB frames and label maps in, probabilities out.
 
     predictor = SimVOSPredictor.from_checkpoint("simvos_bs.pth", variant="simvos_bs")
-    for result in predictor.propagate(frames, masks={0: first_mask}):    # a whole-video plan
+    for result in predictor.segment_video(frames, masks={0: first_mask}):   # a whole-video plan
         labels = result.labels()          # [H, W] uint8 object ids, at the frame's size
     video = predictor.open(frames)        # an interactive session (inference_core/session.py)
+    for result in video.propagate(start=0, direction="forward"):            # one walk
+        ...
 
 Frames are processed with their shorter side at most ``size`` pixels (480 by default, as the
 published evaluation; -1: as given) and the probabilities come back bilinearly at the frames' size.
@@ -18,7 +20,7 @@ from typing import Iterator
 import torch
 
 from inference_core.compiled import COMPILE_MODES, compiled_network
-from inference_core.directions import propagate_video
+from inference_core.directions import run_plan
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, check_max_keyframes, check_policy
 from inference_core.results import FrameResult
 from inference_core.session import VideoSession
@@ -37,12 +39,15 @@ class SimVOSPredictor:
     the memory policy of its videos, whether frame decoding and output writing run on threads
     beside the network (``overlap_io``; the results are the same either way) and whether the
     per-frame stages run through ``torch.compile`` (``compile``: a mode of
-    inference_core/compiled.py, or ``off``). ``model`` is the network as built; ``network`` what
-    the sessions run (the model, or its compiled stages)."""
+    inference_core/compiled.py, or ``off``), and whether its videos segment each object against the
+    background only (``independent_objects``; default: the published soft aggregation between
+    objects). ``model`` is the network as built; ``network`` what the sessions run (the model, or
+    its compiled stages)."""
 
     def __init__(self, model, device: torch.device | str | None = None, amp: bool = False,
                  max_objects_per_batch: int | None = None, size: int = DEFAULT_SIZE, memory: str = "published",
-                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES, overlap_io: bool = True, compile: str = "off"):
+                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES, overlap_io: bool = True, compile: str = "off",
+                 independent_objects: bool = False):
         self.device = pick_device(str(device) if device is not None else None)
         warn_if_amp_unsupported(self.device, amp)
         self.model = model.to(self.device).eval()
@@ -53,6 +58,7 @@ class SimVOSPredictor:
         self.size = size
         self.memory, self.max_keyframes = check_policy(memory), check_max_keyframes(max_keyframes)
         self.overlap_io = overlap_io  # decode frames / write outputs on threads beside the network
+        self.independent_objects = bool(independent_objects)  # each object against the background only
         if compile not in COMPILE_MODES:
             raise InputError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.compile = compile
@@ -75,30 +81,32 @@ class SimVOSPredictor:
     def open(self, frames, **options) -> VideoSession:
         """An interactive session over one video (inference_core/session.py). frames: RGB frames (a
         list or array), a dataset.frames.FrameSource, a video file or frame folder path, or a
-        one-pass iterator (forward only); options: size, memory, max_keyframes (default: the predictor's)."""
+        one-pass iterator (forward only); options: size, memory, max_keyframes, independent_objects
+        (each object segmented against the background only; default: the predictor's)."""
         return VideoSession(self, frames, **options)
 
-    def propagate(self, frames, masks: dict, direction: str = "forward", objects: dict | None = None,
-                  partial: bool = False, **options) -> Iterator[FrameResult]:
-        """A whole-video plan (inference_core/directions.py) over a session of ``frames``.
+    def segment_video(self, frames, masks: dict, plan: str = "forward", objects: dict | None = None,
+                      partial: bool = False, **options) -> Iterator[FrameResult]:
+        """Every frame of ``frames`` segmented by a whole-video plan (inference_core/directions.py)
+        over a session of them (one walk from a frame: ``open(frames).propagate(...)``).
 
         masks: {frame index: label map}; objects: {frame index: ids to take from its map};
         partial: each map names only the objects it adds or corrects (YouTube-VOS's meaning; by
-        default a map is complete for its frame). direction: ``forward`` (from the first
-        annotation on), ``backward`` (from the last one back), or ``both`` (each frame from the
-        nearest annotation). Yields one FrameResult per frame, in processing order
-        (``result.index`` names the frame)."""
+        default a map is complete for its frame). plan (``VIDEO_PLANS``): ``forward`` (from the
+        first annotation on), ``backward`` (from the last one back), or ``nearest`` (each object on
+        each frame from its nearest annotation). Yields one FrameResult per frame, in processing
+        order (``result.index`` names the frame)."""
         video = self.open(frames, **options)
         for index in sorted(masks):
             video.add_mask(index, masks[index], (objects or {}).get(index), complete=not partial)
-        yield from propagate_video(video, direction)
+        yield from run_plan(video, plan)
 
 
 def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device | str | None = None,
                     amp: bool = False, max_objects_per_batch: int | None = None, **options) -> SimVOSPredictor:
     """Builds the network of ``config`` (at the checkpoint's own training grid), loads ``checkpoint``
     strictly (any supported format) and wraps it; prints the loader's notes. options: size, memory,
-    max_keyframes, overlap_io, compile (see :class:`SimVOSPredictor`)."""
+    max_keyframes, overlap_io, compile, independent_objects (see :class:`SimVOSPredictor`)."""
     loaded = read_checkpoint(checkpoint)
     check_recorded_variant(checkpoint, config, loaded)
     _, state = unwrap(loaded)

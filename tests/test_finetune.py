@@ -326,3 +326,4 @@ def test_an_interrupted_finetune_resumes_exactly(tmp_path, start_checkpoint):
     assert "resumed from" in resumed.stdout and "at iteration 4" in resumed.stdout
     checksum = lambda out: re.search(r"weights checksum (\S+)", out).group(1)
     assert checksum(resumed.stdout) == checksum(straight.stdout)
+

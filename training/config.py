@@ -14,6 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+from dataset.vos_pairs import VOSFolder, parse_vos_folder
 from model.flags import config_from_args
 from model.presets import ModelConfig
 from training.schedule import bootstrap_fraction, lr_factor
@@ -65,7 +66,8 @@ class BootstrapSchedule:
 
 @dataclass(frozen=True)
 class PublishedData:
-    """The published stage's training set (training/data.py): DAVIS-2017 train repeated, YouTube-VOS train."""
+    """The published stage's training set (training/data.py): DAVIS-2017 train repeated, YouTube-VOS
+    train, and any more VOS-layout folders."""
 
     davis_root: str
     youtube_root: str | None      # None: DAVIS only
@@ -74,6 +76,7 @@ class PublishedData:
     davis_max_jump: int
     youtube_max_jump: int
     memory_frames: int
+    vos_folders: tuple[VOSFolder, ...] = ()   # more VOS-layout folders (--vos_datasets), each with its weight
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,8 @@ def resolve_config(args: argparse.Namespace, device_type: str, crop_size: int | 
         data=None if finetune else PublishedData(
             args.davis_root, None if args.yv_root.lower() == "none" else args.yv_root,
             None if args.yv_subset.lower() == "none" else args.yv_subset, value("davis_repeat"),
-            value("davis_max_jump"), value("yv_max_jump"), args.memory_frames),
+            value("davis_max_jump"), value("yv_max_jump"), args.memory_frames,
+            tuple(map(parse_vos_folder, args.vos_datasets))),
         finetune=FinetuneSettings(tuple(args.finetune), tuple(args.sessions) if args.sessions else None, args.val,
                                   args.val_videos, args.val_every, args.minutes, value("max_jump")) if finetune else None)
 

@@ -11,8 +11,8 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DistributedSampler, default_collate
 
 from dataset.davis import read_split
+from dataset.vos_pairs import VOSPairDataset, scan_videos, vos_folder_videos
 from training.config import PublishedData
-from dataset.vos_pairs import VOSPairDataset, scan_videos
 from util.errors import InputError
 
 YV_SUBSET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dataset", "lists", "yv_subset.txt")
@@ -118,6 +118,11 @@ def build_datasets(data: PublishedData, img_size: int) -> tuple[SeededConcat, di
         parts.append(VOSPairDataset(yv_videos, data.youtube_max_jump, img_size, memory_frames=data.memory_frames))
         sizes["youtube_videos"] = len(yv_videos)
         sizes.update(counts)
+    for folder in data.vos_folders:   # more VOS-layout folders, each with its weight
+        videos = vos_folder_videos(folder)
+        jump = folder.max_jump or data.davis_max_jump
+        parts += [VOSPairDataset(videos, jump, img_size, memory_frames=data.memory_frames)] * folder.weight
+        sizes[f"{folder.name}_videos"] = len(videos)
     dataset = SeededConcat(parts)
     sizes["samples_per_epoch"] = len(dataset)
     return dataset, sizes
