@@ -227,10 +227,13 @@ def main(argv=None) -> None:
     p.add_argument("--data_root", required=True, help="the benchmark's folder (or its split's folder)")
     p.add_argument("--split", default=None, help="default: mose valid, lvos valid, sav val; generic: names the CSVs")
     p.add_argument("--results", required=True, help="the results folder (MOSE: its Annotations/ folder)")
+    p.add_argument("--unseen_videos", default=None, help="lvos: the list of unseen videos (lvos-evaluation's "
+                                                         "unseen_videos.txt; default: the split's own, if any)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
     split = args.split or DEFAULT_SPLITS[args.dataset]
-    score_results(open_benchmark(args.dataset, args.data_root, split), args.results, split, args.workers)
+    score_results(open_benchmark(args.dataset, args.data_root, split, args.unseen_videos), args.results, split,
+                  args.workers)
 
 
 if __name__ == "__main__":

@@ -298,3 +298,13 @@ def test_davis_and_youtube_through_the_one_command(ckpt, tmp_path):
     assert names and all(n.startswith("Annotations/") for n in names)
     with pytest.raises(InputError, match="no public ground truth"):
         _run(ckpt, "youtube19", tmp_path / "yt", tmp_path / "y", "--score")
+
+
+def test_lvos_unseen_list_from_a_file(tmp_path):
+    make_lvos_set(str(tmp_path / "valid"), videos=("v1", "v2"), unseen=())
+    (tmp_path / "valid/unseen_videos.txt").unlink()
+    assert open_benchmark("lvos", str(tmp_path), "valid").unseen is None
+    (tmp_path / "list.txt").write_text("v1\n")
+    assert open_benchmark("lvos", str(tmp_path), "valid", str(tmp_path / "list.txt")).unseen == {"v1"}
+    with pytest.raises(InputError, match="nope.txt: split file not found"):
+        open_benchmark("lvos", str(tmp_path), "valid", str(tmp_path / "nope.txt"))
