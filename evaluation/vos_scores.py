@@ -70,20 +70,17 @@ def _prediction(path: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 def check_layout(bench: BenchmarkRoot, results: str) -> None:
-    """One line when ``results`` is not this benchmark's layout (another benchmark's results)."""
-    if not os.path.isdir(results):
-        raise InputError(f"{results}: results folder not found")
-    for video in bench.videos:
-        folder = os.path.join(results, video)
-        if not os.path.isdir(folder):
-            raise InputError(f"{folder}: no results for video {video} (is {results} the {bench.name} results of this split?)")
-        entries = os.listdir(folder)
-        nested = any(os.path.isdir(os.path.join(folder, e)) for e in entries)
-        if bench.name == "sav" and not nested:
-            raise InputError(f"{folder}: label-map PNGs, not SA-V's <video>/<object>/<frame>.png: results of another benchmark?")
-        if bench.name != "sav" and nested:
-            raise InputError(f"{folder}: per-object folders (SA-V's layout), not {bench.name}'s <video>/<frame>.png label maps")
-        return  # the first video tells the layout; missing frames are named when they are read
+    """One line when ``results`` is not this benchmark's layout (another benchmark's results). The
+    first video tells the layout; a missing video or frame is named when it is read."""
+    folder = os.path.join(results, bench.videos[0])
+    if not os.path.isdir(folder):
+        raise InputError(f"{folder}: no results for video {bench.videos[0]} (is {results} the {bench.name} "
+                         "results of this split?)")
+    nested = any(os.path.isdir(os.path.join(folder, entry)) for entry in os.listdir(folder))
+    if bench.name == "sav" and not nested:
+        raise InputError(f"{folder}: label-map PNGs, not SA-V's <video>/<object>/<frame>.png: results of another benchmark?")
+    if bench.name != "sav" and nested:
+        raise InputError(f"{folder}: per-object folders (SA-V's layout), not {bench.name}'s <video>/<frame>.png label maps")
 
 
 # ---------------------------------------------------------------------------- MOSE, generic
