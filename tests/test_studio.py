@@ -130,6 +130,8 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     again = make_client(tmp_path / "ws", predictor)
     listed = again.get("/api/sessions", headers=AUTH).json()["sessions"]
     assert [s["id"] for s in listed] == [sid] and listed[0]["annotated"] == [0, 6] and listed[0]["computed"] == 11
+    assert listed[0]["video"] == "clip.mp4" and listed[0]["annotated_count"] == 2
+    assert time.strftime("%Y-%m-%dT", time.gmtime()) in listed[0]["created"] and listed[0]["created"].endswith("Z")
     assert again.get(f"/api/sessions/{sid}/masks/00011.png", headers=AUTH).status_code == 200
 
 
@@ -757,6 +759,33 @@ def _reachable(base: str) -> bool:
         return httpx.get(f"{base}/api/info", headers=AUTH, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_a_finetune_left_running_by_a_stopped_studio_is_interrupted_and_its_model_not_offered(tmp_path, predictor,
+                                                                                              tiny_checkpoint):
+    """As a studio killed during a fine-tune leaves the workspace: a running record, a model folder
+    whose weights the trainer had already written (its best validation so far)."""
+    import json
+    import shutil
+    checkpoint, _ = tiny_checkpoint
+    folder = tmp_path / "ws" / "models" / "finetuned-1"
+    folder.mkdir(parents=True)
+    shutil.copy(checkpoint, folder / "finetuned.pth")
+    shutil.copy(checkpoint[:-4] + ".json", folder / "finetuned.json")
+    (tmp_path / "ws" / "jobs").mkdir()
+    record = {"job": "0123456789ab", "kind": "finetune", "state": "running", "done": 7, "total": 40, "model": "finetuned-1",
+              "sessions": ["aaaaaaaaaaaa"], "started": time.time() - 60}
+    (tmp_path / "ws" / "jobs" / "0123456789ab.json").write_text(json.dumps(record))
+    client = make_client(tmp_path / "ws", predictor)
+    state = client.get("/api/jobs/0123456789ab", headers=AUTH).json()
+    assert state["state"] == "interrupted" and "after 7 iteration(s)" in state["error"]
+    listed = {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}
+    assert not listed["finetuned-1"]["usable"] and listed["finetuned-1"]["state"] == "interrupted"
+    assert client.post("/api/model", json={"name": "finetuned-1"}, headers=AUTH).status_code == 409
+    assert client.delete("/api/models/start", headers=AUTH).status_code == 400
+    deleted = client.delete("/api/models/finetuned-1", headers=AUTH).json()
+    assert deleted["freed_bytes"] == os.path.getsize(checkpoint) + os.path.getsize(checkpoint[:-4] + ".json")
+    assert [m["name"] for m in client.get("/api/models", headers=AUTH).json()["models"]] == ["start"]
 
 
 def test_switching_models_and_back_gives_the_first_masks_again(tmp_path, clip):
