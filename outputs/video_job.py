@@ -86,7 +86,8 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
             with writer_for(predictor.overlap_io) as background:  # PNG / RLE encoding beside the network
                 for result in predictor.segment_video(source, masks, plan):
                     probs = (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in kinds else None
-                    background.submit(writer.write_frame, result.index, result.labels(), probs)
+                    own = dict(zip(result.object_ids, result.object_masks())) if result.independent else None
+                    background.submit(writer.write_frame, result.index, result.labels(), probs, own)
                     done += 1
                     if on_frame:
                         on_frame()

@@ -12,7 +12,7 @@ import os
 import socket
 import sys
 
-from inference_core.cli import add_predictor_flags, predictor_options
+from inference_core.cli import add_independent_flag, add_predictor_flags, predictor_options
 from inference_core.predictor import build_predictor
 from model.flags import add_model_flags, config_from_args
 from model.variants import matching_variant
@@ -57,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "workspace when used: their annotations encoded again, nothing segmented)")
     add_model_flags(p)
     add_predictor_flags(p)
+    add_independent_flag(p)
     return p.parse_args(argv)
 
 
@@ -78,7 +79,7 @@ def build(args):
         print(token.warning, file=sys.stderr)
     config = config_from_args(args, args.checkpoint)
     predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
-                                **predictor_options(args))
+                                independent_objects=args.independent_objects, **predictor_options(args))
     demo = os.path.realpath(args.checkpoint) == os.path.realpath(DEMO_CHECKPOINT)
     info = {"checkpoint": os.path.basename(args.checkpoint), "variant": matching_variant(config),
             "backbone": config.backbone_type, "demo_model": demo, "device": str(predictor.device),

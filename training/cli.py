@@ -26,6 +26,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--yv_subset", default=YV_SUBSET,
                    help="a file listing the YouTube-VOS train videos to use (default: the published list of 3,464, "
                         "dataset/lists/yv_subset.txt); 'none' uses every folder")
+    p.add_argument("--vos_datasets", nargs="+", default=[], metavar="NAME:DIR:WEIGHT[:MAX_JUMP]",
+                   help="more VOS-layout folders (DIR/JPEGImages/<video>/, DIR/Annotations/<video>/) added to the mix, "
+                        "each repeated WEIGHT times, e.g. mose:../MOSE/train:1")
     add_model_flags(p, use_token_learner=True)  # training defaults to SimVOS-BS, as published
     p.add_argument("--pretrained", default=None,
                    help="MAE checkpoint (default pretrained_models/mae_pretrain_<size>.pth); 'none' = from scratch")

@@ -11,7 +11,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DistributedSampler, default_collate
 
 from dataset.davis import read_split
-from dataset.vos_pairs import VOSPairDataset, scan_videos
+from dataset.vos_pairs import VOSPairDataset, parse_vos_folder, scan_videos, vos_folder_videos
 from util.errors import InputError
 
 YV_SUBSET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dataset", "lists", "yv_subset.txt")
@@ -118,6 +118,11 @@ def build_datasets(args) -> tuple[SeededConcat, dict]:
         parts.append(VOSPairDataset(yv_videos, args.yv_max_jump, args.img_size, memory_frames=args.memory_frames))
         sizes["youtube_videos"] = len(yv_videos)
         sizes.update(counts)
+    for folder in map(parse_vos_folder, args.vos_datasets):   # more VOS-layout folders, each with its weight
+        videos = vos_folder_videos(folder)
+        jump = folder.max_jump or args.davis_max_jump
+        parts += [VOSPairDataset(videos, jump, args.img_size, memory_frames=args.memory_frames)] * folder.weight
+        sizes[f"{folder.name}_videos"] = len(videos)
     dataset = SeededConcat(parts)
     sizes["samples_per_epoch"] = len(dataset)
     return dataset, sizes
