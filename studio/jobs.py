@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 import traceback
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import ClassVar
 
@@ -65,7 +66,7 @@ def disk_message(exc: OSError, where: str) -> str:
     return f"{where} cannot be written: {exc.strerror or exc} (is it deleted or read-only?)"
 
 
-class Job:
+class Job(ABC):
     """What every job has and does. Subclasses set ``kind`` and implement ``details()``,
     ``resources()``, ``label()``, ``run(runner)``, ``interrupted(record, workspace)``."""
 
@@ -84,21 +85,21 @@ class Job:
         self.cancel = threading.Event()
 
     # ---- the protocol
+    @abstractmethod
     def details(self) -> dict:
         """The kind's own fields of ``describe()``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def resources(self) -> set[str]:
         """What the job reads while queued or running ("session:<id>", "model:<name>"): kept from edits."""
-        raise NotImplementedError
 
+    @abstractmethod
     def label(self) -> str:
         """How other jobs' ``waiting_for`` names this one."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run(self, runner: "JobRunner") -> None:
         """The work, to its end; raises Cancelled when cancelled, InputError when it cannot go on."""
-        raise NotImplementedError
 
     def stop(self) -> None:
         """Asks a running job to stop as soon as it can."""
@@ -112,9 +113,9 @@ class Job:
         return False
 
     @classmethod
+    @abstractmethod
     def interrupted(cls, record: dict, workspace: Workspace) -> dict:
         """The record of a job of this kind that a stopped server left queued or running."""
-        raise NotImplementedError
 
     # ---- common
     def describe(self) -> dict:
