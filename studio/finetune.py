@@ -21,7 +21,8 @@ import time
 
 from dataset.annotated import held_out_sessions
 from dataset.workspace import WorkspaceLayout
-from studio.jobs import Cancelled, Job, JobRunner
+from studio.job import Cancelled, Job
+from studio.jobs import JobRunner
 from studio.store import Workspace
 from util.errors import InputError
 from util.run_events import EventReader, EventsVersionError

@@ -299,7 +299,7 @@ def test_links_out_of_the_videos_folder_are_not_listed(tmp_path, predictor, clip
 
 def _blocking_runner(predictor, monkeypatch):
     """A runner whose jobs wait for ``release`` before they compute (to hold a queue)."""
-    from studio.jobs import PropagationJob
+    from studio.propagation import PropagationJob
     release, real = threading.Event(), PropagationJob.run
 
     def run(job, runner):
