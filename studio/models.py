@@ -121,10 +121,10 @@ class ModelCatalog:
         current one and one whose run is queued or running (``held_by``: that job's id)."""
         if name == START:
             raise InputError("the start model is the studio's --checkpoint: it is not deleted from here")
-        if name not in self.workspace.layout.model_names():
-            raise NotFound(f"no model {name!r} (GET /api/models lists them)")
         if held_by is not None:
             raise Conflict(f"model {name} is being made by job {held_by}: cancel it first (DELETE /api/jobs/{held_by})")
+        if name not in self.workspace.layout.model_names():
+            raise NotFound(f"no model {name!r} (GET /api/models lists them)")
         if name == current:
             raise Conflict(f"model {name} is the current model: switch to another first")
         folder = self.workspace.layout.model(name)
