@@ -631,7 +631,7 @@ def test_finetune_jobs_follow_the_event_stream_lock_their_sessions_and_queue_at_
         tmp_path, tiny_checkpoint, fake_trainer, clip, monkeypatch):
     path, _, labels = clip
     monkeypatch.setenv("FAKE_SECONDS", "0.3")
-    monkeypatch.setenv("FAKE_ITERATIONS", "4")
+    monkeypatch.setenv("FAKE_ITERATIONS", "6")
     client, workspace = finetune_client(tmp_path, tiny_checkpoint, fake_trainer)
     sids = annotated_sessions(workspace, path, labels)
     plan = client.post("/api/finetune/plan", json={"sessions": sids, "minutes": 1}, headers=AUTH).json()
@@ -649,10 +649,10 @@ def test_finetune_jobs_follow_the_event_stream_lock_their_sessions_and_queue_at_
     assert client.delete(f"/api/sessions/{sids[0]}/masks/00005.png", headers=AUTH).status_code == 409
     assert client.delete(f"/api/models/{first['model']}", headers=AUTH).status_code == 409
     running = wait_for(lambda: (s := client.get(f"/api/jobs/{first['job']}", headers=AUTH).json())["done"] >= 1 and s)
-    assert running["state"] == "running" and running["total"] == 4 and running["val_jf_before"] == 10.0
+    assert running["state"] == "running" and running["total"] == 6 and running["val_jf_before"] == 10.0
     assert client.delete(f"/api/jobs/{second['job']}", headers=AUTH).json()["state"] == "cancelled"
     state = wait(client, first["job"])
-    assert state["state"] == "done" and state["done"] == 4 and state["val_jf"] == 20.0, state
+    assert state["state"] == "done" and state["done"] == 6 and state["val_jf"] == 20.0, state
     models = {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}
     assert models[first["model"]]["usable"] and models[first["model"]]["size_bytes"] > 0
     assert client.put(f"/api/sessions/{sids[1]}/masks/00003.png", content=png(labels[3]), headers=AUTH).status_code == 200
