@@ -789,15 +789,16 @@ def test_a_finetune_left_running_by_a_stopped_studio_is_interrupted_and_its_mode
 
 
 def test_switching_models_and_back_gives_the_first_masks_again(tmp_path, clip):
-    """The start model is kept with the config the command line gave (token learner on, no sidecar to
-    recover it from): propagate, switch to another model, switch back, the same masks bit for bit."""
+    """The start model is kept with the config the command line gave (``--variant simvos_bs``, here
+    in a small width, and no sidecar to recover it from): propagate, switch to another model, switch
+    back, the same masks bit for bit."""
     from inference_core import build_predictor
     from model import config_from_flags
-    from model.variants import write_sidecar
+    from model.variants import resolve_config, write_sidecar
     path, _, labels = clip
     torch.manual_seed(1)
-    start_config = config_from_flags("vit_tiny", layer_index=2, use_token_learner=True, num_bases_foreground=6,
-                                     num_bases_background=5, train_img_size=64)
+    start_config = resolve_config("simvos_bs", {}, depth=5, embed_dim=192, num_heads=3, decoder_channels=(64, 32),
+                                  num_bases_foreground=6, num_bases_background=5, train_img_size=64)
     start = str(tmp_path / "published_like.pth")          # no sidecar, as a published checkpoint
     torch.save(build_model(start_config).state_dict(), start)
     other_config = config_from_flags("vit_tiny", layer_index=0, train_img_size=64)
@@ -820,7 +821,7 @@ def test_switching_models_and_back_gives_the_first_masks_again(tmp_path, clip):
     assert chosen["model"] == "mine" and client.get("/api/info", headers=AUTH).json()["model"] == "mine"
     masks()
     back = client.post("/api/model", json={"name": "start"}, headers=AUTH)
-    assert back.status_code == 200, back.text
+    assert back.status_code == 200 and back.json()["variant"] == "simvos_bs", back.text
     for got, expected in zip(masks(), first):
         np.testing.assert_array_equal(got, expected)
 
