@@ -127,7 +127,7 @@ class FinetuneJob(Job):
             raise InputError(outcome["failed"])
         if self.cancel.is_set():
             raise Cancelled()
-        weights = outcome.get("weights")
+        weights = outcome.get("weights") and os.path.join(REPOSITORY, outcome["weights"])  # the trainer's cwd
         if code != 0 or outcome.get("reason") not in ("done", "budget"):
             raise InputError(f"fine-tuning stopped (status {code}) without finishing its run: see "
                              f"{folder.log}")
