@@ -71,6 +71,15 @@ def as_labels(mask, what: str = "mask") -> np.ndarray:
     return mask.astype(np.uint8, copy=False)
 
 
+def check_size(size, what: str = "size") -> int:
+    """A processing size: a positive number of pixels (the shorter side), or -1 (as given); else an
+    InputError naming ``what`` (a flag, a field)."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or (size < 1 and size != -1):
+        raise InputError(f"{what} must be a positive number of pixels (the shorter side the network sees) or -1 "
+                         f"(frames as given), got {size!r}")
+    return int(size)
+
+
 def processing_size(height: int, width: int, size: int) -> tuple[int, int]:
     """(h, w) the network sees: the shorter side at most ``size`` (never enlarged; -1: as given)."""
     short = min(height, width)
@@ -143,7 +152,7 @@ class VideoSession:
                  max_keyframes: int | None = None):
         self.predictor = predictor
         self.frames = _Frames(frames)
-        self.size = predictor.size if size is None else size
+        self.size = predictor.size if size is None else check_size(size)
         self.policy = check_policy(predictor.memory if memory is None else memory)
         self.max_keyframes = check_max_keyframes(predictor.max_keyframes if max_keyframes is None else max_keyframes)
         self.core = InferenceCore(predictor.network, predictor.amp, predictor.max_objects_per_batch)

@@ -192,6 +192,14 @@ def test_a_bad_max_keyframes_is_an_input_error_wherever_it_comes_from(model, bad
         make_memory("keyframes", bad)
 
 
+@pytest.mark.parametrize("bad", [0, -2, True, 1.5, "480"])
+def test_a_bad_processing_size_is_an_input_error_wherever_it_comes_from(model, bad):
+    with pytest.raises(InputError, match="size must be a positive number of pixels .* or -1"):
+        SimVOSPredictor(model, "cpu", size=bad)
+    with pytest.raises(InputError, match="size must be a positive number of pixels .* or -1"):
+        SimVOSPredictor(model, "cpu").open(np.zeros((2, 16, 16, 3), np.uint8), size=bad)
+
+
 def test_keyframe_memory_starts_with_every_annotation_nearest_last(model):
     frames, labels = _video(n=8)
     video = SimVOSPredictor(model, "cpu", memory="keyframes", max_keyframes=8).open(frames)
