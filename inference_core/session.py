@@ -205,16 +205,19 @@ class VideoSession:
     def remove_object(self, obj: int) -> None:
         """Object ``obj`` is gone from the session: from every annotation (its pixels become
         background), every memory and every result. The other objects of its annotated frames are
-        encoded again without it (their prototypes were computed together)."""
+        encoded again without it (their prototypes were computed together). A complete annotation
+        left without objects stays, as "nothing here" (as ``add_mask`` keeps an empty complete map);
+        a partial one left without objects adds nothing and goes."""
         if obj not in self.objects:
             raise InputError(f"no object {obj} in this session (objects: {self.objects})")
         for index in [i for i, a in self.annotations.items() if obj in a.objects]:
             old = self.annotations[index]
-            if old.objects == [obj]:
+            labels = np.where(old.labels == obj, 0, old.labels).astype(np.uint8)
+            annotation = _Annotation(labels, [i for i in old.objects if i != obj], old.complete)
+            if not annotation.objects and not annotation.complete:
                 del self.annotations[index]
                 continue
-            labels = np.where(old.labels == obj, 0, old.labels).astype(np.uint8)
-            annotation = self.annotations[index] = _Annotation(labels, [i for i in old.objects if i != obj], old.complete)
+            self.annotations[index] = annotation
             if self.frames.length is not None:
                 self._encode(annotation, index, *self._prepare(self.frames.one(index), index))
         self._changes += 1
