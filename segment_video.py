@@ -11,6 +11,8 @@ object), drawn on the frame as displayed. Outputs at the input's resolution: out
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import os
 import re

@@ -7,6 +7,8 @@ python submit_eval_davis_ours_all.py ... --num_shards 4 --shard_id $I      # job
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import os
 

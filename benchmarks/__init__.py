@@ -1,0 +1,1 @@
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads, for every benchmark)

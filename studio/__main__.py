@@ -4,17 +4,19 @@ Serves the studio on http://127.0.0.1:7860/?token=... (loopback only unless --ho
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import errno
 import os
 import socket
 import sys
 
-from inference_core.cli import add_predictor_flags, predictor_options
+from inference_core.cli import add_independent_flag, add_predictor_flags, predictor_options
 from inference_core.predictor import build_predictor
 from model.flags import add_model_flags, config_from_args
 from model.variants import matching_variant
-from inference_core.memory import check_max_keyframes
+from inference_core.memory import DEFAULT_MAX_KEYFRAMES, check_max_keyframes
 from studio import auth
 from studio.jobs import DEFAULT_LIVE_SESSIONS, JobRunner
 from studio.store import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, Workspace
@@ -40,19 +42,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--videos", default=None, help="a folder whose videos (files or frame folders) the page may open")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--token", default=None, help=f"the access token (default: ${auth.ENVIRONMENT}, else the "
-                   "workspace's own, kept across restarts; the environment keeps it out of the process list)")
+    p.add_argument("--token", default=None, help=f"the access token, at least {auth.MIN_LENGTH} characters (default: "
+                   f"${auth.ENVIRONMENT}, else the workspace's own, kept across restarts; the environment keeps it out of "
+                   "the process list)")
     p.add_argument("--max_upload_mb", type=int, default=2048)
     p.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="pixels per frame a video may have "
                    f"(default {DEFAULT_MAX_PIXELS}: 3840x2160)")
     p.add_argument("--max_frames", type=int, default=DEFAULT_MAX_FRAMES, help=f"frames a video may have (default {DEFAULT_MAX_FRAMES})")
     p.add_argument("--size", type=int, default=480, help="shorter side the network sees (-1: as given)")
-    p.add_argument("--max_keyframes", type=int, default=8, help="annotated frames kept as references per object")
+    p.add_argument("--max_keyframes", type=int, default=DEFAULT_MAX_KEYFRAMES,
+                   help=f"annotated frames kept as references per object (default {DEFAULT_MAX_KEYFRAMES})")
     p.add_argument("--live_sessions", type=int, default=DEFAULT_LIVE_SESSIONS,
                    help="studio sessions whose engine state stays live between jobs (the others are rebuilt from the "
                         "workspace when used: their annotations encoded again, nothing segmented)")
     add_model_flags(p)
     add_predictor_flags(p)
+    add_independent_flag(p)
     return p.parse_args(argv)
 
 
@@ -69,17 +74,20 @@ def build(args):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     workspace = Workspace(args.workspace, args.videos, args.max_upload_mb, args.max_pixels, args.max_frames)
+    token = auth.resolve_token(args.token, workspace.root)   # before the model loads: a bad token is refused at once
+    if token.warning:
+        print(token.warning, file=sys.stderr)
     config = config_from_args(args, args.checkpoint)
     predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
-                                **predictor_options(args))
+                                independent_objects=args.independent_objects, **predictor_options(args))
     demo = os.path.realpath(args.checkpoint) == os.path.realpath(DEMO_CHECKPOINT)
     info = {"checkpoint": os.path.basename(args.checkpoint), "variant": matching_variant(config),
             "backbone": config.backbone_type, "demo_model": demo, "device": str(predictor.device),
             "published": matching_variant(config) is not None, "weights_help": WEIGHTS_HELP}
-    token, _ = auth.resolve_token(args.token, workspace.root)
-    app = create_app(workspace, JobRunner(predictor, args.max_keyframes, args.live_sessions, os.path.abspath(args.checkpoint)), token, info)
+    app = create_app(workspace, JobRunner(predictor, args.max_keyframes, args.live_sessions, os.path.abspath(args.checkpoint)),
+                     token.value, info)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    return app, f"http://{host}:{args.port}/?token={token}"
+    return app, f"http://{host}:{args.port}/?token={token.value}"
 
 
 def bind(host: str, port: int) -> socket.socket:

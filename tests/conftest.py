@@ -3,22 +3,17 @@ import shutil
 import sys
 
 import pytest
-import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+# Before torch loads: passive OpenMP waits and threads from the usable cores, for this process and,
+# through the environment, every process a test starts (a busy machine does not stall the suite).
+import util.cpu_threads  # noqa: E402,F401
+import torch  # noqa: E402
+
 from model import build_model, config_from_flags  # noqa: E402
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _two_threads():
-    """The tests' machines have 2 cores: PyTorch's intra-op pool matches (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_config(token_learner: bool = False, local_window: bool = False, depth: int = 4, train_img_size: int = 64, **kw):
@@ -64,19 +59,30 @@ def chromium_binary() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def no_browser(reason: str) -> None:
+    """Skips a browser test, or fails it under ``CI=true``: a green CI run has run the browser tests."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: the browser tests must run, not skip)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def browser_page():
     """A fresh page; requests it made are in ``page.requested`` (URLs)."""
     binary = chromium_binary()
     if binary is None:
-        pytest.skip("Chromium is not installed and could not be installed here (needs root and Debian's "
-                    "'chromium' package; `make test` installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in requirements.txt")
+        no_browser("Chromium is not installed and could not be installed here (needs root and Debian's "
+                   "'chromium' package; `make browser` installs it)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        no_browser("playwright is not installed (it is in requirements.txt)")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=binary, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+            context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+            page = context.new_page()   # page.context.new_page() opens more pages in the same context
             page.requested = []
             page.on("request", lambda request: page.requested.append(request.url))
             yield page
