@@ -102,7 +102,7 @@ def open_videos(args) -> list[OwnVideo]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     kinds = sorted(set(args.save) | {"palette"}, key=SAVE_KINDS.index)
-    plan = video_plan(args)
+    plan = video_plan(args, say=print if os.environ.get("RANK", "0") == "0" else (lambda line: None))
     options = video_options(args)
     # An error before a video is finished leaves no empty --output folder behind.
     with output_folder(args.output, "--output"):

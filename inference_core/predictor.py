@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 
 from inference_core.compiled import COMPILE_MODES, compiled_network
-from inference_core.directions import run_plan
+from inference_core.directions import check_plan, run_plan
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, check_max_keyframes, check_policy
 from inference_core.results import FrameResult
 from inference_core.session import VideoSession, check_size
@@ -96,6 +96,7 @@ class SimVOSPredictor:
         first annotation on), ``backward`` (from the last one back), or ``nearest`` (each object on
         each frame from its nearest annotation). Yields one FrameResult per frame, in processing
         order (``result.index`` names the frame)."""
+        check_plan(plan)  # before the annotations are encoded
         video = self.open(frames, **options)
         for index in sorted(masks):
             video.add_mask(index, masks[index], (objects or {}).get(index), complete=not partial)
