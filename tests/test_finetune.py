@@ -24,7 +24,6 @@ from training.finetune import crop_size_for
 from util.errors import InputError
 
 ENV = dict(os.environ, PYTHONPATH=ROOT)
-PRETRAIN_ITERATIONS = 300
 
 
 def write_videos(root, count, every=1, seed=0, frames=12, size=(64, 96)):
@@ -40,25 +39,6 @@ def write_videos(root, count, every=1, seed=0, frames=12, size=(64, 96)):
             if t % every == 0:
                 write_label_png(str(root / "Annotations" / f"v{v}" / f"{t:05d}.png"), label)
     return root
-
-
-@pytest.fixture(scope="module")
-def demo_like_checkpoint(tmp_path_factory):
-    """As make demo makes its model, in small: vit_tiny trained from scratch on the generator's
-    'shapes' family (never on glyphs), written as our training writes it (state_dict + sidecar)."""
-    from dataset.synthetic import make_davis_dataset
-    folder = tmp_path_factory.mktemp("demo_like")
-    make_davis_dataset(str(folder / "DAVIS" / "2017" / "trainval"), n_train=8, n_val=1, size=(64, 96), n_frames=10, seed=1)
-    it = PRETRAIN_ITERATIONS
-    cmd = [sys.executable, "train_simvos.py", "--id", "demo_like", "--backbone_type", "vit_tiny", "--layer_index", "0",
-           "--use_token_learner", "False", "--pretrained", "none", "--yv_root", "none", "--davis_root", str(folder / "DAVIS"),
-           "--img_size", "64", "--batch_size", "4", "--iterations", str(it), "--lr", "2e-4", "--steps", str(int(it * 0.8)),
-           "--start_warm", str(it // 3), "--end_warm", str(int(it * 0.75)), "--davis_max_jump", "5", "--drop_path", "0",
-           "--no_amp", "--num_workers", "0", "--device", "cpu", "--save_every", str(it), "--log_every", "100",
-           "--save_dir", str(folder / "saves"), "--log_dir", str(folder / "runs")]
-    proc = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return str(folder / "saves" / "demo_like" / f"model_{it}.pth")
 
 
 @pytest.fixture(scope="module")
@@ -153,22 +133,23 @@ def test_bad_input_on_the_command_line(tmp_path, start_checkpoint):
 
 
 @pytest.mark.slow
-def test_finetuning_improves_held_out_videos_of_an_unseen_family(tmp_path, demo_like_checkpoint):
-    """Trained on 6 glyph videos with sparse masks (every 2nd frame), validated on 2 held out: the
-    best weights kept score higher on those videos than the start checkpoint, scored independently."""
+def test_validation_keeps_the_best_weights(tmp_path, start_checkpoint):
+    """Validated on 1 held-out video at iterations 0, 2 and 4: the weights kept score the best J&F of
+    those, scored independently. (That fine-tuning improves held-out videos: benchmarks/finetune_synthetic.py.)"""
     from evaluation.own_videos import score_videos
     from inference_core import SimVOSPredictor
-    data = write_videos(tmp_path / "d", 8, every=2, seed=3)
-    proc = finetune([data], demo_like_checkpoint, tmp_path / "s", "--iterations", "200", "--val_videos", "2",
-                    "--val_every", "50")
+    data = write_videos(tmp_path / "d", 3, every=2, seed=3, frames=6)
+    proc = finetune([data], start_checkpoint, tmp_path / "s", "--iterations", "4", "--val_videos", "1",
+                    "--val_every", "2", "--log_every", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"it 10/200 .*ETA", proc.stdout) and "fine-tuned: validation J&F" in proc.stdout
+    assert re.search(r"it 2/4 .*ETA", proc.stdout) and "fine-tuned: validation J&F" in proc.stdout
+    validations = {int(it): float(jf) for jf, it in re.findall(r"validation J&F ([\d.]+) at iteration (\d+)", proc.stdout)}
+    assert sorted(validations) == [0, 2, 4]
     weights = tmp_path / "s" / "ft" / "finetuned.pth"
     assert weights.is_file() and (tmp_path / "s" / "ft" / "finetuned.json").is_file()
-    held_out = find_annotated_videos([str(data)])[-2:]
-    before = score_videos(held_out, SimVOSPredictor.from_checkpoint(demo_like_checkpoint, device="cpu"))["J&F"]
-    after = score_videos(held_out, SimVOSPredictor.from_checkpoint(str(weights), device="cpu"))["J&F"]  # flags from its sidecar
-    assert after > before + 1, (before, after, proc.stdout[-2000:])
+    held_out = find_annotated_videos([str(data)])[-1:]
+    kept = score_videos(held_out, SimVOSPredictor.from_checkpoint(str(weights), device="cpu"))["J&F"]  # flags from its sidecar
+    assert kept == pytest.approx(max(validations.values()), abs=0.006)
 
 
 @pytest.mark.slow
