@@ -1,7 +1,7 @@
 """Segment your own videos: video files or folders of frames, and masks on any of their frames.
 
 python segment_video.py --checkpoint simvos_bs.pth --variant simvos_bs --input clip.mp4 --mask first.png --output out/
-python segment_video.py ... --input clip.mp4 --masks_dir masks/ --direction both --memory keyframes
+python segment_video.py ... --input clip.mp4 --masks_dir masks/ --direction nearest --memory keyframes
 python segment_video.py ... --input a.mp4 b.mp4 --mask a.png b.png --save palette objects coco --output out/
 torchrun --nproc_per_node=4 segment_video.py ... --input videos/*.mp4 --masks_dir masks/ --output out/
 
@@ -20,7 +20,7 @@ import time
 
 from dataset.frames import open_input
 from evaluation.sharding import add_shard_flags, balance, sharded
-from inference_core.cli import add_predictor_flags, add_video_flags, predictor_options, video_options
+from inference_core.cli import add_predictor_flags, add_video_flags, predictor_options, video_options, video_plan
 from outputs.formats import SAVE_KINDS
 from inference_core.predictor import build_predictor
 from outputs.video_job import OVERLAY_KINDS, OwnVideo, outputs_complete, segment_own_video
@@ -102,6 +102,7 @@ def open_videos(args) -> list[OwnVideo]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     kinds = sorted(set(args.save) | {"palette"}, key=SAVE_KINDS.index)
+    plan = video_plan(args)
     videos = open_videos(args)
     with sharded(args) as shard:
         predictor = build_predictor(args.checkpoint, config_from_args(args, args.checkpoint), shard.device, args.amp,
@@ -116,13 +117,13 @@ def main(argv=None) -> None:
         progress = FrameProgress(sum(len(v.source) for v in todo), show=shard.reports)
         start, frames = time.perf_counter(), 0
         for video in todo:
-            frames += segment_own_video(predictor, video, args.output, kinds, args.overlay, args.direction,
+            frames += segment_own_video(predictor, video, args.output, kinds, args.overlay, plan,
                                         on_frame=progress.update, say=print if shard.reports else (lambda _: None))
         progress.close()
         seconds = time.perf_counter() - start
         print(f"{len(todo)} video(s), {frames} frames, {seconds:.1f} s, {frames / seconds if seconds else 0:.2f} FPS, "
               f"peak memory {peak_memory_mib(predictor.device):.0f} MiB, {predictor.device.type} "
-              f"{precision_name(predictor.device, args.amp)}, size {args.size}, {args.direction}, memory {args.memory}")
+              f"{precision_name(predictor.device, args.amp)}, size {args.size}, {plan}, memory {args.memory}")
 
 
 if __name__ == "__main__":

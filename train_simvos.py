@@ -10,20 +10,22 @@ from __future__ import annotations
 import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
 
 import argparse
+import errno
 import sys
 
 from torch.utils.data import DataLoader
 
 from evaluation.own_videos import score_videos
 from inference_core.predictor import DEFAULT_SIZE, SimVOSPredictor
-from training.cli import parse_args as training_args
-from training.data import SeededSampler, build_datasets
+from training.cli import check_flags, parse_args as training_args
+from training.data import SeededSampler, build_datasets, collate_samples
 from training.finetune import UNBOUNDED, build_finetune_dataset, crop_size_for, fill_finetune_flags, finetune_videos
 from training.trainer import Trainer
 from util.cli import run_cli
 from util.device import precision_name
 from util.distributed import cleanup, init_distributed
 from util.errors import InputError
+from util.run_events import EventWriter, Failed
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,46 +39,77 @@ def validation_of(videos, device, size: int):
     return validate
 
 
+def report_failure(events: EventWriter | None, error: InputError) -> None:
+    """The ``failed`` event of ``error``, where the stream can still be written (not on a full disk)."""
+    if events is not None:
+        try:
+            events.emit(Failed(str(error), error.path))
+        except OSError:
+            pass
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     info = init_distributed(args.local_rank, args.device)
     try:
-        validate = None
-        if args.finetune:
-            fill_finetune_flags(args, info.device.type)
-            videos, val = finetune_videos(args)
-            if args.img_size is None:
-                args.img_size = crop_size_for(videos)
-            dataset, sizes = build_finetune_dataset(args, videos)
-            if val:
-                sizes["validation_videos"] = len(val)
-                validate = validation_of(val, info.device, DEFAULT_SIZE)
-        else:
-            dataset, sizes = build_datasets(args)
-        sampler = SeededSampler(dataset, info.world_size, info.rank, args.seed)
-        batches_per_epoch = len(sampler) // args.batch_size
-        if batches_per_epoch == 0:
-            raise InputError(f"{sizes['samples_per_epoch']} samples over {info.world_size} process(es) is less than "
-                             f"one batch of {args.batch_size}: lower --batch_size")
-        # Samples do not depend on worker RNG (see training/data.py): any --num_workers gives the same batches.
-        loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
-                            drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
-        trainer = Trainer(args, info, batches_per_epoch, validate)
-        if info.is_main:
-            plan = (f"iterations: as many as --minutes {args.minutes:g} holds" if args.iterations >= UNBOUNDED else
-                    f"iterations {args.iterations} (lr x{args.gamma} at {args.steps})")
-            print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
-                  f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", {plan}, "
-                  f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
-                  + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; {trainer.resumed}", flush=True)
-        trainer.train(loader, sampler)
-        # One write of one short line, after everything buffered before it: the ranks share one pipe,
-        # and a write of at most PIPE_BUF bytes is never interleaved with another process's.
-        sys.stdout.flush()
-        sys.stdout.write(f"rank {info.rank} weights checksum {trainer.weights_checksum():.12e}\n")
-        sys.stdout.flush()
-    finally:
+        events = EventWriter(args.events) if args.events and info.is_main else None
+    except OSError as exc:
         cleanup(info)
+        raise InputError(f"{args.events}: cannot write the events file ({exc.strerror})", args.events) from None
+    try:
+        train(args, info, events)
+    except InputError as exc:
+        report_failure(events, exc)
+        raise
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        full = InputError(f"{exc.filename or args.save_dir}: cannot be written: {exc.strerror}", exc.filename)
+        report_failure(events, full)
+        raise full from None
+    finally:
+        if events is not None:
+            events.close()
+        cleanup(info)
+
+
+def train(args, info, events) -> None:
+    """The run of ``main`` once the processes are set up."""
+    check_flags(args)
+    validate = None
+    if args.finetune:
+        fill_finetune_flags(args, info.device.type)
+        videos, val = finetune_videos(args)
+        if args.img_size is None:
+            args.img_size = crop_size_for(videos)
+        dataset, sizes = build_finetune_dataset(args, videos)
+        if val:
+            sizes["validation_videos"] = len(val)
+            validate = validation_of(val, info.device, DEFAULT_SIZE)
+    else:
+        dataset, sizes = build_datasets(args)
+    sampler = SeededSampler(dataset, info.world_size, info.rank, args.seed)
+    batches_per_epoch = len(sampler) // args.batch_size
+    if batches_per_epoch == 0:
+        raise InputError(f"{sizes['samples_per_epoch']} samples over {info.world_size} process(es) is less than "
+                         f"one batch of {args.batch_size}: lower --batch_size")
+    # Samples do not depend on worker RNG (see training/data.py): any --num_workers gives the same batches.
+    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
+                        collate_fn=collate_samples, drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
+    trainer = Trainer(args, info, batches_per_epoch, validate, events)
+    if info.is_main:
+        plan = (f"iterations: as many as --minutes {args.minutes:g} holds" if args.iterations >= UNBOUNDED else
+                f"iterations {args.iterations} (lr x{args.gamma} at {args.steps})")
+        print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
+              f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", {plan}, "
+              f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
+              + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; {trainer.resumed}", flush=True)
+    trainer.train(loader, sampler)
+    # One write of one short line, after everything buffered before it: the ranks share one pipe,
+    # and a write of at most PIPE_BUF bytes is never interleaved with another process's.
+    sys.stdout.flush()
+    sys.stdout.write(f"rank {info.rank} weights checksum {trainer.weights_checksum():.12e}\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

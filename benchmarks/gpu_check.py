@@ -92,7 +92,7 @@ def _engine_run(model, device, frames, first, precision, compile_mode="off"):
     _reset_peak(device)
     stamps, probs = [], []
     with torch.autocast("cuda", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
-        for result in predictor.propagate(frames, {0: first}):
+        for result in predictor.segment_video(frames, {0: first}):
             result.labels()                       # the host copy of the output: the one sync per frame
             stamps.append(time.perf_counter())
             probs.append(result.probs.float().cpu())
@@ -196,7 +196,7 @@ def sdpa_kernels(quick: bool, device: torch.device) -> dict:
         for name, backend in backends.items():
             try:
                 with sdpa_kernel([backend]):
-                    for r in SimVOSPredictor(model, device, amp=precision == "amp").propagate(frames, {0: labels[0]}):
+                    for r in SimVOSPredictor(model, device, amp=precision == "amp").segment_video(frames, {0: labels[0]}):
                         r.labels()
                 result[f"{precision}_{name}"] = "ok"
             except RuntimeError as error:
@@ -236,7 +236,7 @@ def evaluation_script(quick: bool, device: torch.device) -> dict:
         _sync(device)
         start, count = time.perf_counter(), 0
         for frames, first in loaded:
-            for result in predictor.propagate(frames, {0: first}):
+            for result in predictor.segment_video(frames, {0: first}):
                 result.labels()
                 count += 1
         alone = count / (time.perf_counter() - start)

@@ -40,7 +40,7 @@ def score(predictor, davis_path: str, memory: str, middle: bool) -> float:
                 mid = len(frames) // 2
                 masks[mid] = read_label_png(os.path.join(root, "Annotations", "480p", name, seq.stems[mid] + ".png"))
             os.makedirs(os.path.join(out, name))
-            for result in predictor.propagate(frames, masks, memory=memory):
+            for result in predictor.segment_video(frames, masks, memory=memory):
                 write_label_png(os.path.join(out, name, seq.stems[result.index] + ".png"), result.labels())
         return float(result_tables(evaluate(davis_jobs(root, "val", out), 2))[0][0])
 

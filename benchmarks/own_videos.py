@@ -89,7 +89,7 @@ def bench_compile(frames: int = 16, warmup: int = 3) -> dict:
     out, probs = {}, {}
     for mode in ("off", "default"):
         stamps, probs[mode] = [time.perf_counter()], []
-        for result in SimVOSPredictor(model, "cpu", compile=mode).propagate(rgb, {0: labels[0]}):
+        for result in SimVOSPredictor(model, "cpu", compile=mode).segment_video(rgb, {0: labels[0]}):
             result.labels()
             probs[mode].append(result.probs)
             stamps.append(time.perf_counter())

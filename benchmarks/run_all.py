@@ -81,7 +81,7 @@ def flops_per_frame(model, frames, first_labels, device) -> float:
     from torch.utils.flop_counter import FlopCounterMode
     attention = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa_flops}
     with FlopCounterMode(display=False, custom_mapping=attention) as counter:
-        for result in SimVOSPredictor(model, device).propagate(frames, {0: first_labels}):
+        for result in SimVOSPredictor(model, device).segment_video(frames, {0: first_labels}):
             result.probs
     return counter.get_total_flops() / len(frames)
 
@@ -136,7 +136,7 @@ def bench_inference(preset, bs, size, n_frames, n_objects, device, peaks: dict[s
     row["published_fps"] = n_frames / t_pub
     for amp in (False, True):
         predictor = SimVOSPredictor(model, device, amp=amp)
-        results, t = _timed(lambda: [r.probs for r in predictor.propagate(frames, {0: labels[0]})], device)
+        results, t = _timed(lambda: [r.probs for r in predictor.segment_video(frames, {0: labels[0]})], device)
         key = "amp" if amp else "fp32"
         row[f"{key}_fps"] = n_frames / t
         diff = (torch.stack(results, 1) - ref).abs()
@@ -164,7 +164,7 @@ model = build_model(config_from_flags('vit_small', layer_index=0))
 frames, labels = make_video(np.random.default_rng(0), 30, 240, 432, 2)
 predictor = SimVOSPredictor(model, 'cpu')
 n = {n}
-for r in predictor.propagate((frames[i % 30] for i in range(n)), {{0: labels[0]}}):
+for r in predictor.segment_video((frames[i % 30] for i in range(n)), {{0: labels[0]}}):
     r.labels()
 print(peak_memory_mib(torch.device('cpu')))
 """

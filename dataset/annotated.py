@@ -21,6 +21,8 @@ from PIL import Image, UnidentifiedImageError
 from dataset.davis import IMAGE_EXTENSIONS
 from util.errors import InputError
 
+JPEG_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG")
+
 
 @dataclass
 class AnnotatedVideo:
@@ -41,7 +43,7 @@ def image_size(path: str) -> tuple[int, int]:
         with Image.open(path) as img:
             return img.size
     except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{path}: unreadable image ({exc})") from None
+        raise InputError(f"{path}: unreadable image ({exc})", path) from None
 
 
 def _check_sizes(video: AnnotatedVideo) -> None:
@@ -50,7 +52,7 @@ def _check_sizes(video: AnnotatedVideo) -> None:
         frame, got = image_size(video.frames[index]), image_size(mask)
         if frame != got:
             raise InputError(f"{mask}: mask is {got[0]}x{got[1]} but its frame {os.path.basename(video.frames[index])} "
-                             f"is {frame[0]}x{frame[1]}")
+                             f"is {frame[0]}x{frame[1]}", mask)
 
 
 def _folder_videos(image_root: str, mask_root: str, prefix: str) -> list[AnnotatedVideo]:
@@ -64,9 +66,12 @@ def _folder_videos(image_root: str, mask_root: str, prefix: str) -> list[Annotat
             raise InputError(f"{folder}: a video without frames (.jpg/.png)")
         masks = {}
         for i, frame in enumerate(frames):
-            mask = os.path.join(mask_root, name, os.path.splitext(os.path.basename(frame))[0] + ".png")
-            if os.path.isfile(mask):
-                masks[i] = mask
+            stem = os.path.join(mask_root, name, os.path.splitext(os.path.basename(frame))[0])
+            if os.path.isfile(stem + ".png"):
+                masks[i] = stem + ".png"
+            elif jpeg := next((stem + ext for ext in JPEG_EXTENSIONS if os.path.isfile(stem + ext)), None):
+                raise InputError(f"{jpeg}: JPEG masks are refused: lossy compression smears the edges into new "
+                                 "values (objects); save the mask as PNG", jpeg)
         videos.append(AnnotatedVideo(prefix + name, frames, masks))
     return videos
 

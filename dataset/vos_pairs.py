@@ -102,6 +102,27 @@ class PairAugmentation:
         return torch.stack(frames), torch.stack(maps)
 
 
+def _read_image(path: str, what: str) -> Image.Image:
+    """The decoded image of ``path``; InputError naming it when it is gone or unreadable (a data
+    file deleted or replaced under a run)."""
+    try:
+        img = Image.open(path)
+        img.load()  # reads the pixels and closes the file
+        return img
+    except FileNotFoundError:
+        raise InputError(f"{path}: {what} not found (deleted during the run?)", path) from None
+    except (OSError, SyntaxError) as exc:
+        raise InputError(f"{path}: unreadable {what} ({exc})", path) from None
+
+
+def _naming(path: str, read, *args):
+    """``read(*args)``, its InputError naming ``path`` as the file at fault."""
+    try:
+        return read(*args)
+    except InputError as exc:
+        raise InputError(str(exc), exc.path or path) from None
+
+
 class VOSPairDataset(Dataset):
     """Items, indexed by (video index, sample seed), each a pure function of both: ``frames``
     [T, 3, S, S] (reference frames, then the query), ``masks`` [T, 2, S, S] (frame, target),
@@ -127,7 +148,7 @@ class VOSPairDataset(Dataset):
         return self.sample(len(video.frames), self.max_jump, rng)
 
     def labels_of(self, video, index: int) -> np.ndarray:
-        return np.array(Image.open(video.masks[index]), dtype=np.uint8)
+        return np.array(_read_image(video.masks[index], "mask"), dtype=np.uint8)
 
     def __getitem__(self, item: tuple[int, int]) -> dict:
         index, seed = item
@@ -137,8 +158,8 @@ class VOSPairDataset(Dataset):
             torch.manual_seed(seed)
             for _ in range(self.retries):
                 ids = self.frames_of(video, rng)
-                images = [Image.open(video.frames[i]).convert("RGB") for i in ids]
-                labels = [self.labels_of(video, i) for i in ids]
+                images = [_read_image(video.frames[i], "frame").convert("RGB") for i in ids]
+                labels = [_naming(video.masks[i], self.labels_of, video, i) for i in ids]
                 frames, maps = self.augment(images, labels)
                 present = [int(v) for v in maps[0].unique() if v not in (0, 255)]
                 if present:

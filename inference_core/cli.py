@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 
 from inference_core.compiled import COMPILE_MODES
-from inference_core.directions import DIRECTIONS
+from inference_core.directions import VIDEO_PLANS
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, MEMORY_POLICIES, check_max_keyframes
 from util.cli import add_bool_flag
 from util.errors import InputError
 
 CHECKPOINT_EXTENSIONS = (".pth", ".pt", ".ckpt")
+# Old names of the plans that users' command lines still have: old name -> plan.
+DEPRECATED_PLANS = {"both": "nearest"}
 
 
 def add_predictor_flags(parser) -> None:
@@ -31,25 +33,39 @@ def predictor_options(args) -> dict:
 
 
 def add_video_flags(parser, size: int = 480) -> None:
-    """--size, --direction, --memory, --max_keyframes: how own videos are propagated."""
+    """--size, --direction, --memory, --max_keyframes: how own videos are propagated (--direction
+    takes a whole-video plan, ``VIDEO_PLANS``; :func:`video_plan` reads it)."""
     g = parser.add_argument_group("propagation")
     g.add_argument("--size", type=int, default=size,
                    help=f"shorter side the network sees (frames are never enlarged; -1: as given; default {size}); "
                         "outputs are always at the input's resolution")
-    g.add_argument("--direction", choices=DIRECTIONS, default="forward",
-                   help="forward from the first annotation, backward from the last, or both (each frame from the "
-                        "nearest annotated frame; ties go to the forward pass)")
+    g.add_argument("--direction", choices=VIDEO_PLANS + tuple(DEPRECATED_PLANS), default="forward",
+                   metavar="{" + ",".join(VIDEO_PLANS) + "}",
+                   help="the whole-video plan: forward from the first annotation, backward from the last, or nearest "
+                        "(each object on each frame from its nearest annotated frame; ties go to the forward walk; "
+                        "'both' is its old name)")
     g.add_argument("--memory", choices=MEMORY_POLICIES, default="published",
                    help="published: an object's latest annotation + the previous frame; keyframes: every annotated "
                         "frame of an object stays a reference (+ the previous frame)")
     g.add_argument("--max_keyframes", type=int, default=DEFAULT_MAX_KEYFRAMES,
-                   help="with --memory keyframes: references kept per object (the first annotation always)")
+                   help="with --memory keyframes: references kept per object (the first annotation always; "
+                        "default %(default)s)")
 
 
 def video_options(args) -> dict:
     """The predictor options of :func:`add_video_flags`' flags."""
     check_max_keyframes(args.max_keyframes, "--max_keyframes")
     return {"size": args.size, "memory": args.memory, "max_keyframes": args.max_keyframes}
+
+
+def video_plan(args, say=print) -> str:
+    """The plan of :func:`add_video_flags`' --direction; an old name says its new one (``say``)."""
+    if args.direction in DEPRECATED_PLANS:
+        plan = DEPRECATED_PLANS[args.direction]
+        say(f"note: --direction {args.direction} is now called --direction {plan} (the same plan); "
+            f"the old name still works")
+        return plan
+    return args.direction
 
 
 def checkpoint_files(model_path: str) -> list[str]:

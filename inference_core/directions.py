@@ -1,31 +1,45 @@
-"""Whole-video plans: which walks of a session give every frame a result (docs/method.md, section 5.4).
+"""The words for directions (one vocabulary per contract, each defined here only), and the
+whole-video plans: which walks of a session give every frame a result (docs/method.md, section 5.4).
 
-* forward: one walk from the first annotated frame to the end; earlier frames are empty (background).
-* backward: one walk from the last annotated frame to frame 0; later frames empty.
-* both: a backward walk, then a forward walk, each using every annotation. Each object takes, on
-  each frame, the walk from its nearest annotated frame: the forward walk when the nearest earlier
-  annotation of that object is at most as far as its nearest later one (ties go forward), else the
-  backward walk. Before an object's first annotation only the backward walk has it, after its last
-  only the forward walk. A frame whose objects all choose one walk is that walk's result exactly;
-  where they choose differently, each object's probability comes from its walk and the background is
-  what is left (1 - their sum, at least 0), renormalised. With no object at all, every frame is empty.
-Results are yielded in processing order, each frame once; frames kept for a later merge wait on disk,
-so memory stays flat in the video's length.
+* ``WALK_DIRECTIONS``, the way one walk goes (``VideoSession.propagate(start, direction, stop)``, as
+  SAM 2's ``propagate_in_video``): ``forward`` | ``backward``.
+* ``JOB_DIRECTIONS``, what a studio job from a frame does: one walk ``forward`` | ``backward``, or
+  ``both_ways`` (a backward and a forward walk from that frame).
+* ``VIDEO_PLANS``, how every frame of a whole video gets a result (``SimVOSPredictor.segment_video``,
+  ``segment_video.py --direction``):
+
+  - forward: one walk from the first annotated frame to the end; earlier frames are empty (background).
+  - backward: one walk from the last annotated frame to frame 0; later frames empty.
+  - nearest: a backward walk, then a forward walk, each using every annotation. Each object takes, on
+    each frame, the walk from its nearest annotated frame: the forward walk when the nearest earlier
+    annotation of that object is at most as far as its nearest later one (ties go forward), else the
+    backward walk. Before an object's first annotation only the backward walk has it, after its last
+    only the forward walk. A frame whose objects all choose one walk is that walk's result exactly;
+    where they choose differently, each object's probability comes from its walk and the background
+    is what is left (1 - their sum, at least 0), renormalised. With no object at all, every frame is
+    empty.
+
+  Results are yielded in processing order, each frame once; frames kept for a later merge wait on
+  disk, so memory stays flat in the video's length.
 """
 from __future__ import annotations
 
 import bisect
 import os
 import tempfile
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import torch
 
 from inference_core.results import FrameResult
-from inference_core.session import VideoSession
 from util.errors import InputError
 
-DIRECTIONS = ("forward", "backward", "both")
+if TYPE_CHECKING:  # the session imports WALK_DIRECTIONS from here
+    from inference_core.session import VideoSession
+
+WALK_DIRECTIONS = ("forward", "backward")
+JOB_DIRECTIONS = ("forward", "backward", "both_ways")
+VIDEO_PLANS = ("forward", "backward", "nearest")
 
 
 def choices(annotated: dict[int, list[int]], count: int) -> list[dict[int, str]]:
@@ -69,21 +83,21 @@ def empty_result(index: int, shape: tuple[int, int], device) -> FrameResult:
     return FrameResult(index, [], torch.ones(1, *shape, device=device))
 
 
-def propagate_video(video: VideoSession, direction: str) -> Iterator[FrameResult]:
-    """Every frame of ``video`` once, by the plan ``direction`` (``DIRECTIONS``), from its annotations."""
-    if direction not in DIRECTIONS:
-        raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+def run_plan(video: VideoSession, plan: str) -> Iterator[FrameResult]:
+    """Every frame of ``video`` once, by ``plan`` (one of ``VIDEO_PLANS``), from its annotations."""
+    if plan not in VIDEO_PLANS:
+        raise InputError(f"plan must be one of {', '.join(VIDEO_PLANS)}, got {plan!r}")
     marks = video.annotated_frames
     if not marks:
         raise InputError("no annotated frame among the frames: give at least one mask")
     shape = video.annotations[marks[0]].labels.shape
     device = video.predictor.device
-    if direction == "forward":
+    if plan == "forward":
         yield from (empty_result(t, shape, device) for t in range(marks[0]))
         yield from video.propagate(marks[0], "forward")
         return
     count = len(video)
-    if direction == "backward":
+    if plan == "backward":
         yield from (empty_result(t, shape, device) for t in range(count - 1, marks[-1], -1))
         yield from video.propagate(marks[-1], "backward")
         return
@@ -93,7 +107,7 @@ def propagate_video(video: VideoSession, direction: str) -> Iterator[FrameResult
     picks = choices({t: video.annotations[t].objects for t in marks}, count)
     walks = [set(p.values()) for p in picks]
     lowest_backward = min((t for t, s in enumerate(walks) if "b" in s), default=None)
-    with tempfile.TemporaryDirectory(prefix="simvos-both-") as stash:
+    with tempfile.TemporaryDirectory(prefix="simvos-nearest-") as stash:
         if lowest_backward is not None:
             for result in video.propagate(marks[-1], "backward", stop=lowest_backward):
                 if walks[result.index] == {"b"}:

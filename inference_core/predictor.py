@@ -1,9 +1,11 @@
 """User-facing video predictor: RGB frames and label maps in, probabilities out.
 
     predictor = SimVOSPredictor.from_checkpoint("simvos_bs.pth", variant="simvos_bs")
-    for result in predictor.propagate(frames, masks={0: first_mask}):    # a whole-video plan
+    for result in predictor.segment_video(frames, masks={0: first_mask}):   # a whole-video plan
         labels = result.labels()          # [H, W] uint8 object ids, at the frame's size
     video = predictor.open(frames)        # an interactive session (inference_core/session.py)
+    for result in video.propagate(start=0, direction="forward"):            # one walk
+        ...
 
 Frames are processed with their shorter side at most ``size`` pixels (480 by default, as the
 published evaluation; -1: as given) and the probabilities come back bilinearly at the frames' size.
@@ -18,7 +20,7 @@ from typing import Iterator
 import torch
 
 from inference_core.compiled import COMPILE_MODES, compiled_network
-from inference_core.directions import propagate_video
+from inference_core.directions import run_plan
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, check_max_keyframes, check_policy
 from inference_core.results import FrameResult
 from inference_core.session import VideoSession
@@ -78,20 +80,21 @@ class SimVOSPredictor:
         one-pass iterator (forward only); options: size, memory, max_keyframes (default: the predictor's)."""
         return VideoSession(self, frames, **options)
 
-    def propagate(self, frames, masks: dict, direction: str = "forward", objects: dict | None = None,
-                  partial: bool = False, **options) -> Iterator[FrameResult]:
-        """A whole-video plan (inference_core/directions.py) over a session of ``frames``.
+    def segment_video(self, frames, masks: dict, plan: str = "forward", objects: dict | None = None,
+                      partial: bool = False, **options) -> Iterator[FrameResult]:
+        """Every frame of ``frames`` segmented by a whole-video plan (inference_core/directions.py)
+        over a session of them (one walk from a frame: ``open(frames).propagate(...)``).
 
         masks: {frame index: label map}; objects: {frame index: ids to take from its map};
         partial: each map names only the objects it adds or corrects (YouTube-VOS's meaning; by
-        default a map is complete for its frame). direction: ``forward`` (from the first
-        annotation on), ``backward`` (from the last one back), or ``both`` (each frame from the
-        nearest annotation). Yields one FrameResult per frame, in processing order
-        (``result.index`` names the frame)."""
+        default a map is complete for its frame). plan (``VIDEO_PLANS``): ``forward`` (from the
+        first annotation on), ``backward`` (from the last one back), or ``nearest`` (each object on
+        each frame from its nearest annotation). Yields one FrameResult per frame, in processing
+        order (``result.index`` names the frame)."""
         video = self.open(frames, **options)
         for index in sorted(masks):
             video.add_mask(index, masks[index], (objects or {}).get(index), complete=not partial)
-        yield from propagate_video(video, direction)
+        yield from run_plan(video, plan)
 
 
 def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device | str | None = None,

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from dataset.frames import FrameSource, open_input
+from inference_core.directions import WALK_DIRECTIONS
 from inference_core.engine import FrameAnnotation, InferenceCore
 from inference_core.memory import check_max_keyframes, check_policy, make_memory
 from inference_core.results import FrameResult
@@ -34,8 +35,6 @@ from model.inputs import centre_pad, image_to_tensor, pad, unpad
 from util.errors import InputError
 from util.labels import object_ids
 from util.threads import prefetched
-
-WALKS = ("forward", "backward")
 
 
 def as_rgb(frame, what: str = "frame") -> np.ndarray:
@@ -218,8 +217,8 @@ class VideoSession:
         start: default the first annotated frame (forward) or the last (backward); stop: default
         the last frame (forward) or frame 0 (backward). An annotated frame answers with its
         annotation; the others are segmented from the memory."""
-        if direction not in WALKS:
-            raise InputError(f"direction must be one of {', '.join(WALKS)}, got {direction!r}")
+        if direction not in WALK_DIRECTIONS:
+            raise InputError(f"direction must be one of {', '.join(WALK_DIRECTIONS)}, got {direction!r}")
         step = 1 if direction == "forward" else -1
         if start is None:
             if not self.annotations:

@@ -54,8 +54,8 @@ def read_checkpoint(path: str) -> dict:
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    # What torch.load raises for a truncated zip, a foreign pickle, a text file (KeyError) or an empty file.
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, KeyError, ValueError) as exc:
+    # What torch.load raises for a truncated zip, a foreign pickle, a text file (KeyError, IndexError) or an empty file.
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError) as exc:
         raise CheckpointError(f"{path}: {_unreadable_reason(path, exc)}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")

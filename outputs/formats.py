@@ -3,9 +3,26 @@
 | kind      | where (under the output folder)          | what                                                  |
 | palette   | ``<name>/<stem>.png``                    | indexed PNG label maps, DAVIS palette (DAVIS format)   |
 | objects   | ``<name>_objects/<id>/<stem>.png``       | one binary PNG (0 / 255) per object and frame          |
-| coco      | ``<name>_coco.json``                     | COCO RLE: one record per frame and object (index, time)|
+| coco      | ``<name>_coco.json``                     | a COCO dataset file (below)                           |
 | probs     | ``<name>_probs/<stem>.npz``              | float16 probabilities [K+1, H, W] + the object ids     |
 | overlay   | ``<name>_overlay.mp4`` / ``.gif``         | H.264 (yuv420p) at the input's timing, or a GIF        |
+
+The COCO file is a dataset file that ``pycocotools.coco.COCO(path)`` loads, with TAO's video fields
+(the video-COCO layout that keeps identities as ``track_id``):
+
+* ``info``: the video's name, frame count, fps, width and height, ``description``;
+* ``videos``: one entry (id 1: name, width, height, fps, length);
+* ``images``: one per frame: ``id`` (frame index + 1), ``file_name`` (``<name>/<frame file>``: the
+  input's own frame file for a folder of frames, ``<name>/<frame number %05d>.jpg`` for a video file,
+  as ``ffmpeg -i clip.mp4 -start_number 0 clip/%05d.jpg`` extracts it), width, height, ``video_id``,
+  ``frame_index`` (0-based) and ``time`` (seconds);
+* ``categories``: one, ``{"id": 1, "name": "object"}``: the objects of video object segmentation
+  have no class, only an identity;
+* ``tracks``: one per object: ``id`` = the object id (its value in the label maps), category 1;
+* ``annotations``: one per frame and object present there (none where the object is absent):
+  ``id``, ``image_id``, ``category_id`` 1, ``track_id`` (the object id), ``video_id``,
+  ``segmentation`` (compressed RLE, ``counts`` a str), ``area`` (pixels), ``bbox`` ([x, y, w, h],
+  pixels) and ``iscrowd`` 0.
 """
 from __future__ import annotations
 
@@ -39,6 +56,9 @@ def output_paths(out: str, name: str) -> dict[str, str]:
             "coco": os.path.join(out, f"{name}_coco.json"), "probs": os.path.join(out, f"{name}_probs")}
 
 
+COCO_CATEGORY = {"id": 1, "name": "object", "supercategory": "object"}
+
+
 def rle_encode(mask: np.ndarray) -> dict:
     """[H, W] bool -> COCO RLE {'size': [H, W], 'counts': str} (pycocotools)."""
     from pycocotools import mask as mask_utils
@@ -46,17 +66,57 @@ def rle_encode(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+class CocoVideo:
+    """The COCO dataset file of one video (the module docstring's layout), filled frame by frame
+    in any order; ``dataset()`` -> the JSON-ready dict."""
+
+    def __init__(self, info: dict, file_names: list[str], times: list[float], objects: list[int]):
+        self.info, self.file_names, self.times, self.objects = info, file_names, times, objects
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+
+    def add_frame(self, index: int, labels: np.ndarray) -> None:
+        """labels [H, W] uint8: the frame's image entry and one annotation per object present."""
+        height, width = labels.shape
+        self.images.append({"id": index + 1, "file_name": self.file_names[index], "width": width,
+                            "height": height, "video_id": 1, "frame_index": index,
+                            "time": round(self.times[index], 6)})
+        for obj in self.objects:
+            mask = labels == obj
+            area = int(mask.sum())
+            if area:
+                x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+                self.annotations.append({"image_id": index + 1, "category_id": COCO_CATEGORY["id"],
+                                         "track_id": obj, "video_id": 1, "segmentation": rle_encode(mask),
+                                         "area": area, "bbox": [x, y, w, h], "iscrowd": 0})
+
+    def dataset(self) -> dict:
+        images = sorted(self.images, key=lambda image: image["id"])
+        annotations = sorted(self.annotations, key=lambda a: (a["image_id"], a["track_id"]))
+        width, height = (images[0]["width"], images[0]["height"]) if images else (None, None)
+        info = {"description": f"SimVOS segmentation of {self.info.get('video')}",
+                **self.info, "width": width, "height": height}
+        video = {"id": 1, "name": info.get("video"), "width": width, "height": height,
+                 "fps": info.get("fps"), "length": len(images)}
+        return {"info": info, "licenses": [], "videos": [video], "images": images,
+                "annotations": [{"id": i + 1, **a} for i, a in enumerate(annotations)],
+                "categories": [COCO_CATEGORY],
+                "tracks": [{"id": obj, "category_id": COCO_CATEGORY["id"], "video_id": 1} for obj in self.objects]}
+
+
 class ResultWriter:
     """Writes each frame's label map (and probabilities) into a staging folder (``stage``), kinds as
     asked (``SAVE_KINDS``); ``finish()`` writes the COCO file. Nothing is read back: results may come in any order."""
 
     def __init__(self, stage: str, kinds: list[str], stems: list[str], times: list[float], objects: list[int],
-                 info: dict):
-        """objects: every object id of the video (each gets a mask / record on every frame, empty
-        where it is not tracked yet)."""
-        self.stage, self.kinds, self.stems, self.times, self.info = stage, kinds, stems, times, info
+                 info: dict, frame_files: list[str] | None = None):
+        """objects: every object id of the video (each gets a mask on every frame, empty where it is
+        not tracked yet); info: the video's name (``video``), ``frames``, ``fps``...: the COCO file's
+        ``info``; frame_files: the frames' file names (default: ``<stem>.jpg``), for the COCO file."""
+        self.stage, self.kinds, self.stems = stage, kinds, stems
         self.objects = objects
-        self.records: list[dict] = []
+        files = frame_files or [stem + ".jpg" for stem in stems]
+        self.coco = CocoVideo(info, [f"{info.get('video')}/{f}" for f in files], times, objects)
         os.makedirs(os.path.join(stage, "palette"), exist_ok=True)
         for kind in ("objects", "probs"):
             if kind in kinds:
@@ -77,18 +137,12 @@ class ResultWriter:
             np.savez(os.path.join(self.stage, "probs", stem + ".npz"), probs=probs[0],
                      object_ids=np.array(probs[1], np.int32))
         if "coco" in self.kinds:
-            for obj in self.objects:
-                mask = labels == obj
-                x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
-                self.records.append({"frame": index, "time": round(self.times[index], 6),
-                                     "file_name": stem, "object_id": obj, "area": int(mask.sum()),
-                                     "bbox": [x, y, w, h], "segmentation": rle_encode(mask)})
+            self.coco.add_frame(index, labels)
 
     def finish(self) -> None:
         if "coco" in self.kinds:
-            self.records.sort(key=lambda r: (r["frame"], r["object_id"]))
             with open(os.path.join(self.stage, "coco.json"), "w") as f:
-                json.dump({**self.info, "annotations": self.records}, f)
+                json.dump(self.coco.dataset(), f)
 
     def publish(self, out: str, name: str) -> dict[str, str]:
         """Moves the staged outputs to their final places (replacing older ones); -> those places."""

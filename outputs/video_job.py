@@ -1,5 +1,5 @@
-"""One own video, start to finish: read its masks as people make them, propagate in the chosen
-direction, write every asked output atomically (a staging folder beside the outputs, util/publish.py,
+"""One own video, start to finish: read its masks as people make them, segment it by the chosen
+whole-video plan (inference_core/directions.py), write every asked output atomically (a staging folder beside the outputs, util/publish.py,
 moved into place at the end), and an overlay video: what segment_video.py runs for each video. The
 studio shares its overlay writer and the outputs' writer (outputs/formats.py)."""
 from __future__ import annotations
@@ -67,8 +67,9 @@ def outputs_complete(out: str, video: OwnVideo, kinds: list[str], overlay_kind: 
 
 
 def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kinds: list[str],
-                      overlay_kind: str = "mp4", direction: str = "forward", on_frame=None, say=print) -> int:
-    """Segments ``video`` into ``out`` (see outputs/formats.py for the layout); -> frames.
+                      overlay_kind: str = "mp4", plan: str = "forward", on_frame=None, say=print) -> int:
+    """Segments ``video`` into ``out`` by ``plan`` (``VIDEO_PLANS``; see outputs/formats.py for the
+    layout); -> frames.
 
     on_frame(): called after each frame is written (progress). A frame that cannot be decoded
     part-way keeps the frames finished so far in place and raises InputError; any other error or
@@ -79,12 +80,11 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
     info = {"video": video.name, "frames": len(source), "fps": source.fps, "object_ids": objects}
     done = 0
     with staging(os.path.join(out, video.name)) as stage:  # hidden beside the outputs, removed at the end
-        writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info)
+        frame_files = [os.path.basename(p) for p in source.paths] if source.paths else None
+        writer = ResultWriter(stage, kinds, source.stems, source.times, objects, info, frame_files)
         try:
             with writer_for(predictor.overlap_io) as background:  # PNG / RLE encoding beside the network
-                for result in predictor.propagate(source, masks, direction):
-                    if not done:
-                        writer.info.update(height=int(result.probs.shape[-2]), width=int(result.probs.shape[-1]))
+                for result in predictor.segment_video(source, masks, plan):
                     probs = (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in kinds else None
                     background.submit(writer.write_frame, result.index, result.labels(), probs)
                     done += 1

@@ -42,8 +42,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--videos", default=None, help="a folder whose videos (files or frame folders) the page may open")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--token", default=None, help=f"the access token (default: ${auth.ENVIRONMENT}, else the "
-                   "workspace's own, kept across restarts; the environment keeps it out of the process list)")
+    p.add_argument("--token", default=None, help=f"the access token, at least {auth.MIN_LENGTH} characters (default: "
+                   f"${auth.ENVIRONMENT}, else the workspace's own, kept across restarts; the environment keeps it out of "
+                   "the process list)")
     p.add_argument("--max_upload_mb", type=int, default=2048)
     p.add_argument("--max_pixels", type=int, default=DEFAULT_MAX_PIXELS, help="pixels per frame a video may have "
                    f"(default {DEFAULT_MAX_PIXELS}: 3840x2160)")
@@ -71,6 +72,9 @@ def build(args):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} must be at least 1, got {getattr(args, flag)}")
     workspace = Workspace(args.workspace, args.videos, args.max_upload_mb, args.max_pixels, args.max_frames)
+    token = auth.resolve_token(args.token, workspace.root)   # before the model loads: a bad token is refused at once
+    if token.warning:
+        print(token.warning, file=sys.stderr)
     config = config_from_args(args, args.checkpoint)
     predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
                                 **predictor_options(args))
@@ -78,10 +82,10 @@ def build(args):
     info = {"checkpoint": os.path.basename(args.checkpoint), "variant": matching_variant(config),
             "backbone": config.backbone_type, "demo_model": demo, "device": str(predictor.device),
             "published": matching_variant(config) is not None, "weights_help": WEIGHTS_HELP}
-    token, _ = auth.resolve_token(args.token, workspace.root)
-    app = create_app(workspace, JobRunner(predictor, args.max_keyframes, args.live_sessions, os.path.abspath(args.checkpoint)), token, info)
+    app = create_app(workspace, JobRunner(predictor, args.max_keyframes, args.live_sessions, os.path.abspath(args.checkpoint)),
+                     token.value, info)
     host = f"[{args.host}]" if ":" in args.host else args.host
-    return app, f"http://{host}:{args.port}/?token={token}"
+    return app, f"http://{host}:{args.port}/?token={token.value}"
 
 
 def bind(host: str, port: int) -> socket.socket:

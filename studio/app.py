@@ -27,15 +27,15 @@ from studio import auth
 from inference_core.predictor import build_predictor
 from model.variants import recorded_model_flags, resolve_config
 from studio.finetune import list_models, new_finetune_job
-from studio.jobs import FINISHED, JobRunner
+from studio.jobs import DIRECTIONS, FINISHED, JobRunner
 from studio.requests import TooLarge, int_field, png_size, points_field, read_body, read_json, receive_upload, str_field
 from studio.store import Conflict, NotFound, Workspace, save_png_atomic
 from util.errors import InputError
-from util.labels import ids_of_all, object_ids
+from util.labels import MAX_OBJECTS, ids_of_all, object_ids
 from util.publish import publishing, staging, temporary_path
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
-STATIC_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 EXPORTS = ("palette", "objects", "coco", "mp4")
 MAX_MASK_BYTES = 32 * 2**20
 VIDEO_SUFFIX = re.compile(r"^\.[a-z0-9]{1,5}$")
@@ -50,15 +50,10 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
 
     @app.middleware("http")
     async def authenticate(request: Request, call_next):
-        given, how = auth.request_token(request)
-        if not auth.matches(given, token):
-            response = _error(401, "missing or wrong token: open the URL the studio printed (it ends in ?token=...)")
-        elif how == "cookie" and request.method in auth.UNSAFE_METHODS and not auth.same_origin(request):
-            response = _error(403, "a request from another site: the studio only takes changes from its own page")
-        else:
+        if auth.is_public(request.url.path) or auth.authorized(request, token):
             response = await call_next(request)
-            if how == "query" and request.url.path == "/":
-                response.set_cookie(auth.COOKIE, token, httponly=True, samesite="strict", path="/")
+        else:
+            response = _error(401, auth.MISSING)
         response.headers.update(auth.SECURITY_HEADERS)
         return response
 
@@ -91,13 +86,17 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict) 
 
     @app.get("/static/{name}")
     def static(name: str):
-        if name not in STATIC_FILES:
+        kind = STATIC_TYPES.get(os.path.splitext(name)[1])
+        if kind is None or name not in os.listdir(STATIC):
             return _error(404, f"no static file {name!r}")
-        return FileResponse(os.path.join(STATIC, name), media_type=STATIC_FILES[name], headers={"Cache-Control": "no-store"})
+        return FileResponse(os.path.join(STATIC, name), media_type=kind, headers={"Cache-Control": "no-store"})
 
     @app.get("/api/info")
     def api_info():
-        return {**info, "videos": workspace.video_list(), "max_upload_mb": workspace.max_upload_bytes // 2**20}
+        return {**info, "videos": workspace.video_list(), "max_upload_mb": workspace.max_upload_bytes // 2**20,
+                "finished_job_states": list(FINISHED), "max_objects": MAX_OBJECTS, "directions": list(DIRECTIONS),
+                "exports": list(EXPORTS), "finetune": {"min_annotated_frames": 2, "min_minutes": 0.1, "max_minutes": 1440,
+                                                       "default_minutes": 10}}
 
     # ------------------------------------------------------------------ sessions
     @app.get("/api/sessions")

@@ -81,7 +81,8 @@ def browser_page():
         browser = p.chromium.launch(executable_path=binary, headless=True,
                                     args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+            context = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True)
+            page = context.new_page()   # page.context.new_page() opens more pages in the same context
             page.requested = []
             page.on("request", lambda request: page.requested.append(request.url))
             yield page

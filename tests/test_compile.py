@@ -24,7 +24,7 @@ def test_compiled_stages_give_the_eager_probabilities():
 
     def run(**options):
         predictor = SimVOSPredictor(model, "cpu", **options)
-        return [(r.object_ids, r.probs.clone()) for r in predictor.propagate(frames, masks)]
+        return [(r.object_ids, r.probs.clone()) for r in predictor.segment_video(frames, masks)]
 
     eager = run()
     compiled = run(compile="default")

@@ -54,7 +54,7 @@ def test_every_checkpoint_kind_runs_on_the_gpu(tmp_path, kind, on):
     tensors = dict(predictor.model.named_parameters()) | dict(predictor.model.named_buffers())
     assert {name for name, t in tensors.items() if t.device.type != "cuda"} == set()
     frames, labels = make_video(np.random.default_rng(0), 3, 64, 96, 2)
-    for result in predictor.propagate(frames, {0: labels[0]}):
+    for result in predictor.segment_video(frames, {0: labels[0]}):
         assert np.isfinite(np.asarray(result.probs)).all()
 
 
@@ -67,7 +67,7 @@ def test_fp16_autocast_matches_fp32():
     probs = {}
     for amp in (False, True):
         predictor = SimVOSPredictor(model, "cuda", amp=amp)
-        probs[amp] = np.stack([np.asarray(r.probs) for r in predictor.propagate(frames, {0: labels[0]})])
+        probs[amp] = np.stack([np.asarray(r.probs) for r in predictor.segment_video(frames, {0: labels[0]})])
     assert np.abs(probs[True] - probs[False]).max() < 2e-2
 
 
@@ -110,9 +110,9 @@ def test_amp_attention_runs_on_the_fused_kernels(backend):
     torch.manual_seed(0)
     model = build_model(tiny_config(token_learner=True)).eval()
     frames, labels = make_video(np.random.default_rng(3), 4, 64, 96, 2)
-    fp32 = [r.probs for r in SimVOSPredictor(model, "cuda").propagate(frames, {0: labels[0]})]
+    fp32 = [r.probs for r in SimVOSPredictor(model, "cuda").segment_video(frames, {0: labels[0]})]
     with sdpa_kernel([getattr(SDPBackend, backend)]):
-        amp = [r.probs for r in SimVOSPredictor(model, "cuda", amp=True).propagate(frames, {0: labels[0]})]
+        amp = [r.probs for r in SimVOSPredictor(model, "cuda", amp=True).segment_video(frames, {0: labels[0]})]
     assert max(float((a - b).abs().max()) for a, b in zip(fp32, amp)) < 2e-2
 
 
@@ -122,8 +122,8 @@ def test_cuda_graphs_give_the_eager_probabilities():
     torch.manual_seed(0)
     model = build_model(tiny_config(depth=2)).cuda().eval()
     frames, labels = make_video(np.random.default_rng(4), 6, 48, 64, 2)
-    eager = [r.probs for r in SimVOSPredictor(model, "cuda").propagate(frames, {0: labels[0]})]
-    graphs = [r.probs for r in SimVOSPredictor(model, "cuda", compile="reduce-overhead").propagate(frames, {0: labels[0]})]
+    eager = [r.probs for r in SimVOSPredictor(model, "cuda").segment_video(frames, {0: labels[0]})]
+    graphs = [r.probs for r in SimVOSPredictor(model, "cuda", compile="reduce-overhead").segment_video(frames, {0: labels[0]})]
     assert max(float((a - b).abs().max()) for a, b in zip(eager, graphs)) < 1e-4
 
 
@@ -134,7 +134,7 @@ def test_engine_matches_the_published_loop_on_the_gpu():
     model = build_model(tiny_config(token_learner=True, local_window=True)).cuda().eval()
     frames, labels = make_video(np.random.default_rng(5), 5, 48, 80, 3)
     expected, ids = published_loop(model, frames, labels[0])
-    results = list(SimVOSPredictor(model, "cuda", max_objects_per_batch=2).propagate(frames, {0: labels[0]}))
+    results = list(SimVOSPredictor(model, "cuda", max_objects_per_batch=2).segment_video(frames, {0: labels[0]}))
     assert [r.object_ids for r in results] == [ids] * len(frames)
     torch.testing.assert_close(torch.stack([r.probs for r in results], 1), expected, atol=2e-3, rtol=1e-3)
 

@@ -132,6 +132,87 @@ def test_bad_input_on_the_command_line(tmp_path, start_checkpoint):
     assert empty.returncode == 2 and "folder not found" in empty.stderr.strip().splitlines()[-1]
 
 
+def finetune_argv(data, checkpoint, saves, *extra):
+    return ["--id", "ft", "--finetune", *map(str, data), "--load_network", str(checkpoint), "--num_workers", "0",
+            "--no_amp", "--device", "cpu", "--save_dir", str(saves), "--log_dir", str(saves / "runs"), *extra]
+
+
+def test_the_events_stream_follows_a_finetune(tmp_path, start_checkpoint):
+    """Planned first, the validation before and at every --val_every (best when it became the
+    best), progress per logged iteration, each saved file, finished with the kept weights."""
+    import train_simvos
+    from util.run_events import EventReader, Finished, Planned, Progress, Saved, Validation
+    data = write_videos(tmp_path / "d", 3, frames=6, size=(48, 64))
+    events = str(tmp_path / "events.jsonl")
+    train_simvos.main(finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations", "2", "--val_videos", "1",
+                                    "--val_every", "1", "--log_every", "1", "--save_every", "100", "--events", events))
+    got = EventReader(events).read()
+    folder = tmp_path / "s" / "ft"
+    assert got[0] == Planned(2, None) and isinstance(got[-1], Finished)
+    assert [(e.iteration, e.total) for e in got if isinstance(e, Progress)] == [(1, 2), (2, 2)]
+    validations = [e for e in got if isinstance(e, Validation)]
+    assert [e.iteration for e in validations] == [0, 1, 2] and validations[0].best
+    best = max(validations, key=lambda e: e.jf)
+    assert best.best and all(e.best == (e.jf > max([v.jf for v in validations[:i]], default=-1))
+                             for i, e in enumerate(validations))
+    kept = [e for e in got if isinstance(e, Saved) and e.path == str(folder / "finetuned.pth")]
+    assert len(kept) == sum(e.best for e in validations)
+    assert got[-1] == Finished(2, "done", str(folder / "finetuned.pth"), best.jf)
+
+
+def test_a_refused_finetune_reports_failed(tmp_path, start_checkpoint):
+    import train_simvos
+    from util.run_events import EventReader, Failed
+    data = write_videos(tmp_path / "d", 1, frames=4, size=(48, 64), every=100)
+    events = str(tmp_path / "events.jsonl")
+    with pytest.raises(InputError, match="1 annotated frame") as refused:
+        train_simvos.main(finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations", "2", "--events", events))
+    assert EventReader(events).read() == [Failed(str(refused.value), None)]
+    missing = str(tmp_path / "none.pth")
+    with pytest.raises(InputError, match="--load_network not found"):
+        train_simvos.main(finetune_argv([data], missing, tmp_path / "s", "--events", events))
+    assert EventReader(events).read()[-1].file == missing
+
+
+def test_jpeg_masks_are_refused_naming_the_file(tmp_path, start_checkpoint):
+    import train_simvos
+    data = write_videos(tmp_path / "d", 2, frames=4, size=(48, 64))
+    mask = data / "Annotations" / "v1" / "00002.png"
+    Image.open(mask).convert("RGB").save(data / "Annotations" / "v1" / "00002.jpg")
+    os.remove(mask)
+    with pytest.raises(InputError, match=re.escape(f"{data / 'Annotations' / 'v1' / '00002.jpg'}: JPEG masks are refused")):
+        train_simvos.main(finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations", "2"))
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_mask_broken_under_a_run_is_one_line_naming_it(tmp_path, start_checkpoint):
+    """Masks replaced by text while a data-loader worker reads them: the run stops with the file and
+    the reason in one line and a failed event (not the worker's traceback), its iterations saved."""
+    from util.run_events import EventReader, Failed, Progress
+    data = write_videos(tmp_path / "d", 2, frames=4, size=(48, 64))
+    events = str(tmp_path / "events.jsonl")
+    cmd = [sys.executable, "train_simvos.py", *finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations",
+                                                             "100000", "--log_every", "1", "--events", events)]
+    cmd[cmd.index("--num_workers") + 1] = "1"
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(ENV, OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    reader, deadline = EventReader(events), time.time() + 120
+    while not any(isinstance(e, Progress) for e in reader.read()) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    for mask in (data / "Annotations").glob("*/*.png"):
+        mask.write_text("not an image any more")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert re.match(rf"error: {re.escape(str(data / 'Annotations'))}/v\d/\d+\.png: unreadable mask", last), err[-2000:]
+    assert "Caught" not in err and "Traceback" not in err
+    failed = reader.read()[-1]
+    assert isinstance(failed, Failed) and failed.message == last[len("error: "):]
+    assert failed.file.startswith(str(data / "Annotations")) and failed.file.endswith(".png")
+    stopped = int(re.search(r"stopped at iteration (\d+)", last).group(1))
+    assert stopped >= 1 and (tmp_path / "s" / "ft" / f"checkpoint_{stopped}.pth").is_file()
+
+
 @pytest.mark.slow
 def test_validation_keeps_the_best_weights(tmp_path, start_checkpoint):
     """Validated on 1 held-out video at iterations 0, 2 and 4: the weights kept score the best J&F of

@@ -24,7 +24,7 @@ def test_engine_matches_published_loop(bs):
     frames, labels = _video()
     expected, ids = published_loop(model, frames, labels[0])
     predictor = SimVOSPredictor(model, "cpu", max_objects_per_batch=2)
-    results = list(predictor.propagate(iter(frames), {0: labels[0]}))
+    results = list(predictor.segment_video(iter(frames), {0: labels[0]}))
     assert [r.object_ids for r in results] == [ids] * len(frames)
     got = torch.stack([r.probs for r in results], dim=1)
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
@@ -37,7 +37,7 @@ def test_label_values_are_kept():
     model = build_model(tiny_config()).eval()
     frames, labels = _video(n=3, k=2)
     first = np.where(labels[0] == 2, 7, labels[0]).astype(np.uint8)
-    results = list(SimVOSPredictor(model, "cpu").propagate(frames, {0: first}))
+    results = list(SimVOSPredictor(model, "cpu").segment_video(frames, {0: first}))
     assert results[1].object_ids == [1, 7]
     assert set(np.unique(results[2].labels())) <= {0, 1, 7}
 
@@ -100,9 +100,9 @@ def test_amp_keeps_the_residual_stream_in_fp32_and_stays_close(bs):
     seen = []
     hooks = [blk.register_forward_pre_hook(lambda _, args: seen.append(args[0].dtype)) for blk in model.blocks]
     frames, labels = _video(n=4)
-    fp32 = list(SimVOSPredictor(model, "cpu").propagate(frames, {0: labels[0]}))
+    fp32 = list(SimVOSPredictor(model, "cpu").segment_video(frames, {0: labels[0]}))
     seen.clear()
-    bf16 = list(SimVOSPredictor(model, "cpu", amp=True).propagate(frames, {0: labels[0]}))
+    bf16 = list(SimVOSPredictor(model, "cpu", amp=True).segment_video(frames, {0: labels[0]}))
     for h in hooks:
         h.remove()
     assert seen and set(seen) == {torch.float32}          # bf16 only inside the matmuls and convolutions

@@ -137,16 +137,16 @@ def test_size_processes_smaller_and_answers_at_the_input_size():
     frames, labels = _video(h=96, w=128)
     seen = []
     hook = model.patch_embed.register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape[-2:])))
-    results = list(SimVOSPredictor(model, "cpu", size=48).propagate(frames, {0: labels[0]}))
+    results = list(SimVOSPredictor(model, "cpu", size=48).segment_video(frames, {0: labels[0]}))
     hook.remove()
     assert set(seen) == {(48, 64)}
     assert all(r.probs.shape[-2:] == (96, 128) for r in results)
     np.testing.assert_array_equal(results[0].labels(), labels[0])
-    full = list(SimVOSPredictor(model, "cpu", size=-1).propagate(frames[:2], {0: labels[0]}))
+    full = list(SimVOSPredictor(model, "cpu", size=-1).segment_video(frames[:2], {0: labels[0]}))
     assert full[1].probs.shape[-2:] == (96, 128)
 
 
-def test_both_directions_take_each_frame_from_the_nearest_annotation():
+def test_the_nearest_plan_takes_each_frame_from_the_nearest_annotation():
     """A test's own statement of the rule, against one forward and one backward run."""
     torch.manual_seed(0)
     model = build_model(tiny_config()).eval()
@@ -154,11 +154,11 @@ def test_both_directions_take_each_frame_from_the_nearest_annotation():
     only1 = np.where(labels[1] == 1, 1, 0).astype(np.uint8)
     masks = {1: only1, 6: labels[6]}            # object 1 on frames 1 and 6, object 2 on frame 6 only
     predictor = SimVOSPredictor(model, "cpu")
-    fwd = {r.index: r for r in predictor.propagate(frames, masks, "forward")}
-    bwd = {r.index: r for r in predictor.propagate(frames, masks, "backward")}
-    both = list(predictor.propagate(frames, masks, "both"))
-    assert sorted(r.index for r in both) == list(range(9))
-    for r in both:
+    fwd = {r.index: r for r in predictor.segment_video(frames, masks, "forward")}
+    bwd = {r.index: r for r in predictor.segment_video(frames, masks, "backward")}
+    nearest = list(predictor.segment_video(frames, masks, "nearest"))
+    assert sorted(r.index for r in nearest) == list(range(9))
+    for r in nearest:
         t = r.index
         # object 1: nearest of frames 1 and 6 (ties forward); object 2: backward before 6, forward after
         pass1 = "f" if t >= 1 and (t >= 6 or t - 1 <= 6 - t) else "b"
@@ -214,6 +214,34 @@ def _segment(args):
     segment_video.main(args)
 
 
+def _check_coco(path, name, file_names, palette, fps):
+    """pycocotools loads the COCO file; its masks are the label PNGs of the same run, per object."""
+    from pycocotools.coco import COCO
+    coco = COCO(str(path))
+    raw = json.loads(path.read_text())
+    assert raw["info"]["video"] == name and raw["info"]["fps"] == pytest.approx(fps)
+    assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["object"]
+    assert sorted(coco.getImgIds()) == list(range(1, len(palette) + 1))
+    objects = sorted({int(v) for labels in palette for v in np.unique(labels)} - {0})
+    assert [t["id"] for t in raw["tracks"]] == objects
+    for image_id in coco.getImgIds():
+        image = coco.loadImgs(image_id)[0]
+        t = image["frame_index"]
+        assert image["file_name"] == file_names[t] and (image["height"], image["width"]) == palette[t].shape
+        assert image["time"] == pytest.approx(t / fps, abs=1e-3)
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        assert all(isinstance(a["segmentation"]["counts"], str) and a["iscrowd"] == 0 for a in annotations)
+        masks = {a["track_id"]: coco.annToMask(a) for a in annotations}
+        for obj in objects:
+            expected = palette[t] == obj
+            np.testing.assert_array_equal(masks.get(obj, np.zeros_like(expected)), expected)
+            if obj in masks:
+                a = next(a for a in annotations if a["track_id"] == obj)
+                ys, xs = np.nonzero(expected)
+                assert a["area"] == expected.sum() and a["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1,
+                                                                    ys.max() - ys.min() + 1]
+
+
 def test_segment_video_h264_every_export_and_reruns(tmp_path, checkpoint, capsys):
     frames, labels = _video(n=6)
     write_h264(tmp_path / "clip.mp4", frames)
@@ -233,13 +261,7 @@ def test_segment_video_h264_every_export_and_reruns(tmp_path, checkpoint, capsys
         np.testing.assert_array_equal(np.array(Image.open(out / "clip_objects/1" / p)) == 255, palette[t] == 1)
         saved = np.load(out / "clip_probs" / (p[:-4] + ".npz"))
         assert saved["probs"].dtype == np.float16 and list(saved["object_ids"]) == [1]
-    from pycocotools import mask as mask_utils
-    coco = json.loads((out / "clip_coco.json").read_text())
-    assert len(coco["annotations"]) == 6 and coco["width"] == 64 and coco["height"] == 48
-    for record in coco["annotations"]:
-        rle = dict(record["segmentation"], counts=record["segmentation"]["counts"].encode())
-        np.testing.assert_array_equal(mask_utils.decode(rle), palette[record["frame"]] == record["object_id"])
-        assert record["time"] == pytest.approx(record["frame"] / 10, abs=1e-3)
+    _check_coco(out / "clip_coco.json", "clip", [f"clip/{t:05d}.jpg" for t in range(6)], palette, fps=10)
     assert codec_name(str(out / "clip_overlay.mp4")) == "h264"
     assert probe_video(str(out / "clip_overlay.mp4")).frames == 6
     assert not [f for f in os.listdir(out) if f.startswith(".")]
@@ -251,13 +273,33 @@ def test_segment_video_h264_every_export_and_reruns(tmp_path, checkpoint, capsys
     assert os.path.getmtime(out / "clip/00003.png") != stamp
 
 
-def test_segment_video_masks_dir_names_and_bad_inputs(tmp_path, checkpoint):
+def test_coco_export_of_a_frame_folder_loads_in_pycocotools(tmp_path, checkpoint):
+    """Frames named by the user, two objects, the second absent from frame 2 on (a complete mask
+    without it): no annotation where an object is absent, the frames' own file names."""
+    frames, labels = _video(n=4)
+    (tmp_path / "walk").mkdir()
+    names = [f"frame_{t + 1:04d}.png" for t in range(4)]
+    for t, name in enumerate(names):
+        Image.fromarray(frames[t]).save(tmp_path / "walk" / name)
+    (tmp_path / "masks").mkdir()
+    write_label_png(str(tmp_path / "masks/frame_0001.png"), labels[0])
+    write_label_png(str(tmp_path / "masks/frame_0003.png"), np.where(labels[2] == 1, 1, 0).astype(np.uint8))
+    _segment(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "walk"), "--masks_dir", str(tmp_path / "masks"),
+              "--output", str(tmp_path / "out"), "--save", "coco", "--overlay", "none", *FLAGS])
+    palette = [np.array(Image.open(tmp_path / "out/walk" / (n[:-4] + ".png"))) for n in names]
+    assert set(np.unique(palette[0])) == {0, 1, 2} and 2 not in palette[2]
+    _check_coco(tmp_path / "out/walk_coco.json", "walk", [f"walk/{n}" for n in names], palette, fps=24)
+
+
+def test_segment_video_masks_dir_names_and_bad_inputs(tmp_path, checkpoint, capsys):
     frames, labels = _video(n=4)
     write_h264(tmp_path / "clip.mp4", frames)
     (tmp_path / "masks").mkdir()
     write_label_png(str(tmp_path / "masks/2.png"), labels[2])       # frame number without zeros is accepted
     base = ["--checkpoint", str(checkpoint), "--input", str(tmp_path / "clip.mp4"), "--overlay", "gif", *FLAGS]
     _segment(base + ["--masks_dir", str(tmp_path / "masks"), "--output", str(tmp_path / "o"), "--direction", "both"])
+    printed = capsys.readouterr().out   # the plan's old name still works, with one note
+    assert printed.count("--direction both is now called --direction nearest") == 1 and ", nearest, memory" in printed
     first = np.array(Image.open(tmp_path / "o/clip/00000.png"))
     assert set(np.unique(first)) - {0} and Image.open(tmp_path / "o/clip_overlay.gif").n_frames == 4
     write_label_png(str(tmp_path / "masks/first_frame.png"), labels[0])

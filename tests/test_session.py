@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from inference_core import SimVOSPredictor
+from inference_core.directions import VIDEO_PLANS
 from model import build_model
 from tests.conftest import tiny_config
 from util.errors import InputError
@@ -69,8 +70,10 @@ def test_bad_walks_are_refused(model):
         video.propagate(1, "forward", 0)
     with pytest.raises(InputError, match="outside the video"):
         video.propagate(6)
-    with pytest.raises(InputError, match="direction must be one of forward, backward"):
+    with pytest.raises(InputError, match="direction must be one of forward, backward, got 'both'"):
         video.propagate(1, "both")
+    with pytest.raises(InputError, match="plan must be one of forward, backward, nearest, got 'both'"):
+        next(SimVOSPredictor(model, "cpu").segment_video(frames, {1: labels[1]}, "both"))
 
 
 def test_a_start_without_annotation_is_segmented_from_the_references(model):
@@ -146,13 +149,13 @@ def test_remove_mask_and_changes_during_a_walk(model):
     assert video.annotated_frames == [0]
 
 
-@pytest.mark.parametrize("direction", ["forward", "backward", "both"])
+@pytest.mark.parametrize("plan", VIDEO_PLANS)
 @pytest.mark.parametrize("case", ["objects", "zeros"])
-def test_every_plan_yields_every_frame_when_no_object_is_taken(model, direction, case):
+def test_every_plan_yields_every_frame_when_no_object_is_taken(model, plan, case):
     frames, labels = _video()
     masks = {0: labels[0], 3: labels[3]} if case == "objects" else {0: np.zeros_like(labels[0])}
     objects = {0: [7], 3: [7]} if case == "objects" else None
-    results = list(SimVOSPredictor(model, "cpu").propagate(frames, masks, direction, objects=objects))
+    results = list(SimVOSPredictor(model, "cpu").segment_video(frames, masks, plan, objects=objects))
     assert sorted(r.index for r in results) == list(range(len(frames)))
     assert all(r.object_ids == [] and not r.labels().any() for r in results)
 

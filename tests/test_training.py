@@ -85,6 +85,20 @@ def test_training_without_tensorboard_still_logs(davis_root, tmp_path, capsys, m
     assert not (tmp_path / "runs").exists()
 
 
+def test_the_events_stream_follows_a_published_stage_run(davis_root, tmp_path):
+    from util.run_events import EventReader, Finished, Planned, Progress, Saved
+    events = str(tmp_path / "events.jsonl")
+    train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "2", "--save_every", "100", "--events", events))
+    got = EventReader(events).read()
+    saves = tmp_path / "saves" / "t"
+    assert [type(e) for e in got] == [Planned, Progress, Progress, Saved, Saved, Finished]
+    assert got[0].iterations == 2 and [(e.iteration, e.total) for e in got[1:3]] == [(1, 2), (2, 2)]
+    assert all(np.isfinite(e.loss) and e.loss > 0 for e in got[1:3])
+    assert {e.path for e in got[3:5]} == {str(saves / "model_2.pth"), str(saves / "checkpoint_2.pth")}
+    assert got[-1] == Finished(2, "done", str(saves / "model_2.pth"), None)
+    assert os.path.isfile(got[-1].weights)
+
+
 def test_image_and_mask_stay_aligned_through_augmentation():
     torch.manual_seed(0)
     h, w = 60, 80
@@ -178,6 +192,37 @@ def test_missing_data_and_weights_are_clear_errors(davis_root, tmp_path):
         train_simvos.main(argv)
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--iterations", "-5"], "--iterations must be at least 1, got -5"),
+    (["--iterations", "0"], "--iterations must be at least 1, got 0"),
+    (["--img_size", "0"], "--img_size must be at least 16, got 0"),
+    (["--batch_size", "-1"], "--batch_size must be at least 1"),
+    (["--lr", "0"], "--lr must be positive"),
+    (["--load_network", "/etc/passwd"], "/etc/passwd: not a PyTorch checkpoint"),
+    (["--save_dir", "A_FILE"], "names a file, not a folder"),
+])
+def test_bad_flags_are_one_line_and_leave_nothing(davis_root, tmp_path, flags, message):
+    from util.errors import InputError
+    (tmp_path / "a_file").write_text("not a folder")
+    flags = [str(tmp_path / "a_file") if f == "A_FILE" else f for f in flags]
+    argv = train_argv(davis_root, tmp_path, "--iterations", "2", "--save_dir", str(tmp_path / "saves"))
+    with pytest.raises(InputError) as refused:
+        train_simvos.main(argv + flags)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]   # no saves/, no runs/
+
+
+def test_a_full_disk_while_saving_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
+    import builtins
+    import training.state
+    from util.errors import InputError
+    # The temporary file is opened on /dev/full, whose writes fail with ENOSPC (a full disk).
+    monkeypatch.setattr(training.state, "open", lambda path, mode: builtins.open("/dev/full", mode), raising=False)
+    with pytest.raises(InputError, match=r"model_3.pth: cannot be written: No space left on device$"):
+        training.state.atomic_save({"w": torch.zeros(1000)}, str(tmp_path / "saves" / "model_3.pth"))
+    assert os.listdir(tmp_path / "saves") == []
+
+
 @pytest.mark.slow
 def test_two_processes_over_gloo_end_identical(davis_root, tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
@@ -207,8 +252,9 @@ def test_sigterm_saves_the_state_before_exiting(davis_root, tmp_path):
     import signal
     import time
     env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "train_simvos.py",
-                             *train_argv(davis_root, tmp_path, "--iterations", "100000", "--save_every", "100000")],
+    events = str(tmp_path / "events.jsonl")
+    proc = subprocess.Popen([sys.executable, "train_simvos.py", *train_argv(davis_root, tmp_path, "--iterations", "100000",
+                                                                          "--save_every", "100000", "--events", events)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     for line in proc.stdout:
@@ -221,3 +267,7 @@ def test_sigterm_saves_the_state_before_exiting(davis_root, tmp_path):
     stopped = int(re.search(r"stopped by signal at iteration (\d+)", err).group(1))
     state = torch.load(tmp_path / "saves" / "t" / f"checkpoint_{stopped}.pth", weights_only=True)
     assert state["it"] == stopped >= 2
+    from util.run_events import EventReader, Finished, Saved
+    got = EventReader(events).read()
+    assert Saved(stopped, str(tmp_path / "saves" / "t" / f"checkpoint_{stopped}.pth")) in got
+    assert got[-1] == Finished(stopped, "stopped", str(tmp_path / "saves" / "t" / f"model_{stopped}.pth"), None)

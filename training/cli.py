@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from model.flags import add_model_flags
 from training.data import YV_SUBSET
 from training.stages import DEFAULT_SEED, STAGES
 from util.cli import add_bool_flag
+from util.errors import InputError
+
+# The least value each numeric flag takes (when given); below it a run would train nothing, divide
+# by zero or write a model that was never trained.
+LEAST = {"iterations": 1, "batch_size": 1, "img_size": 16, "num_workers": 0, "log_every": 1, "image_every": 1,
+         "save_every": 1, "val_every": 1, "val_videos": 0, "max_jump": 1, "davis_max_jump": 1, "yv_max_jump": 1,
+         "davis_repeat": 1, "warmup": 0, "keep_checkpoints": 0, "max_nonfinite": 1, "start_warm": 0, "end_warm": 0}
 
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
@@ -46,6 +54,9 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--device", default=None)
     p.add_argument("--max_nonfinite", type=int, default=20, help="stop after this many non-finite losses in a row")
+    p.add_argument("--events", default=None, metavar="FILE",
+                   help="append the run's progress to FILE as JSON lines (util/run_events.py: planned, progress, "
+                        "validation, saved, finished, failed); rank 0 writes it")
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help="set by torch.distributed.launch")
     g = p.add_argument_group("fine-tuning on your own annotated videos (training/finetune.py)")
     g.add_argument("--finetune", nargs="+", default=None, metavar="DIR",
@@ -66,3 +77,19 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
             setattr(args, name, value)
     args.log_every = 100 if args.log_every is None else args.log_every
     return args
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Refuses values no run can use (InputError naming the flag), and output folders that are files."""
+    for name, least in LEAST.items():
+        value = getattr(args, name, None)
+        if value is not None and value < least:
+            raise InputError(f"--{name} must be at least {least}, got {value}")
+    for name in ("lr", "minutes", "gamma", "top_p"):
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            raise InputError(f"--{name} must be positive, got {value}")
+    for flag, folder in (("--save_dir", args.save_dir), ("--save_dir", os.path.join(args.save_dir, args.id)),
+                         ("--log_dir", args.log_dir), ("--log_dir", os.path.join(args.log_dir, args.id))):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise InputError(f"{folder}: {flag} names a file, not a folder", folder)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import bisect
 import os
+from dataclasses import dataclass
 
 import numpy as np
-from torch.utils.data import ConcatDataset, DistributedSampler
+from torch.utils.data import ConcatDataset, DistributedSampler, default_collate
 
 from dataset.davis import read_split
 from dataset.vos_pairs import VOSPairDataset, scan_videos
@@ -56,14 +57,37 @@ class SeededSampler(DistributedSampler):
         return self.num_samples - self.start
 
 
-class SeededConcat(ConcatDataset):
-    """ConcatDataset indexed by (index, sample seed)."""
+@dataclass(frozen=True)
+class DataFailure:
+    """A sample that could not be read (a data file deleted, replaced or corrupt under a run): the
+    InputError of a data-loader worker, carried to the main process as data, where it is raised
+    again as itself (a worker's exception would arrive as its traceback's text)."""
 
-    def __getitem__(self, item: tuple[int, int]) -> dict:
+    message: str
+    path: str | None = None
+
+    def error(self) -> InputError:
+        return InputError(self.message, self.path)
+
+
+def collate_samples(items: list) -> dict | DataFailure:
+    """The batch of ``items``, or the first of them that is a :class:`DataFailure`."""
+    failure = next((item for item in items if isinstance(item, DataFailure)), None)
+    return failure if failure is not None else default_collate(items)
+
+
+class SeededConcat(ConcatDataset):
+    """ConcatDataset indexed by (index, sample seed); a sample whose files cannot be read is a
+    :class:`DataFailure` (batch them with :func:`collate_samples`)."""
+
+    def __getitem__(self, item: tuple[int, int]) -> dict | DataFailure:
         index, seed = item
         part = bisect.bisect_right(self.cumulative_sizes, index)
         local = index - (self.cumulative_sizes[part - 1] if part else 0)
-        return self.datasets[part][local, seed]
+        try:
+            return self.datasets[part][local, seed]
+        except InputError as exc:
+            return DataFailure(str(exc), exc.path)
 
 
 def youtube_videos(root: str, subset: str | None) -> tuple[list, dict]:

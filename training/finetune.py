@@ -43,7 +43,7 @@ def fill_finetune_flags(args, device_type: str) -> None:
         raise InputError("--finetune needs --load_network CK: the weights to start from (a published SimVOS "
                          "checkpoint, or one of this project's, e.g. demo_output/checkpoints/demo.pth)")
     if not os.path.isfile(args.load_network):
-        raise InputError(f"{args.load_network}: --load_network not found")
+        raise InputError(f"{args.load_network}: --load_network not found", args.load_network)
     if args.minutes is not None and args.minutes <= 0:
         raise InputError(f"--minutes must be positive, got {args.minutes}")
     config = config_from_args(args, args.load_network)

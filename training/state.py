@@ -1,22 +1,36 @@
 """Training-state files: atomic writes, the newest loadable one (``--resume auto``), pruning."""
 from __future__ import annotations
 
+import errno
 import os
 import re
 
 import torch
 
 from model.checkpoint import CheckpointError, read_checkpoint
+from util.errors import InputError
 from util.publish import publishing
 
 STATE_FILE = re.compile(r"checkpoint_(\d+)\.pth$")
 
 
+# Write errors the user can act on (free space, a quota, permissions), reported as one line.
+_FIXABLE = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
 def atomic_save(obj, path: str) -> None:
-    """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with publishing(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save into a temporary file, then rename: a crash never leaves a truncated ``path``.
+    A full disk (or a quota, a read-only folder) is an InputError naming ``path``, the temporary
+    file removed."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # Through a Python file: torch's own writer reports a full disk as an internal 'enforce fail'.
+        with publishing(path) as tmp, open(tmp, "wb") as f:
+            torch.save(obj, f)
+    except OSError as exc:
+        if exc.errno in _FIXABLE:
+            raise InputError(f"{path}: cannot be written: {exc.strerror}", path) from None
+        raise
 
 
 def state_files(save_dir: str) -> list[tuple[int, str]]:

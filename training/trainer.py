@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ from model.flags import config_from_args
 from model.variants import check_recorded_variant, write_sidecar
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
-from training.data import derive_seed
+from training.data import DataFailure, derive_seed
 from training.finetune import PLAN_AFTER, PLAN_WARM, UNBOUNDED, plan_iterations
 from training.schedule import bootstrap_fraction, lr_factor
 from training.stages import MAE_DEFAULTS
@@ -25,6 +26,7 @@ from training.state import atomic_save, newest_state, prune_states, read_state
 from util.device import autocast_for
 from util.distributed import all_reduce_max
 from util.errors import InputError
+from util.run_events import Event, EventWriter, Finished, Planned, Progress, Saved, Validation
 
 
 def build_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
@@ -56,10 +58,12 @@ class Trainer:
     """Owns the network, optimiser and schedules, and where the run is: ``iteration`` (optimiser
     steps), ``epoch`` and ``batches_done`` (batches of that epoch consumed, skipped ones included)."""
 
-    def __init__(self, args, dist_info, batches_per_epoch: int, validate=None):
-        """validate: for fine-tuning, net -> validation J&F (kept as the best when it improves)."""
+    def __init__(self, args, dist_info, batches_per_epoch: int, validate=None, events: EventWriter | None = None):
+        """validate: for fine-tuning, net -> validation J&F (kept as the best when it improves);
+        events: where rank 0 reports progress (util/run_events.py), if anywhere."""
         self.clock_start = time.time()
         self.args = args
+        self.events = events
         self.validate = validate
         self.finetune = {"before": None, "best": None, "best_it": None, "last_val_it": None,
                          "planned": None, "steps": None} if getattr(args, "finetune", None) else None
@@ -138,6 +142,10 @@ class Trainer:
         return (f"resumed from {path} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batches_done}), "
                 f"lr {self.scheduler.get_last_lr()[0]:.3g}")
 
+    def _emit(self, event: Event) -> None:
+        if self.events is not None and self.dist.is_main:
+            self.events.emit(event)
+
     def _say(self, text: str) -> None:
         if self.dist.is_main:
             print(text, file=sys.stderr, flush=True)
@@ -146,13 +154,16 @@ class Trainer:
         if not self.dist.is_main:
             return
         it = self.iteration
-        atomic_save(self.net.state_dict(), os.path.join(self.save_dir, f"model_{it}.pth"))
-        write_sidecar(os.path.join(self.save_dir, f"model_{it}.pth"), self.config)
+        weights, state = os.path.join(self.save_dir, f"model_{it}.pth"), os.path.join(self.save_dir, f"checkpoint_{it}.pth")
+        atomic_save(self.net.state_dict(), weights)
+        write_sidecar(weights, self.config)
+        self._emit(Saved(it, weights))
         atomic_save({"network": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "it": it,
                      "epoch": self.epoch, "batches_done": self.batches_done, "config": dataclasses.asdict(self.config),
                      "finetune": self.finetune},
-                    os.path.join(self.save_dir, f"checkpoint_{it}.pth"))
+                    state)
+        self._emit(Saved(it, state))
         if self.args.keep_checkpoints:
             prune_states(self.save_dir, self.args.keep_checkpoints)
         print(f"saved {self.save_dir}/model_{it}.pth and checkpoint_{it}.pth", flush=True)
@@ -188,6 +199,8 @@ class Trainer:
         args = self.args
         nonfinite = 0
         self._install_signals()
+        if args.iterations < UNBOUNDED:
+            self._emit(Planned(args.iterations))
         if self.finetune is not None:
             self._validate_start()
         start_it, start_time = self.iteration, time.time()
@@ -197,6 +210,8 @@ class Trainer:
             sampler.set_epoch(self.epoch)
             sampler.set_start(self.batches_done * args.batch_size)
             for batch in loader:
+                if isinstance(batch, DataFailure):
+                    self._stop_on(batch)
                 self.batches_done += 1
                 torch.manual_seed(derive_seed(args.seed, self.iteration, self.dist.rank, 1))
                 p = bootstrap_fraction(self.iteration, args.start_warm, args.end_warm, args.top_p)
@@ -229,6 +244,24 @@ class Trainer:
             self.save()
         if self.finetune is not None and self.stop_signal != 1:
             self._finetune_end()
+        self._emit(self._finished())
+
+    def _stop_on(self, failure: DataFailure) -> None:
+        """A data file could not be read: the iterations done so far are saved, then the failure is
+        raised as the one line the user sees."""
+        if self.iteration and not os.path.isfile(os.path.join(self.save_dir, f"checkpoint_{self.iteration}.pth")):
+            self.save()
+        raise InputError(f"{failure.message} (training stopped at iteration {self.iteration}, its state saved in "
+                         f"{self.save_dir}: --resume auto goes on once the data is back)", failure.path)
+
+    def _finished(self) -> Finished:
+        reason = {0: "done", 1: "stopped", 2: "budget"}[self.stop_signal]
+        if self.finetune is None:
+            weights = os.path.join(self.save_dir, f"model_{self.iteration}.pth")
+        else:
+            weights = self._finetuned_path() if os.path.isfile(self._finetuned_path()) else None
+        best = self.finetune["best"] if self.finetune is not None else None
+        return Finished(self.iteration, reason, weights, best)
 
     # ------------------------------------------------------------------ fine-tuning
     def _finetuned_path(self) -> str:
@@ -239,6 +272,7 @@ class Trainer:
         if self.dist.is_main:
             atomic_save(self.net.state_dict(), self._finetuned_path())
             write_sidecar(self._finetuned_path(), self.config)
+            self._emit(Saved(self.iteration, self._finetuned_path()))
 
     def _run_validation(self) -> float | None:
         """Rank 0 validates (the others wait at the next collective); -> its J&F, else None."""
@@ -248,7 +282,9 @@ class Trainer:
         jf = float(self.validate(self.net))
         self.validation_seconds = time.time() - start
         self.finetune["last_val_it"] = self.iteration
-        if self.finetune["best"] is None or jf > self.finetune["best"]:
+        best = self.finetune["best"] is None or jf > self.finetune["best"]
+        self._emit(Validation(self.iteration, jf if math.isfinite(jf) else None, best))
+        if best:
             self.finetune.update(best=jf, best_it=self.iteration)
             self._keep()
         print(f"validation J&F {jf:.2f} at iteration {self.iteration} (best {self.finetune['best']:.2f} at iteration "
@@ -277,6 +313,7 @@ class Trainer:
             planned = int(all_reduce_max(float(self.iteration - PLAN_AFTER + planned), self.dist))
             args.iterations, args.steps = planned, [int(planned * 0.8)]
             ft.update(planned=planned, steps=args.steps)
+            self._emit(Planned(planned, (now - self.plan_clock) / PLAN_AFTER))
             if args.val_every is None:
                 args.val_every = max(1, planned // 4)
             self._say(f"--minutes {args.minutes:g}: {planned} iterations fit the budget (lr x{args.gamma} at {args.steps[0]})")
@@ -325,6 +362,7 @@ class Trainer:
             eta = (args.iterations - it) / max(rate, 1e-9)
             eta_text = f"{eta / 3600:.1f} h" if eta >= 3600 else f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s"
             total = args.iterations if args.iterations < UNBOUNDED else "?"
+            self._emit(Progress(it, args.iterations if args.iterations < UNBOUNDED else None, out["loss"].item()))
             print(f"it {it}/{total} loss {out['loss'].item():.4f} iou {ious[0]:.3f}/{ious[1]:.3f} "
                   f"lr {lr:.3g} p {p:.2f} | {rate:.2f} it/s, ETA {eta_text if total != '?' else '?'}", flush=True)
         if it % args.image_every == 0:
