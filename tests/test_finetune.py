@@ -53,13 +53,6 @@ def start_checkpoint(tmp_path_factory):
     return path
 
 
-def finetune(data, checkpoint, saves, *extra, timeout=600):
-    cmd = [sys.executable, "train_simvos.py", "--id", "ft", "--finetune", *map(str, data), "--load_network", checkpoint,
-           "--num_workers", "0", "--no_amp", "--device", "cpu", "--save_dir", str(saves), "--log_dir", str(saves / "runs"),
-           *extra]
-    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-
-
 def test_pairs_come_from_annotated_frames_only(tmp_path):
     videos = find_annotated_videos([write_videos(tmp_path / "d", 2, every=4)])
     assert [v.annotated for v in videos] == [[0, 4, 8]] * 2
@@ -121,15 +114,22 @@ def test_bad_folders_are_one_clear_line(tmp_path, problem, message):
         find_annotated_videos([str(root)])
 
 
-@pytest.mark.slow
-def test_bad_input_on_the_command_line(tmp_path, start_checkpoint):
-    data = write_videos(tmp_path / "d", 3)
-    refused = finetune([data], start_checkpoint, tmp_path / "s", "--variant", "simvos_bs", "--iterations", "1")
-    assert refused.returncode == 2 and "trained with other model flags" in refused.stderr and "hint" in refused.stderr
-    missing = finetune([data], str(tmp_path / "none.pth"), tmp_path / "s", "--iterations", "1")
-    assert missing.returncode == 2 and "--load_network not found" in missing.stderr
-    empty = finetune([tmp_path / "nothing"], start_checkpoint, tmp_path / "s", "--iterations", "1")
-    assert empty.returncode == 2 and "folder not found" in empty.stderr.strip().splitlines()[-1]
+def test_bad_input_on_the_command_line(tmp_path, start_checkpoint, capsys):
+    import train_simvos
+    from util.cli import run_cli
+
+    def refused(data, checkpoint, *extra):
+        """The script's exit status and stderr (its entry: run_cli(main))."""
+        with pytest.raises(SystemExit) as stop:
+            run_cli(lambda: train_simvos.main(finetune_argv(data, checkpoint, tmp_path / "s", "--iterations", "1", *extra)))
+        return stop.value.code, capsys.readouterr().err
+    data = write_videos(tmp_path / "d", 3, frames=4, size=(48, 64))
+    code, err = refused([data], start_checkpoint, "--variant", "simvos_bs")
+    assert code == 2 and "trained with other model flags" in err and "hint" in err
+    code, err = refused([data], str(tmp_path / "none.pth"))
+    assert code == 2 and "--load_network not found" in err
+    code, err = refused([tmp_path / "nothing"], start_checkpoint)
+    assert code == 2 and "folder not found" in err.strip().splitlines()[-1]
 
 
 def finetune_argv(data, checkpoint, saves, *extra):
@@ -213,18 +213,18 @@ def test_a_mask_broken_under_a_run_is_one_line_naming_it(tmp_path, start_checkpo
     assert stopped >= 1 and (tmp_path / "s" / "ft" / f"checkpoint_{stopped}.pth").is_file()
 
 
-@pytest.mark.slow
-def test_validation_keeps_the_best_weights(tmp_path, start_checkpoint):
+def test_validation_keeps_the_best_weights(tmp_path, start_checkpoint, capsys):
     """Validated on 1 held-out video at iterations 0, 2 and 4: the weights kept score the best J&F of
     those, scored independently. (That fine-tuning improves held-out videos: benchmarks/finetune_synthetic.py.)"""
+    import train_simvos
     from evaluation.own_videos import score_videos
     from inference_core import SimVOSPredictor
-    data = write_videos(tmp_path / "d", 3, every=2, seed=3, frames=6)
-    proc = finetune([data], start_checkpoint, tmp_path / "s", "--iterations", "4", "--val_videos", "1",
-                    "--val_every", "2", "--log_every", "2")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert re.search(r"it 2/4 .*ETA", proc.stdout) and "fine-tuned: validation J&F" in proc.stdout
-    validations = {int(it): float(jf) for jf, it in re.findall(r"validation J&F ([\d.]+) at iteration (\d+)", proc.stdout)}
+    data = write_videos(tmp_path / "d", 3, every=2, seed=3, frames=6, size=(48, 64))
+    train_simvos.main(finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations", "4", "--val_videos", "1",
+                                    "--val_every", "2", "--log_every", "2"))
+    out = capsys.readouterr().out
+    assert re.search(r"it 2/4 .*ETA", out) and "fine-tuned: validation J&F" in out
+    validations = {int(it): float(jf) for jf, it in re.findall(r"validation J&F ([\d.]+) at iteration (\d+)", out)}
     assert sorted(validations) == [0, 2, 4]
     weights = tmp_path / "s" / "ft" / "finetuned.pth"
     assert weights.is_file() and (tmp_path / "s" / "ft" / "finetuned.json").is_file()
@@ -233,31 +233,33 @@ def test_validation_keeps_the_best_weights(tmp_path, start_checkpoint):
     assert kept == pytest.approx(max(validations.values()), abs=0.006)
 
 
-@pytest.mark.slow
-def test_minutes_stop_in_time(tmp_path, start_checkpoint):
-    data = write_videos(tmp_path / "d", 3)
+def test_minutes_stop_in_time(tmp_path, start_checkpoint, capsys):
+    import train_simvos
+    data = write_videos(tmp_path / "d", 3, frames=6, size=(48, 64))
     start = time.time()
-    proc = finetune([data], start_checkpoint, tmp_path / "s", "--minutes", "0.25")
+    train_simvos.main(finetune_argv([data], start_checkpoint, tmp_path / "s", "--minutes", "0.1"))
     seconds = time.time() - start
-    assert proc.returncode == 0, proc.stderr[-3000:]
     # Planned after its first iterations, or (on a machine too busy to get that far) cut by the budget.
-    assert re.search(r"--minutes 0.25: (\d+ iterations fit the budget|the budget is spent)", proc.stderr), proc.stderr
-    assert seconds < 15 + 40, seconds          # the budget, and the start-up (imports, loading) around it
+    err = capsys.readouterr().err
+    assert re.search(r"--minutes 0.1: (\d+ iterations fit the budget|the budget is spent)", err), err
+    assert seconds < 6 + 20, seconds          # the budget, and the loading around it
     assert (tmp_path / "s" / "ft" / "finetuned.pth").is_file()
 
 
-@pytest.mark.slow
-def test_an_interrupted_finetune_resumes_exactly(tmp_path, start_checkpoint):
-    data = write_videos(tmp_path / "d", 3, every=3)
-    common = ["--iterations", "8", "--save_every", "4", "--seed", "5"]
-    straight = finetune([data], start_checkpoint, tmp_path / "a", *common)
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    # As if the run had stopped after its state at iteration 4 was written.
-    first = finetune([data], start_checkpoint, tmp_path / "b", *common)
-    for name in ("checkpoint_8.pth", "model_8.pth", "finetuned.pth"):
+def test_an_interrupted_finetune_resumes_exactly(tmp_path, start_checkpoint, capsys):
+    import train_simvos
+    data = write_videos(tmp_path / "d", 3, every=3, frames=6, size=(48, 64))
+    common = ["--iterations", "6", "--save_every", "3", "--seed", "5"]
+
+    def run(saves, *extra) -> str:
+        train_simvos.main(finetune_argv([data], start_checkpoint, saves, *common, *extra))
+        return capsys.readouterr().out
+    straight = run(tmp_path / "a")
+    # As if the run had stopped after its state at iteration 3 was written.
+    run(tmp_path / "b")
+    for name in ("checkpoint_6.pth", "model_6.pth", "finetuned.pth"):
         os.remove(tmp_path / "b" / "ft" / name)
-    resumed = finetune([data], start_checkpoint, tmp_path / "b", *common, "--resume", "auto")
-    assert first.returncode == resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resumed from" in resumed.stdout and "at iteration 4" in resumed.stdout
+    resumed = run(tmp_path / "b", "--resume", "auto")
+    assert "resumed from" in resumed and "at iteration 3" in resumed
     checksum = lambda out: re.search(r"weights checksum (\S+)", out).group(1)
-    assert checksum(resumed.stdout) == checksum(straight.stdout)
+    assert checksum(resumed) == checksum(straight)
