@@ -12,16 +12,15 @@ import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch load
 
 import argparse
 import os
-import zipfile
 
 from evaluation.checkpoint_runs import evaluate_checkpoints
 from evaluation.plans import youtube_plans
 from evaluation.runner import INTERRUPTED
 from evaluation.sharding import add_shard_flags, sharded
+from evaluation.submission import zip_annotations
 from inference_core.cli import add_predictor_flags
 from model.flags import add_model_flags
 from util.cli import add_bool_flag, run_cli
-from util.publish import publishing
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -37,16 +36,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     add_bool_flag(p, "--overwrite", False, help="recompute videos that are already complete")
     add_shard_flags(p)
     return p.parse_args(argv)
-
-
-def zip_annotations(root: str, zip_path: str) -> None:
-    with publishing(zip_path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for video in sorted(os.listdir(root)):
-            folder = os.path.join(root, video)
-            if video.startswith(".") or not os.path.isdir(folder):
-                continue
-            for frame in sorted(os.listdir(folder)):
-                z.write(os.path.join(folder, frame), os.path.join("Annotations", video, frame))
 
 
 def main(argv=None) -> None:

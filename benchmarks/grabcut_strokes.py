@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from dataset.palette_io import read_label_png, read_rgb
-from studio.app import run_grabcut
+from studio.grabcut import run_grabcut
 
 
 def _box(truth: np.ndarray) -> tuple[int, int, int, int]:

@@ -3,8 +3,8 @@
     videos = find_annotated_videos(["my_data/", "DAVIS/2017/", "~/vos-work"])
 
 A folder is read as the first of these it is:
-* a studio workspace (``sessions/<id>/meta.json``): each session's decoded frames and its annotated
-  frames (``masks/``), never its propagated results;
+* a studio workspace (dataset/workspace.py): each session's decoded frames and its annotated
+  frames, never its propagated results; sessions picked by id;
 * a DAVIS root (``JPEGImages/480p/``, or ``2017/trainval/`` / ``trainval/`` holding it);
 * the generic layout people keep: ``JPEGImages/<video>/*.jpg`` and ``Annotations/<video>/<stem>.png``.
 Annotations may be sparse: a frame without a mask is simply not a reference or a target. Masks are
@@ -12,13 +12,13 @@ read as dataset/masks.py reads them (indexed, binary, colour) and must have thei
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from dataset.davis import IMAGE_EXTENSIONS
+from dataset.workspace import WorkspaceLayout
 from util.errors import InputError
 
 JPEG_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG")
@@ -31,6 +31,7 @@ class AnnotatedVideo:
     name: str
     frames: list[str]
     masks: dict[int, str]
+    session: str | None = None   # the studio session id, for a video of a workspace
 
     @property
     def annotated(self) -> list[int]:
@@ -76,23 +77,30 @@ def _folder_videos(image_root: str, mask_root: str, prefix: str) -> list[Annotat
     return videos
 
 
-def _workspace_videos(root: str) -> list[AnnotatedVideo]:
-    sessions = os.path.join(root, "sessions")
+def _workspace_videos(root: str, sessions: set[str] | None) -> list[AnnotatedVideo]:
+    """The sessions of a studio workspace (``sessions``: only these ids), read through its layout."""
+    layout = WorkspaceLayout.at(root)
+    ids = layout.session_ids()
+    if sessions is not None:
+        missing = sorted(set(sessions) - set(ids))
+        if missing:
+            raise InputError(f"{layout.sessions_dir}: no session {', '.join(missing)}")
+        ids = [sid for sid in ids if sid in sessions]
     videos = []
-    for sid in sorted(os.listdir(sessions)):
-        folder = os.path.join(sessions, sid)
+    for sid in ids:
+        folder = layout.session(sid)
         try:
-            with open(os.path.join(folder, "meta.json")) as f:
-                meta = json.load(f)
+            meta = folder.read_meta()
         except (OSError, ValueError):
+            if sessions is not None:
+                raise InputError(f"{folder.meta_path}: the session cannot be read") from None
             continue  # not a session (a half-created one, a leftover)
-        frames = [os.path.join(folder, "frames", f"{i:05d}.jpg") for i in range(int(meta.get("frames", 0)))]
+        frames = [folder.frame(i) for i in range(meta.frames)]
         frames = [f for f in frames if os.path.isfile(f)]
         if not frames:
-            raise InputError(f"{folder}: a studio session without frames")
-        masks = {i: os.path.join(folder, "masks", f"{i:05d}.png") for i in range(len(frames))
-                 if os.path.isfile(os.path.join(folder, "masks", f"{i:05d}.png"))}
-        videos.append(AnnotatedVideo(f"{meta.get('name', sid)}-{sid}", frames, masks))
+            raise InputError(f"{folder.root}: a studio session without frames")
+        masks = {i: folder.mask(i) for i in folder.annotated() if i < len(frames)}
+        videos.append(AnnotatedVideo(f"{meta.name}-{sid}", frames, masks, session=sid))
     return videos
 
 
@@ -101,10 +109,8 @@ def videos_in(folder: str, sessions: set[str] | None = None) -> list[AnnotatedVi
     workspace, only these session ids."""
     if not os.path.isdir(folder):
         raise InputError(f"{folder}: folder not found")
-    if os.path.isdir(os.path.join(folder, "sessions")):
-        videos = _workspace_videos(folder)
-        if sessions is not None:
-            videos = [v for v in videos if v.name.rsplit("-", 1)[-1] in sessions]
+    if WorkspaceLayout.is_workspace(folder):
+        videos = _workspace_videos(folder, sessions)
     else:
         for sub in ("2017/trainval", "trainval", ""):
             root = os.path.join(folder, sub)
@@ -140,3 +146,9 @@ def find_annotated_videos(folders: list[str], min_annotated: int = 2, sessions: 
             video.name = name
             videos.append(video)
     return videos
+
+
+def held_out_sessions(session_ids: list[str], count: int) -> list[str]:
+    """The sessions of a workspace that ``--val_videos count`` holds out for validation: a
+    workspace's videos come in the order of their session ids, and the last ``count`` are held out."""
+    return sorted(session_ids)[-count:] if count > 0 else []

@@ -13,12 +13,15 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 @dataclass
 class VideoSequence:
     """A dataset sequence. name; frames: image paths in order; annotations: {frame index: mask
-    path}; annotation_objects: {frame index: ids to take from that mask} (default: all)."""
+    path}; annotation_objects: {frame index: ids to take from that mask} (default: all);
+    object_annotations: {frame index: {object id: binary mask path}}, one PNG per object, which
+    may overlap (SA-V), instead of ``annotations``."""
 
     name: str
     frames: list[str]
     annotations: dict[int, str]
     annotation_objects: dict[int, list[int]] | None = None
+    object_annotations: dict[int, dict[int, str]] | None = None
 
     @property
     def stems(self) -> list[str]:

@@ -54,6 +54,54 @@ def scan_videos(image_root: str, mask_root: str, names: list[str] | None = None,
     return videos
 
 
+@dataclass(frozen=True)
+class VOSFolder:
+    """A training source of ``--vos_datasets NAME:DIR:WEIGHT[:MAX_JUMP]``: a VOS-layout folder
+    (``DIR/JPEGImages/<video>/``, ``DIR/Annotations/<video>/<stem>.png``), its pairs repeated
+    ``weight`` times in the mix (as ``--davis_repeat``), frames at most ``max_jump`` apart (default:
+    the DAVIS jump, for folders of every frame)."""
+
+    name: str
+    root: str
+    weight: int
+    max_jump: int | None = None
+
+
+def parse_vos_folder(spec: str) -> VOSFolder:
+    """``NAME:DIR:WEIGHT[:MAX_JUMP]`` (DIR may hold colons) -> VOSFolder; bad specs are InputErrors."""
+    name, _, rest = spec.partition(":")
+    parts = rest.rsplit(":", 2)
+    numbers = [p for p in parts[1:] if p.isdigit()]
+    root = ":".join(parts[:len(parts) - len(numbers)])
+    if not name or not root or not numbers or int(numbers[0]) < 1 or (len(numbers) == 2 and int(numbers[1]) < 1):
+        raise InputError(f"--vos_datasets {spec}: expected NAME:DIR:WEIGHT[:MAX_JUMP] with a weight and jump of at "
+                         "least 1, e.g. mose:../MOSE/train:1")
+    return VOSFolder(name, root, int(numbers[0]), int(numbers[1]) if len(numbers) == 2 else None)
+
+
+def vos_folder_videos(folder: VOSFolder, min_frames: int = 2) -> list[Video]:
+    """The videos of a VOS-layout folder, each as its frames that have a mask (sparse annotations,
+    such as YouTube-VOS's or MOSE's 6 fps ones, give pairs of annotated frames)."""
+    for sub in ("JPEGImages", "Annotations"):
+        if not os.path.isdir(os.path.join(folder.root, sub)):
+            raise InputError(f"no {sub} in {folder.root}: is --vos_datasets {folder.name}:{folder.root} a VOS-layout "
+                             "folder (JPEGImages/<video>/, Annotations/<video>/)?")
+    image_root, mask_root = os.path.join(folder.root, "JPEGImages"), os.path.join(folder.root, "Annotations")
+    videos = []
+    for name in sorted(os.listdir(image_root)):
+        img_dir, mask_dir = os.path.join(image_root, name), os.path.join(mask_root, name)
+        if not os.path.isdir(img_dir) or not os.path.isdir(mask_dir):
+            continue
+        files = sorted(f for f in os.listdir(img_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+        pairs = [(os.path.join(img_dir, f), os.path.join(mask_dir, os.path.splitext(f)[0] + ".png")) for f in files]
+        pairs = [(f, m) for f, m in pairs if os.path.isfile(m)]
+        if len(pairs) >= min_frames:
+            videos.append(Video(name, [f for f, _ in pairs], [m for _, m in pairs]))
+    if not videos:
+        raise InputError(f"{folder.root}: no video with {min_frames} or more annotated frames (--vos_datasets {folder.name})")
+    return videos
+
+
 def sample_pair(n: int, max_jump: int, rng: random.Random) -> tuple[int, int]:
     """(reference, query) indices: first uniform in [0, n-2], second in [first+1, min(n, first+max_jump)-1],
     order reversed with probability 0.5."""

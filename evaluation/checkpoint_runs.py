@@ -13,16 +13,18 @@ from model.variants import recorded_model_flags
 
 
 def evaluate_checkpoints(args, shard: Shard, plans: list[PlannedSequence], output_of: Callable[[str], str],
-                         finish: Callable[[str, str], None], waiting: str, scores_of: Callable[[str], str] | None = None) -> None:
+                         finish: Callable[[str, str], None], waiting: str, scores_of: Callable[[str], str] | None = None,
+                         independent_objects: bool = False) -> None:
     """For every checkpoint of ``--model_path``: segment ``plans`` into ``output_of(name)`` (frames
-    as given, the published memory: the published evaluation); on the reporting rank, print the
-    summary and call ``finish(name, out)`` once every sequence is complete, else say ``waiting``."""
+    as given, the published memory: the published evaluation; ``independent_objects``: each object
+    against the background only); on the reporting rank, print the summary and call
+    ``finish(name, out)`` once every sequence is complete, else say ``waiting``."""
     config = config_from_args(args)  # the flags given (a note first when they name no published network)
     for ckpt in checkpoint_files(args.model_path):
         name = os.path.splitext(os.path.basename(ckpt))[0]
         # With no model flag given, a checkpoint that records its flags (our training's sidecar) gives them.
         predictor = build_predictor(ckpt, config_from_args(args, ckpt) if recorded_model_flags(ckpt) else config, shard.device, args.amp, args.max_objects_per_batch, size=-1,
-                                    **predictor_options(args))
+                                    independent_objects=independent_objects, **predictor_options(args))
         out = output_of(name)
         if shard.reports:
             print(f"{ckpt} -> {out} ({shard.describe()})")

@@ -238,7 +238,7 @@ def evaluate(jobs: list[SequenceJob], workers: int = 1) -> dict:
     return metrics
 
 
-def _fmt(value) -> str:
+def csv_number(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else "%.3f" % value
 
 
@@ -255,9 +255,9 @@ def write_csvs(metrics: dict, out_dir: str, set_name: str) -> tuple[str, str]:
     them in the official toolkit (float_format '%.3f', no index). Written atomically."""
     g, per_seq = result_tables(metrics)
     files = {
-        f"global_results-{set_name}.csv": ",".join(GLOBAL_COLUMNS) + "\n" + ",".join(_fmt(v) for v in g) + "\n",
+        f"global_results-{set_name}.csv": ",".join(GLOBAL_COLUMNS) + "\n" + ",".join(csv_number(v) for v in g) + "\n",
         f"per-sequence_results-{set_name}.csv": ",".join(SEQUENCE_COLUMNS) + "\n"
-        + "".join(f"{n},{_fmt(jm)},{_fmt(fm)}\n" for n, jm, fm in per_seq),
+        + "".join(f"{n},{csv_number(jm)},{csv_number(fm)}\n" for n, jm, fm in per_seq),
     }
     os.makedirs(out_dir, exist_ok=True)
     paths = []

@@ -8,6 +8,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from dataset.benchmarks import BenchmarkRoot, count_frames, load_video, sav_object_id, sav_objects
 from dataset.davis import IMAGE_EXTENSIONS, VideoSequence, davis_sequence, list_frames
 from evaluation.runner import PlannedSequence
 from util.errors import InputError
@@ -82,3 +83,26 @@ def video_plans(sequences: list[VideoSequence]) -> list[PlannedSequence]:
     return [PlannedSequence(s.name, lambda s=s: s, len(s.frames),
                             len(s.frames) * _count_objects(s.annotations[min(s.annotations)]))
             for s in sequences]
+
+
+def benchmark_plans(bench: BenchmarkRoot, all_masks: bool = False, only: list[str] | None = None,
+                    resume_every: int | None = None) -> list[PlannedSequence]:
+    """MOSE, LVOS, SA-V or generic videos (dataset/benchmarks.py): every frame written; SA-V one
+    binary PNG per object and frame (``<video>/<object>/<frame>.png``); each video a resumable unit
+    with a resume point every ``resume_every`` frames (evaluation/runner.py)."""
+    names = bench.videos if only is None else only
+    missing = sorted(set(names) - set(bench.videos))
+    if missing:
+        raise InputError(f"--videos: {', '.join(missing)} not in {bench.root}")
+    plans = []
+    for name in names:
+        frames = count_frames(bench, name)
+        if bench.name == "sav":
+            folders = {sav_object_id(f): f for f in sav_objects(bench, name)}
+            plans.append(PlannedSequence(name, lambda n=name: load_video(bench, n), frames * len(folders),
+                                         frames * len(folders), object_folders=folders, resume_every=resume_every))
+            continue
+        objects = len(bench.meta[name]) if bench.meta else 1
+        plans.append(PlannedSequence(name, lambda n=name: load_video(bench, n, all_masks), frames, frames * objects,
+                                     resume_every=resume_every))
+    return plans

@@ -2,12 +2,15 @@
 
 A sequence is written into a staging folder beside its place and moved there when complete
 (util/publish.py), so an interrupted run never leaves a half sequence that looks finished; a
-re-run skips finished ones and removes what a killed run left staged.
+re-run skips finished ones and removes what a killed run left staged. A resumable sequence (the
+benchmarks of submit_eval_vos.py: long LVOS videos) is written into a hidden partial folder with
+resume points instead, and a re-run continues it exactly (:func:`segment_resumable`).
 Under a launcher or with job-array shards each process runs its share (evaluation/sharding.py).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 import time
@@ -30,23 +33,29 @@ from evaluation.sharding import Shard, agree, balance
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
 from util.labels import MAX_OBJECTS, VOID, object_ids
-from util.publish import remove_leftovers, staged_folders
+from util.publish import publishing, remove_leftovers, replace, staged_folders
 from util.threads import writer_for
 
-INTERRUPTED = "finished sequences are kept, the unfinished one was removed"
+INTERRUPTED = "finished sequences are kept, the unfinished one was removed (a resumable one continues from its last resume point)"
+RESUME_POINT = "resume.pt"
 
 
 @dataclass
 class PlannedSequence:
     """A sequence before it is read: ``load()`` resolves it (errors surface when it is reached);
-    ``expected``: PNGs a complete output folder holds; ``cost``: frames x objects, for balancing;
-    ``keep``: frame stems to write (default all)."""
+    ``expected``: PNGs a complete output folder holds (in it and its sub-folders); ``cost``: frames x
+    objects, for balancing; ``keep``: frame stems to write (default all); ``object_folders``: write
+    one binary PNG per object, ``<object folder>/<frame>.png`` ({object id: folder}: SA-V's layout,
+    overlaps kept), instead of one label map per frame; ``resume_every``: a resumable unit, its
+    walk's state saved after every so many frames (see :func:`segment_resumable`)."""
 
     name: str
     load: Callable[[], VideoSequence]
     expected: int
     cost: int
     keep: set[str] | None = None
+    object_folders: dict[int, str] | None = None
+    resume_every: int | None = None
 
 
 class CurrentStderr:
@@ -97,20 +106,28 @@ def read_object_mask(path: str) -> np.ndarray:
 
 
 def sequence_complete(folder: str, expected: int) -> bool:
-    """A published sequence folder holds its ``expected`` PNGs."""
-    return os.path.isdir(folder) and sum(f.endswith(".png") for f in os.listdir(folder)) == expected
+    """A published sequence folder holds its ``expected`` PNGs (counting its sub-folders')."""
+    return os.path.isdir(folder) and sum(f.endswith(".png") for _, _, files in os.walk(folder) for f in files) == expected
 
 
-def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: str,
-                     scores_root: str | None = None, keep: set[str] | None = None) -> int:
-    """Segments one sequence into ``out_root/<name>/<frame>.png`` (and ``.npy`` scores): one
-    forward walk from frame 0, each mask naming only the objects it adds (the published meaning;
-    255 is void). keep: frame stems to write (default all). Returns the number of frames processed.
-    """
-    if not seq.annotations:
+def write_object_pngs(folder: str, stem: str, object_ids: list[int], masks: np.ndarray,
+                      object_folders: dict[int, str]) -> None:
+    """masks [K, H, W] bool of ``object_ids`` -> ``folder/<object folder>/<stem>.png`` 0/1 PNGs, an
+    empty mask for the objects not tracked (yet)."""
+    shape = masks.shape[1:]
+    for obj, name in object_folders.items():
+        mask = masks[object_ids.index(obj)] if obj in object_ids else np.zeros(shape, bool)
+        write_label_png(os.path.join(folder, name, stem + ".png"), mask.astype(np.uint8))
+
+
+def open_sequence(predictor: SimVOSPredictor, seq: VideoSequence):
+    """A session of the sequence's frames with its annotations, each mask naming only the objects
+    it adds (the published meaning; 255 is void)."""
+    if not seq.annotations and not seq.object_annotations:
         raise InputError(f"{seq.name}: no annotated frame: nothing to segment")
-    source = source_of(seq)
-    video = predictor.open(source)
+    video = predictor.open(source_of(seq))
+    for index, paths in sorted((seq.object_annotations or {}).items()):
+        video.add_mask(index, {obj: read_label_png(path) for obj, path in paths.items()}, complete=False)
     objects = seq.annotation_objects or {}
     for index in sorted(seq.annotations):
         path = seq.annotations[index]
@@ -120,20 +137,94 @@ def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: s
             video.add_mask(index, mask, taken, complete=False)
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None
-    stems = source.stems
+    return video
+
+
+def segment_sequence(predictor: SimVOSPredictor, seq: VideoSequence, out_root: str,
+                     scores_root: str | None = None, keep: set[str] | None = None,
+                     object_folders: dict[int, str] | None = None, resume_every: int | None = None) -> int:
+    """Segments one sequence into ``out_root/<name>/<frame>.png`` (and ``.npy`` scores): one
+    forward walk from frame 0. keep: frame stems to write (default all); object_folders: one binary
+    PNG per object instead (see :class:`PlannedSequence`); resume_every: a long video continues
+    where a killed run stopped (see :func:`segment_resumable`). Returns the number of frames processed.
+    """
+    video = open_sequence(predictor, seq)
+    if resume_every and not scores_root:
+        return segment_resumable(predictor, video, seq, out_root, keep, object_folders, resume_every)
+    stems = seq.stems
     targets = [(out_root, ".png")] + ([(scores_root, ".npy")] if scores_root else [])
     with staged_folders([os.path.join(root, seq.name) for root, _ in targets]) as staging:
         labels_dir, scores_dir = staging[0], (staging[1] if scores_root else None)
+        for name in (object_folders or {}).values():
+            os.makedirs(os.path.join(labels_dir, name))
         with writer_for(predictor.overlap_io) as writer:
             for result in video.propagate(0, "forward"):
                 stem = stems[result.index]
                 if keep is not None and stem not in keep:
                     continue
-                writer.submit(write_label_png, os.path.join(labels_dir, stem + ".png"), result.labels())
+                _submit_masks(writer, labels_dir, stem, result, object_folders)
                 if scores_dir:
                     writer.submit(np.save, os.path.join(scores_dir, stem + ".npy"),
                                   result.probs.to(torch.float16).cpu().numpy())
-    return len(source)
+    return len(seq.frames)
+
+
+def _submit_masks(writer, folder: str, stem: str, result, object_folders: dict[int, str] | None) -> None:
+    if object_folders is not None:
+        writer.submit(write_object_pngs, folder, stem, result.object_ids, result.object_masks(), object_folders)
+    else:
+        writer.submit(write_label_png, os.path.join(folder, stem + ".png"), result.labels())
+
+
+def partial_folder(out_root: str, name: str) -> str:
+    """Where a resumable sequence is written until it is complete (kept when a run is killed)."""
+    return os.path.join(out_root, f".{name}.partial")
+
+
+def segment_resumable(predictor: SimVOSPredictor, video, seq: VideoSequence, out_root: str, keep: set[str] | None,
+                      object_folders: dict[int, str] | None, every: int) -> int:
+    """One long video as a resumable unit: frames are written into :func:`partial_folder`, and after
+    every ``every``-th frame (once the frames before it are on disk) the walk's state
+    (``VideoSession.walk_state``: the memory, the tracked objects, the last frame's probabilities)
+    is saved beside them as ``resume.pt``. A run that finds that point, made with the same frames,
+    annotations and settings, continues the walk from the next frame: exactly the masks an
+    uninterrupted run writes. Published (moved into place) when complete. -> frames processed."""
+    folder = partial_folder(out_root, seq.name)
+    point = os.path.join(folder, RESUME_POINT)
+    setting = {"frames": len(seq.frames), "size": video.size, "memory": video.policy, "amp": predictor.amp,
+               "max_keyframes": video.max_keyframes, "independent": video.independent,
+               "annotations": {i: a.objects for i, a in video.annotations.items()}}
+    saved = None
+    if os.path.isfile(point):
+        remove_leftovers(folder)
+        try:
+            saved = torch.load(point, weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError):   # unreadable: the video starts over
+            saved = None
+        if saved is not None and saved.get("setting") != setting:
+            saved = None
+    if saved is None:
+        shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    for name in (object_folders or {}).values():
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+    stems, frames = seq.stems, 0
+    with writer_for(predictor.overlap_io) as writer:
+        for result in video.propagate(0, "forward", resume=saved["walk"] if saved else None):
+            frames += 1
+            if keep is None or stems[result.index] in keep:
+                _submit_masks(writer, folder, stems[result.index], result, object_folders)
+            if (result.index + 1) % every == 0:
+                writer.submit(_save_point, point, {"setting": setting, "walk": video.walk_state()})
+    if os.path.exists(point):
+        os.remove(point)
+    replace(folder, os.path.join(out_root, seq.name))
+    return frames
+
+
+def _save_point(path: str, state: dict) -> None:
+    with publishing(path) as tmp:
+        torch.save(state, tmp)
 
 
 def count_complete(plans: list[PlannedSequence], out_root: str) -> int:
@@ -222,11 +313,14 @@ def _run_one(predictor, plan: PlannedSequence, out_root, scores_root, overwrite,
     if done and not overwrite:
         stats.skipped.append(plan.name)
         return
+    if overwrite:
+        shutil.rmtree(partial_folder(out_root, plan.name), ignore_errors=True)
     seq = plan.load()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    stats.frames += segment_sequence(predictor, seq, out_root, scores_root, plan.keep)
+    stats.frames += segment_sequence(predictor, seq, out_root, scores_root, plan.keep, plan.object_folders,
+                                     plan.resume_every)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     stats.seconds += time.perf_counter() - start

@@ -33,8 +33,8 @@ def predictor_options(args) -> dict:
 
 
 def add_video_flags(parser, size: int = 480) -> None:
-    """--size, --direction, --memory, --max_keyframes: how own videos are propagated (--direction
-    takes a whole-video plan, ``VIDEO_PLANS``; :func:`video_plan` reads it)."""
+    """--size, --direction, --memory, --max_keyframes, --independent_objects: how own videos are
+    propagated (--direction takes a whole-video plan, ``VIDEO_PLANS``; :func:`video_plan` reads it)."""
     g = parser.add_argument_group("propagation")
     g.add_argument("--size", type=int, default=size,
                    help=f"shorter side the network sees (frames are never enlarged; -1: as given; default {size}); "
@@ -50,12 +50,21 @@ def add_video_flags(parser, size: int = 480) -> None:
     g.add_argument("--max_keyframes", type=int, default=DEFAULT_MAX_KEYFRAMES,
                    help="with --memory keyframes: references kept per object (the first annotation always; "
                         "default %(default)s)")
+    add_independent_flag(g)
+
+
+def add_independent_flag(parser) -> None:
+    """--independent_objects (default off: the published soft aggregation between objects)."""
+    add_bool_flag(parser, "--independent_objects", False,
+                  "segment each object against the background only (no competition between objects: overlapping "
+                  "objects are all kept; a label map gives a pixel to the most confident object)")
 
 
 def video_options(args) -> dict:
     """The predictor options of :func:`add_video_flags`' flags."""
     check_max_keyframes(args.max_keyframes, "--max_keyframes")
-    return {"size": args.size, "memory": args.memory, "max_keyframes": args.max_keyframes}
+    return {"size": args.size, "memory": args.memory, "max_keyframes": args.max_keyframes,
+            "independent_objects": args.independent_objects}
 
 
 def video_plan(args, say=print) -> str:

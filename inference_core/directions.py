@@ -73,6 +73,8 @@ def merge(forward: FrameResult, backward: FrameResult, pick: dict[int, str]) -> 
         result = forward if pick[obj] == "f" else backward
         channels.append(result.probs[1 + result.object_ids.index(obj)].float())
     objects = torch.stack(channels)
+    if forward.independent:  # each object's own probability, kept as it is
+        return FrameResult(forward.index, ids, torch.cat([1 - objects.amax(0, keepdim=True), objects]), True)
     background = (1 - objects.sum(0)).clamp_(min=0)
     probs = torch.cat([background[None], objects])
     return FrameResult(forward.index, ids, probs / probs.sum(0, keepdim=True).clamp_(min=1e-7))
@@ -123,4 +125,5 @@ def run_plan(video: VideoSession, plan: str) -> Iterator[FrameResult]:
                 path = os.path.join(stash, f"{t}.pt")
                 saved = torch.load(path)
                 os.remove(path)
-                yield merge(result, FrameResult(t, saved["ids"], saved["probs"].to(result.probs.device).float()), picks[t])
+                yield merge(result, FrameResult(t, saved["ids"], saved["probs"].to(result.probs.device).float(),
+                                                result.independent), picks[t])

@@ -7,6 +7,11 @@ lazily, when a next frame arrives, so only the last frame and its probabilities 
 does not grow with the video. Tensors here are padded (H, W multiples of 16). A walk goes forward or
 backward; ``frame_index`` only names frames for the memory. The annotations and the order of the
 walk are the session's (inference_core/session.py).
+
+With ``independent`` objects each object is segmented against the background only, exactly as if
+it were the only object: its references and previous-frame memory are encoded from its own mask
+alone, its probability is aggregated with the background alone, and an annotation of one object
+changes no other. Their masks may overlap; the background channel is then ``1 - max_k p_k``.
 """
 from __future__ import annotations
 
@@ -42,6 +47,13 @@ class _Pending:
     annotated: list[int]    # objects annotated on this frame (their reference stands for it)
 
 
+def independent_probs(object_probs: torch.Tensor) -> torch.Tensor:
+    """Per-object probabilities [K, H, W] -> [K+1, H, W]: each object aggregated with the background
+    alone (what it would be as the only object), the background channel ``1 - max_k``."""
+    objects = torch.stack([aggregate(p[None], dim=0)[1] for p in object_probs])
+    return torch.cat([1 - objects.amax(0, keepdim=True), objects])
+
+
 class InferenceCore:
     """Streams the frames of one walk through a SimVOS network.
 
@@ -52,8 +64,10 @@ class InferenceCore:
     ``encode_references`` encodes an annotation, segmenting nothing.
     """
 
-    def __init__(self, model, amp: bool = False, max_objects_per_batch: int | None = None):
+    def __init__(self, model, amp: bool = False, max_objects_per_batch: int | None = None,
+                 independent: bool = False):
         self.model = model
+        self.independent = independent
         self.device = next(model.parameters()).device
         self.amp = amp
         self.max_objects_per_batch = max_objects_per_batch
@@ -69,6 +83,8 @@ class InferenceCore:
         object, since an empty mask never wins a pixel of the prototype weights."""
         if not masks:
             return {}
+        if self.independent and len(masks) > 1:
+            return {i: self.encode_references(frame, {i: masks[i]})[i] for i in sorted(masks)}
         ids = sorted(masks)
         with autocast_for(self.device, self.amp):
             refs = self.model.encode_memory(frame, torch.stack([masks[i] for i in ids]).float().unsqueeze(0))[0]
@@ -78,6 +94,23 @@ class InferenceCore:
         self.memory = memory
         self.object_ids = sorted(tracked)
         self.pending = None
+
+    def snapshot(self) -> dict:
+        """The walk's state after its last step, on the CPU: the memory, the tracked objects and the
+        frame whose previous-frame memory is still to be encoded (see :meth:`restore`)."""
+        p = self.pending
+        return {"memory": self.memory.state(), "object_ids": list(self.object_ids),
+                "pending": None if p is None else {"index": p.index, "frame": p.frame.cpu().clone(),
+                                                   "probs": p.probs.cpu().clone(), "annotated": list(p.annotated)}}
+
+    def restore(self, memory: Memory, snapshot: dict) -> None:
+        """Continues the walk of :meth:`snapshot` with ``memory`` (an empty memory of its policy):
+        the next steps give exactly what they would have given in that walk."""
+        memory.load_state(snapshot["memory"], self.device)
+        self.memory, self.object_ids = memory, list(snapshot["object_ids"])
+        p = snapshot["pending"]
+        self.pending = None if p is None else _Pending(p["index"], p["frame"].to(self.device),
+                                                       p["probs"].to(self.device), list(p["annotated"]))
 
     @torch.no_grad()
     def step(self, frame: torch.Tensor, frame_index: int,
@@ -99,7 +132,12 @@ class InferenceCore:
         ids = others
         if annotation is not None:
             probs, ids = self._annotate(probs, others, annotation)
-        probs = aggregate(probs.float(), dim=0) if ids else probs.new_ones(1, *frame.shape[-2:])
+        if not ids:
+            probs = probs.new_ones(1, *frame.shape[-2:])
+        elif self.independent:
+            probs = independent_probs(probs.float())
+        else:
+            probs = aggregate(probs.float(), dim=0)
         self.object_ids = ids
         self.pending = _Pending(frame_index, frame, probs[1:], annotated)
         return ids, probs
@@ -108,7 +146,9 @@ class InferenceCore:
         """The annotated objects' masks replace every prediction where they are; on a complete
         annotation the tracked objects it does not name are absent (zero)."""
         merged = dict(zip(others, probs))
-        if annotation.masks:
+        if annotation.masks and self.independent:
+            merged.update({i: m.to(probs.dtype) for i, m in annotation.masks.items()})
+        elif annotation.masks:
             region = torch.stack(list(annotation.masks.values())).sum(0) > 0.5
             merged = {i: p * ~region for i, p in merged.items()}
             merged.update({i: m.to(probs.dtype) for i, m in annotation.masks.items()})
@@ -123,11 +163,15 @@ class InferenceCore:
             return
         old = [i for i in self.object_ids if i not in p.annotated]
         if old:
-            # Every object's soft probability; the prototype weights use all of them together.
-            prev = self.model.encode_memory(p.frame, p.probs.unsqueeze(0))[0]
             channel = {i: c for c, i in enumerate(self.object_ids)}
-            for obj in old:
-                self.memory.update_previous(obj, prev[channel[obj]])
+            if self.independent:  # each object's own probability, encoded alone
+                for obj in old:
+                    prev = self.model.encode_memory(p.frame, p.probs[channel[obj]][None, None])[0, 0]
+                    self.memory.update_previous(obj, prev)
+            else:  # every object's soft probability; the prototype weights use all of them together
+                prev = self.model.encode_memory(p.frame, p.probs.unsqueeze(0))[0]
+                for obj in old:
+                    self.memory.update_previous(obj, prev[channel[obj]])
         self.pending = None
 
     def _segment(self, frame: torch.Tensor, objects: list[int]) -> torch.Tensor:

@@ -58,6 +58,15 @@ class Memory(ABC):
             parts.append(self.previous[obj])
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
+    def state(self) -> dict:
+        """The entries as CPU tensors (for :meth:`load_state`: a walk continued exactly elsewhere)."""
+        return {"references": {o: [(i, m.cpu().clone()) for i, m in e] for o, e in self.references.items()},
+                "previous": {o: m.cpu().clone() for o, m in self.previous.items()}}
+
+    def load_state(self, state: dict, device: torch.device) -> None:
+        self.references = {o: [(i, m.to(device)) for i, m in e] for o, e in state["references"].items()}
+        self.previous = {o: m.to(device) for o, m in state["previous"].items()}
+
     def length(self, obj: int) -> int:
         """Rows of :meth:`read` without concatenating (objects of equal length run as one batch)."""
         return sum(m.shape[0] for _, m in self.references[obj]) + (

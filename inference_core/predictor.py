@@ -39,12 +39,15 @@ class SimVOSPredictor:
     the memory policy of its videos, whether frame decoding and output writing run on threads
     beside the network (``overlap_io``; the results are the same either way) and whether the
     per-frame stages run through ``torch.compile`` (``compile``: a mode of
-    inference_core/compiled.py, or ``off``). ``model`` is the network as built; ``network`` what
-    the sessions run (the model, or its compiled stages)."""
+    inference_core/compiled.py, or ``off``), and whether its videos segment each object against the
+    background only (``independent_objects``; default: the published soft aggregation between
+    objects). ``model`` is the network as built; ``network`` what the sessions run (the model, or
+    its compiled stages)."""
 
     def __init__(self, model, device: torch.device | str | None = None, amp: bool = False,
                  max_objects_per_batch: int | None = None, size: int = DEFAULT_SIZE, memory: str = "published",
-                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES, overlap_io: bool = True, compile: str = "off"):
+                 max_keyframes: int = DEFAULT_MAX_KEYFRAMES, overlap_io: bool = True, compile: str = "off",
+                 independent_objects: bool = False):
         self.device = pick_device(str(device) if device is not None else None)
         warn_if_amp_unsupported(self.device, amp)
         self.model = model.to(self.device).eval()
@@ -55,6 +58,7 @@ class SimVOSPredictor:
         self.size = size
         self.memory, self.max_keyframes = check_policy(memory), check_max_keyframes(max_keyframes)
         self.overlap_io = overlap_io  # decode frames / write outputs on threads beside the network
+        self.independent_objects = bool(independent_objects)  # each object against the background only
         if compile not in COMPILE_MODES:
             raise InputError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.compile = compile
@@ -77,7 +81,8 @@ class SimVOSPredictor:
     def open(self, frames, **options) -> VideoSession:
         """An interactive session over one video (inference_core/session.py). frames: RGB frames (a
         list or array), a dataset.frames.FrameSource, a video file or frame folder path, or a
-        one-pass iterator (forward only); options: size, memory, max_keyframes (default: the predictor's)."""
+        one-pass iterator (forward only); options: size, memory, max_keyframes, independent_objects
+        (each object segmented against the background only; default: the predictor's)."""
         return VideoSession(self, frames, **options)
 
     def segment_video(self, frames, masks: dict, plan: str = "forward", objects: dict | None = None,
@@ -101,7 +106,7 @@ def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device |
                     amp: bool = False, max_objects_per_batch: int | None = None, **options) -> SimVOSPredictor:
     """Builds the network of ``config`` (at the checkpoint's own training grid), loads ``checkpoint``
     strictly (any supported format) and wraps it; prints the loader's notes. options: size, memory,
-    max_keyframes, overlap_io, compile (see :class:`SimVOSPredictor`)."""
+    max_keyframes, overlap_io, compile, independent_objects (see :class:`SimVOSPredictor`)."""
     loaded = read_checkpoint(checkpoint)
     check_recorded_variant(checkpoint, config, loaded)
     _, state = unwrap(loaded)

@@ -14,6 +14,12 @@ tracked from the first of its annotated frames that the walk meets (at or behind
 the references the memory policy keeps (inference_core/memory.py). Frames are decoded on demand:
 a video file is not held in memory, and a backward walk reads it again. Frames are processed with
 their shorter side at most ``size`` pixels and the probabilities come back at the frames' size.
+
+``independent_objects=True`` segments each object against the background only (no competition
+between objects: the same masks as a session holding that object alone), so overlapping objects
+are all kept: ``result.object_masks()`` gives each object's own mask, ``result.labels()`` gives a
+pixel claimed by several objects to the most confident one. Overlapping annotations are given as
+``add_mask(index, {id: boolean mask [H, W], ...})``.
 """
 from __future__ import annotations
 
@@ -124,9 +130,10 @@ class _Frames:
 
 @dataclass
 class _Annotation:
-    labels: np.ndarray                          # [H, W] the label map as given
+    labels: np.ndarray                          # [H, W] the label map as given (per-object masks: a later id wins)
     objects: list[int]                          # the ids taken from it
     complete: bool
+    object_masks: dict[int, np.ndarray] | None = None  # {id: bool [H, W]} when given per object (may overlap)
     masks: dict[int, torch.Tensor] | None = None       # {id: one-hot [H', W']} at the network's padded size
     references: dict[int, torch.Tensor] | None = None  # {id: [M, C]}, encoded from the frame
     absent_reference: torch.Tensor | None = None       # [M, C]: the frame with an empty mask, when needed
@@ -137,19 +144,22 @@ class VideoSession:
 
     predictor: a :class:`inference_core.predictor.SimVOSPredictor`; frames: RGB frames (a list or
     array, uint8 [H, W, 3] each, or PIL images), a FrameSource, a path, or a one-pass iterator
-    (forward walks only); size, memory, max_keyframes: this video's (default: the predictor's)."""
+    (forward walks only); size, memory, max_keyframes, independent_objects: this video's (default:
+    the predictor's)."""
 
     def __init__(self, predictor, frames, size: int | None = None, memory: str | None = None,
-                 max_keyframes: int | None = None):
+                 max_keyframes: int | None = None, independent_objects: bool | None = None):
         self.predictor = predictor
         self.frames = _Frames(frames)
         self.size = predictor.size if size is None else size
         self.policy = check_policy(predictor.memory if memory is None else memory)
         self.max_keyframes = check_max_keyframes(predictor.max_keyframes if max_keyframes is None else max_keyframes)
-        self.core = InferenceCore(predictor.network, predictor.amp, predictor.max_objects_per_batch)
+        self.independent = bool(predictor.independent_objects if independent_objects is None else independent_objects)
+        self.core = InferenceCore(predictor.network, predictor.amp, predictor.max_objects_per_batch, self.independent)
         self.annotations: dict[int, _Annotation] = {}
         self.frame_shape: tuple[int, int] | None = None
         self._changes = 0   # a walk in progress stops if the annotations change under it
+        self._step_sign = 1  # the direction of the last walk
 
     def __len__(self) -> int:
         if self.frames.length is None:
@@ -168,16 +178,25 @@ class VideoSession:
     # ------------------------------------------------------------------ annotations
     def add_mask(self, index: int, labels, objects: Iterable[int] | None = None, complete: bool = True) -> list[int]:
         """An annotation of frame ``index``: labels [H, W] (0 = background, each other value an
-        object unless ``objects`` says which ids to take). Replaces an earlier annotation of the frame.
+        object unless ``objects`` says which ids to take), or {id: boolean mask [H, W]} (one mask
+        per object, which may overlap). Replaces an earlier annotation of the frame.
         Encodes the frame's references (the frame is read now when it can be read at random) and
         segments nothing. -> the object ids taken."""
         index = self._frame_index(index)
-        labels = as_labels(labels, f"frame {index}: mask")
-        taken = object_ids(labels)
+        per_object = None
+        if isinstance(labels, dict):
+            per_object = {int(i): as_labels(m, f"frame {index}: mask of object {i}") > 0 for i, m in sorted(labels.items())}
+            labels = _label_map(per_object, f"frame {index}")
+            taken = [i for i, m in per_object.items() if m.any()]
+        else:
+            labels = as_labels(labels, f"frame {index}: mask")
+            taken = object_ids(labels)
         if objects is not None:
             wanted = {int(o) for o in objects}
             taken = [i for i in taken if i in wanted]
-        annotation = _Annotation(labels, taken, complete)
+        if per_object is not None:
+            per_object = {i: per_object[i] for i in taken}
+        annotation = _Annotation(labels, taken, complete, per_object)
         if self.frames.length is not None:
             self._encode(annotation, index, *self._prepare(self.frames.one(index), index))
         if taken or complete:
@@ -204,22 +223,31 @@ class VideoSession:
             if old.objects == [obj]:
                 del self.annotations[index]
                 continue
-            labels = np.where(old.labels == obj, 0, old.labels).astype(np.uint8)
-            annotation = self.annotations[index] = _Annotation(labels, [i for i in old.objects if i != obj], old.complete)
+            kept = [i for i in old.objects if i != obj]
+            per_object = {i: old.object_masks[i] for i in kept} if old.object_masks is not None else None
+            labels = _label_map(per_object, f"frame {index}") if per_object is not None else \
+                np.where(old.labels == obj, 0, old.labels).astype(np.uint8)
+            annotation = self.annotations[index] = _Annotation(labels, kept, old.complete, per_object)
             if self.frames.length is not None:
                 self._encode(annotation, index, *self._prepare(self.frames.one(index), index))
         self._changes += 1
 
     # ------------------------------------------------------------------ propagation
     def propagate(self, start: int | None = None, direction: str = "forward",
-                  stop: int | None = None) -> Iterator[FrameResult]:
+                  stop: int | None = None, resume: dict | None = None) -> Iterator[FrameResult]:
         """FrameResults of the frames from ``start`` to ``stop`` (both included) in walking order.
         start: default the first annotated frame (forward) or the last (backward); stop: default
         the last frame (forward) or frame 0 (backward). An annotated frame answers with its
-        annotation; the others are segmented from the memory."""
+        annotation; the others are segmented from the memory. resume: a :meth:`walk_state` of an
+        earlier walk of these annotations: that walk continues from the frame after it (``start``
+        ignored), exactly as it would have gone on."""
         if direction not in WALK_DIRECTIONS:
             raise InputError(f"direction must be one of {', '.join(WALK_DIRECTIONS)}, got {direction!r}")
         step = 1 if direction == "forward" else -1
+        if resume is not None:
+            if resume["step"] != step:
+                raise InputError(f"the saved walk went {WALK_DIRECTIONS[resume['step'] == -1]}, not {direction}")
+            start = resume["index"] + step
         if start is None:
             if not self.annotations:
                 raise InputError("no annotated frame: add a mask first (or give start)")
@@ -232,11 +260,23 @@ class VideoSession:
             if (stop - start) * step < 0:
                 raise InputError(f"stop {stop} is {'before' if step == 1 else 'after'} start {start} "
                                  f"for a {direction} propagation")
-        return self._walk(start, step, stop)
+        return self._walk(start, step, stop, resume)
 
-    def _walk(self, start: int, step: int, stop: int | None) -> Iterator[FrameResult]:
+    def walk_state(self) -> dict:
+        """After a FrameResult of a propagation: what continues that walk exactly from the next frame
+        (``propagate(resume=state)``, in this session or a new one with the same annotations): the
+        frame reached, the direction and the engine's state, tensors on the CPU (torch.save-able)."""
+        if self.core.pending is None:
+            raise InputError("no frame propagated yet: nothing to continue")
+        return {"index": self.core.pending.index, "step": self._step_sign, "core": self.core.snapshot()}
+
+    def _walk(self, start: int, step: int, stop: int | None, resume: dict | None = None) -> Iterator[FrameResult]:
         changes = self._changes
-        self._begin(start, step)
+        self._step_sign = step
+        if resume is None:
+            self._begin(start, step)
+        else:
+            self.core.restore(make_memory(self.policy, self.max_keyframes), resume["core"])
         indices = range(start, stop + step if stop is not None else 2**62, step)
         frames = self.frames.read(indices)
         if self.predictor.overlap_io:
@@ -288,7 +328,7 @@ class VideoSession:
             probs = F.interpolate(probs[None], size=(height, width), mode="bilinear", align_corners=False)[0]
             if annotation is not None and annotation.objects:
                 probs = self._annotation_at_full_size(probs, ids, annotation)
-        return FrameResult(index, ids, probs)
+        return FrameResult(index, ids, probs, self.independent)
 
     # ------------------------------------------------------------------ frames and masks
     def _frame_index(self, index, what: str = "frame") -> int:
@@ -344,12 +384,17 @@ class VideoSession:
 
     def _object_masks(self, annotation: _Annotation, net_hw, padding) -> dict[int, torch.Tensor]:
         """{id: one-hot [H', W'] at the network's padded size}; resized by area, then each pixel to
-        the label (or background) that covers most of it."""
+        the label (or background) that covers most of it. Independent objects and per-object masks:
+        each object's mask on its own (the object against the background)."""
         ids = annotation.objects
         if not ids:
             return {}
+        if len(ids) > 1 and (self.independent or annotation.object_masks is not None):
+            return {i: self._object_masks(_Annotation(self._own_labels(annotation, i), [i], annotation.complete),
+                                          net_hw, padding)[i] for i in ids}
         device = self.predictor.device
-        lab = torch.tensor(annotation.labels, device=device)
+        lab = torch.tensor(self._own_labels(annotation, ids[0]) if annotation.object_masks is not None
+                           else annotation.labels, device=device)
         if net_hw == annotation.labels.shape:
             return {i: pad((lab == i).float(), padding) for i in ids}
         # channel 0: background and the labels not taken
@@ -361,10 +406,35 @@ class VideoSession:
     def _annotation_at_full_size(self, probs: torch.Tensor, ids: list[int], annotation: _Annotation) -> torch.Tensor:
         """An annotated frame answers with the annotation itself at the frame's size (not its
         downsampled copy brought back up): probs [K+1, H, W] -> [K+1, H, W]."""
-        lab = torch.tensor(annotation.labels, device=probs.device)
         objects = probs[1:].clone()
-        region = torch.isin(lab, torch.tensor(annotation.objects, device=probs.device))
-        objects[:, region] = 0
-        for obj in annotation.objects:
-            objects[ids.index(obj)] = (lab == obj).float()
+        own = {i: torch.tensor(self._own_labels(annotation, i) == i, device=probs.device) for i in annotation.objects}
+        if self.independent:
+            for obj, mask in own.items():
+                objects[ids.index(obj)] = mask.float()
+            return torch.cat([1 - objects.amax(0, keepdim=True), objects])
+        objects[:, torch.stack(list(own.values())).any(0)] = 0
+        for obj, mask in own.items():
+            objects[ids.index(obj)] = mask.float()
         return aggregate(objects, dim=0)
+
+    @staticmethod
+    def _own_labels(annotation: _Annotation, obj: int) -> np.ndarray:
+        """[H, W] uint8: ``obj`` where its own mask is (per-object masks), else the label map."""
+        if annotation.object_masks is None:
+            return annotation.labels
+        return annotation.object_masks[obj].astype(np.uint8) * np.uint8(obj)
+
+
+def _label_map(masks: dict[int, np.ndarray], what: str) -> np.ndarray:
+    """Boolean masks {id: [H, W]} -> a label map [H, W] uint8 (where masks overlap, the higher id)."""
+    shapes = {m.shape for m in masks.values()}
+    if len(shapes) > 1:
+        raise InputError(f"{what}: the objects' masks differ in size ({', '.join(f'{w}x{h}' for h, w in sorted(shapes))})")
+    if not masks:
+        raise InputError(f"{what}: no object mask given")
+    labels = np.zeros(next(iter(shapes)), np.uint8)
+    for obj, mask in sorted(masks.items()):
+        if not 0 < obj < 256:
+            raise InputError(f"{what}: object ids must be in 1-255, got {obj}")
+        labels[mask] = obj
+    return labels

@@ -75,14 +75,15 @@ class CocoVideo:
         self.images: list[dict] = []
         self.annotations: list[dict] = []
 
-    def add_frame(self, index: int, labels: np.ndarray) -> None:
-        """labels [H, W] uint8: the frame's image entry and one annotation per object present."""
+    def add_frame(self, index: int, labels: np.ndarray, own_masks: dict[int, np.ndarray] | None = None) -> None:
+        """labels [H, W] uint8: the frame's image entry and one annotation per object present;
+        own_masks: {id: [H, W] bool} of independent objects (overlaps kept) instead of ``labels``."""
         height, width = labels.shape
         self.images.append({"id": index + 1, "file_name": self.file_names[index], "width": width,
                             "height": height, "video_id": 1, "frame_index": index,
                             "time": round(self.times[index], 6)})
         for obj in self.objects:
-            mask = labels == obj
+            mask = labels == obj if own_masks is None else own_masks.get(obj, np.zeros(labels.shape, bool))
             area = int(mask.sum())
             if area:
                 x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
@@ -122,22 +123,30 @@ class ResultWriter:
             if kind in kinds:
                 os.makedirs(os.path.join(stage, kind), exist_ok=True)
 
-    def write_frame(self, index: int, labels: np.ndarray, probs: tuple[np.ndarray, list[int]] | None) -> None:
-        """labels [H, W] uint8; probs: (float16 [K+1, H, W], object ids) when probabilities are saved.
-        Host data only: this can run on a writer thread while the network computes the next frame."""
+    def write_frame(self, index: int, labels: np.ndarray, probs: tuple[np.ndarray, list[int]] | None,
+                    own_masks: dict[int, np.ndarray] | None = None) -> None:
+        """labels [H, W] uint8; probs: (float16 [K+1, H, W], object ids) when probabilities are saved;
+        own_masks: {id: [H, W] bool} of independent objects (overlaps kept), for the objects and coco
+        kinds (default: split from ``labels``). Host data only: this can run on a writer thread while
+        the network computes the next frame."""
+        def mask_of(obj: int) -> np.ndarray:
+            if own_masks is None:
+                return labels == obj
+            return own_masks[obj] if obj in own_masks else np.zeros(labels.shape, bool)
+
         stem = self.stems[index]
         write_label_png(os.path.join(self.stage, "palette", stem + ".png"), labels)
         if "objects" in self.kinds:
             for obj in self.objects:
                 folder = os.path.join(self.stage, "objects", str(obj))
                 os.makedirs(folder, exist_ok=True)
-                Image.fromarray(np.where(labels == obj, 255, 0).astype(np.uint8), mode="L").save(
+                Image.fromarray(np.where(mask_of(obj), 255, 0).astype(np.uint8), mode="L").save(
                     os.path.join(folder, stem + ".png"))
         if "probs" in self.kinds:
             np.savez(os.path.join(self.stage, "probs", stem + ".npz"), probs=probs[0],
                      object_ids=np.array(probs[1], np.int32))
         if "coco" in self.kinds:
-            self.coco.add_frame(index, labels)
+            self.coco.add_frame(index, labels, own_masks)
 
     def finish(self) -> None:
         if "coco" in self.kinds:

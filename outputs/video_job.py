@@ -86,7 +86,8 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
             with writer_for(predictor.overlap_io) as background:  # PNG / RLE encoding beside the network
                 for result in predictor.segment_video(source, masks, plan):
                     probs = (result.probs.half().cpu().numpy(), result.object_ids) if "probs" in kinds else None
-                    background.submit(writer.write_frame, result.index, result.labels(), probs)
+                    own = dict(zip(result.object_ids, result.object_masks())) if result.independent else None
+                    background.submit(writer.write_frame, result.index, result.labels(), probs, own)
                     done += 1
                     if on_frame:
                         on_frame()
@@ -106,12 +107,14 @@ def segment_own_video(predictor: SimVOSPredictor, video: OwnVideo, out: str, kin
     return done
 
 
-def write_overlay(source: FrameSource, label_dir: str, path: str) -> None:
-    """The frames with their label maps blended in, streamed into an MP4 (H.264) or GIF."""
+def write_overlay(source: FrameSource, label_dir: str, path: str, stems: list[str] | None = None) -> None:
+    """The frames with their label maps blended in, streamed into an MP4 (H.264) or GIF; frame i's
+    label map is ``<label_dir>/<stems[i]>.png`` (default: the source's stems)."""
+    stems = source.stems if stems is None else stems
     writer = None
     try:
         for index, rgb in source.read():
-            labels = read_label_png(os.path.join(label_dir, source.stems[index] + ".png"))
+            labels = read_label_png(os.path.join(label_dir, stems[index] + ".png"))
             if writer is None:
                 writer = VideoWriter(path, source.fps, rgb.shape[1], rgb.shape[0])
             writer.write(overlay(rgb, labels), source.times[index] - source.times[0])

@@ -12,11 +12,11 @@ import os
 import socket
 import sys
 
-from inference_core.cli import add_predictor_flags, predictor_options
+from inference_core.cli import add_independent_flag, add_predictor_flags, predictor_options
 from inference_core.predictor import build_predictor
 from model.flags import add_model_flags, config_from_args
 from model.variants import matching_variant
-from inference_core.memory import check_max_keyframes
+from inference_core.memory import DEFAULT_MAX_KEYFRAMES, check_max_keyframes
 from studio import auth
 from studio.jobs import DEFAULT_LIVE_SESSIONS, JobRunner
 from studio.store import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, Workspace
@@ -50,12 +50,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    f"(default {DEFAULT_MAX_PIXELS}: 3840x2160)")
     p.add_argument("--max_frames", type=int, default=DEFAULT_MAX_FRAMES, help=f"frames a video may have (default {DEFAULT_MAX_FRAMES})")
     p.add_argument("--size", type=int, default=480, help="shorter side the network sees (-1: as given)")
-    p.add_argument("--max_keyframes", type=int, default=8, help="annotated frames kept as references per object")
+    p.add_argument("--max_keyframes", type=int, default=DEFAULT_MAX_KEYFRAMES,
+                   help=f"annotated frames kept as references per object (default {DEFAULT_MAX_KEYFRAMES})")
     p.add_argument("--live_sessions", type=int, default=DEFAULT_LIVE_SESSIONS,
                    help="studio sessions whose engine state stays live between jobs (the others are rebuilt from the "
                         "workspace when used: their annotations encoded again, nothing segmented)")
     add_model_flags(p)
     add_predictor_flags(p)
+    add_independent_flag(p)
     return p.parse_args(argv)
 
 
@@ -77,7 +79,7 @@ def build(args):
         print(token.warning, file=sys.stderr)
     config = config_from_args(args, args.checkpoint)
     predictor = build_predictor(args.checkpoint, config, args.device, args.amp, args.max_objects_per_batch, size=args.size,
-                                **predictor_options(args))
+                                independent_objects=args.independent_objects, **predictor_options(args))
     demo = os.path.realpath(args.checkpoint) == os.path.realpath(DEMO_CHECKPOINT)
     info = {"checkpoint": os.path.basename(args.checkpoint), "variant": matching_variant(config),
             "backbone": config.backbone_type, "demo_model": demo, "device": str(predictor.device),

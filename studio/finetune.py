@@ -1,154 +1,193 @@
 """Fine-tuning from the studio: a job in the one queue (between propagation jobs) that runs
-``train_simvos.py --finetune <workspace> --sessions ...`` as a process on the studio's device, and
-the models it makes.
+``train_simvos.py --finetune <workspace> --sessions ... --events <model>/events.jsonl`` as a
+process on the studio's device.
 
-Models live in the workspace: ``<workspace>/models/<name>/finetuned.pth`` (+ its sidecar, and
-``info.json``: the sessions, minutes, J&F before and best). The job's progress comes from the
-process's lines (iterations, the validation J&F); cancelling it stops the process (it saves its
-state). Switching the model builds a predictor from the weights and their recorded flags; the jobs
-after it use it (the live sessions are rebuilt: their references belong to the old model).
+The trainer's progress comes from its versioned event stream (util/run_events.py), never from its
+human log (kept in ``models/<name>/train.log`` for people). The process gets SIGTERM when the
+studio dies (``PR_SET_PDEATHSIG``, set between fork and exec; it follows the thread that forked,
+the runner's worker, which lives as long as the studio), and saves its state and stops on it, as
+it does when the job is cancelled. The job is recorded with the others (``jobs/<id>.json``); its
+model (``models/<name>/``) is offered once the run finished with weights (studio/models.py).
 """
 from __future__ import annotations
 
-import json
+import ctypes
 import os
-import re
 import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass, field
 
+from dataset.annotated import held_out_sessions
+from dataset.workspace import WorkspaceLayout
+from studio.jobs import Cancelled, Job, JobRunner
+from studio.store import Workspace
 from util.errors import InputError
-from util.publish import write_json
+from util.run_events import EventReader, EventsVersionError
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPOSITORY, "train_simvos.py")
-MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-ITERATION = re.compile(r"^it (\d+)/(\d+|\?) ")
-PLANNED = re.compile(r"(\d+) iterations fit the budget")
-SAVED = re.compile(r"^saved .*model_(\d+)\.pth")
-VALIDATION = re.compile(r"^validation J&F ([\d.]+|nan) at iteration (\d+)")
+TRAINER = (sys.executable, os.path.join(REPOSITORY, "train_simvos.py"))
+MAX_QUEUED = 2            # fine-tuning jobs queued or running at once
+MIN_ANNOTATED_FRAMES = 2  # per session
+DEFAULT_MINUTES = 10.0
+MIN_MINUTES, MAX_MINUTES = 0.1, 240.0
+POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
-@dataclass
-class FinetuneJob:
-    """A fine-tuning run: ``describe()`` answers like a propagation job, with ``val_jf``."""
+def _die_with(parent: int):
+    """preexec_fn: the child gets SIGTERM when the thread that forked it ends; a parent already
+    gone before the call (the race prctl's manual warns of) ends it at once."""
+    def preexec() -> None:
+        if _LIBC is not None:
+            _LIBC.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+    return preexec
 
-    id: str
-    sessions: list[str]
-    minutes: float
-    model: str
-    workspace: str
-    state: str = "queued"
-    done: int = 0
-    total: int = 0
-    val_jf: float | None = None
-    val_before: float | None = None
-    error: str | None = None
-    started: float | None = None
-    finished: float | None = None
-    position: int | None = None
-    waiting_for: dict | None = None
-    log: list[str] = field(default_factory=list)
-    cancel: threading.Event = field(default_factory=threading.Event)
-    process: subprocess.Popen | None = None
+
+class FinetuneJob(Job):
+    """A fine-tuning run of the current model on ``sessions`` for ``minutes``, making model ``model``;
+    ``held_out``: the sessions kept for validation (the trainer holds out the last by id)."""
 
     kind = "finetune"
 
-    def describe(self) -> dict:
-        elapsed = (self.finished or time.time()) - self.started if self.started else 0.0
-        return {"job": self.id, "kind": self.kind, "state": self.state, "sessions": self.sessions, "model": self.model,
-                "minutes": self.minutes, "done": self.done, "total": self.total, "val_jf": self.val_jf,
-                "val_jf_before": self.val_before, "error": self.error, "seconds": round(elapsed, 1),
-                "position": self.position if self.state == "queued" else None,
-                "waiting_for": self.waiting_for if self.state == "queued" else None, "log": self.log[-5:]}
+    def __init__(self, job_id: str, layout: WorkspaceLayout, sessions: list[str], minutes: float, model: str,
+                 trainer: tuple[str, ...] = TRAINER):
+        super().__init__(job_id, layout)
+        self.sessions, self.minutes, self.model, self.trainer = sessions, minutes, model, trainer
+        self.held_out = held_out_sessions(sessions, 1) if len(sessions) > 1 else []
+        self.val_jf: float | None = None
+        self.val_before: float | None = None
+        self.weights: str | None = None
+        self.process: subprocess.Popen | None = None
 
-    def record(self) -> None:
-        folder = os.path.join(self.workspace, "models", self.model)
-        os.makedirs(folder, exist_ok=True)
-        write_json(os.path.join(folder, "info.json"), {k: v for k, v in self.describe().items() if k != "log"})
+    def details(self) -> dict:
+        return {"model": self.model, "sessions": self.sessions, "held_out": self.held_out, "minutes": self.minutes,
+                "val_jf": self.val_jf, "val_jf_before": self.val_before, "weights": self.weights,
+                "pid": self.process.pid if self.process is not None and self.state == "running" else None}
 
-    def run(self, runner) -> None:
-        """The training process, to its end or a cancel (``cancel`` set: it returns); raises
-        InputError when the process fails."""
-        folder = os.path.join(self.workspace, "models")
+    def resources(self) -> set[str]:
+        return {f"session:{s}" for s in self.sessions} | {f"model:{self.model}"}
+
+    def label(self) -> str:
+        return f"fine-tuning {self.model}"
+
+    def stop(self) -> None:
+        super().stop()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)   # the trainer saves its state and stops
+
+    def command(self, runner: JobRunner) -> list[str]:
+        folder = self.layout.model(self.model)
         config = runner.predictor.model.config
         flags = [f"--{k}={getattr(config, k)}" for k in ("backbone_type", "layer_index", "use_token_learner",
                                                          "use_local_window", "num_bases_foreground", "num_bases_background")]
-        cmd = [sys.executable, SCRIPT, "--id", self.model, "--finetune", self.workspace, "--sessions", *self.sessions,
+        cmd = [*self.trainer, "--id", self.model, "--finetune", self.layout.root, "--sessions", *self.sessions,
                "--load_network", runner.checkpoint, *flags, "--minutes", str(self.minutes), "--num_workers", "1",
-               "--save_dir", folder, "--log_dir", os.path.join(folder, "runs"), "--device", str(runner.predictor.device)]
-        if len(self.sessions) > 1:
-            cmd += ["--val_videos", "1"]
+               "--save_dir", self.layout.models_dir, "--log_dir", os.path.join(folder.root, "runs"),
+               "--device", str(runner.predictor.device), "--events", folder.events]
+        if self.held_out:
+            cmd += ["--val_videos", str(len(self.held_out))]
         if runner.predictor.device.type == "cpu":
             cmd.append("--no_amp")
-        self.process = subprocess.Popen(cmd, cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        bufsize=1, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        for line in self.process.stdout:
-            line = line.rstrip()
-            self.log.append(line)
-            del self.log[:-50]
-            if self.cancel.is_set() and self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)   # the trainer saves its state and stops
-            if m := ITERATION.match(line):
-                self.done = int(m.group(1))
-                self.total = int(m.group(2)) if m.group(2) != "?" else self.total
-            elif m := PLANNED.search(line):
-                self.total = int(m.group(1))
-            elif m := SAVED.match(line):
-                self.done = int(m.group(1))
-            elif m := VALIDATION.match(line):
-                self.val_jf = float(m.group(1))
-                if int(m.group(2)) == 0:
-                    self.val_before = self.val_jf
-        code = self.process.wait()
+        return cmd
+
+    def run(self, runner: JobRunner) -> None:
+        """The training process, to its end or a cancel; InputError when it fails (its ``failed``
+        event's message, naming the file)."""
+        if runner.checkpoint is None:
+            raise InputError("this studio was started without a checkpoint file to fine-tune")
+        folder = self.layout.model(self.model)
+        os.makedirs(folder.root, exist_ok=True)
+        if os.path.exists(folder.events):
+            os.remove(folder.events)
+        reader = EventReader(folder.events)
+        outcome: dict = {}
+        with open(os.path.join(folder.root, "train.log"), "ab") as log:
+            self.process = subprocess.Popen(self.command(runner), cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, preexec_fn=_die_with(os.getpid()),
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            if self.cancel.is_set():
+                self.stop()
+            while True:
+                ended = self.process.poll() is not None
+                self._take(reader, outcome)
+                if ended:
+                    break
+                time.sleep(POLL_SECONDS)
+        code = self.process.returncode
+        if "failed" in outcome:
+            raise InputError(outcome["failed"])
         if self.cancel.is_set():
-            return
-        if code != 0:
-            errors = [line for line in self.log if line.startswith("error:")]
-            raise InputError(errors[-1].removeprefix("error: ") if errors else f"fine-tuning stopped with status {code}: "
-                             + " | ".join(self.log[-3:]))
-        if not os.path.isfile(os.path.join(folder, self.model, "finetuned.pth")):
+            raise Cancelled()
+        weights = outcome.get("weights")
+        if code != 0 or outcome.get("reason") not in ("done", "budget"):
+            raise InputError(f"fine-tuning stopped (status {code}) without finishing its run: see "
+                             f"{os.path.join(folder.root, 'train.log')}")
+        if not weights or not os.path.isfile(weights):
             raise InputError("fine-tuning ended without writing its model")
+        self.weights = weights
         self.total = max(self.total, self.done)  # a budget spent before the plan was made: what it did
 
-    def stop(self) -> None:
-        self.cancel.set()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+    def _take(self, reader: EventReader, outcome: dict) -> None:
+        """The events written since the last call, into the job's progress and ``outcome``."""
+        try:
+            events = reader.read()
+        except (EventsVersionError, ValueError) as exc:
+            outcome["failed"] = f"{reader.path}: the trainer's events cannot be read ({exc})"
+            self.stop()
+            return
+        for event in events:
+            handle = getattr(self, f"_on_{event.type}", None)
+            if handle is not None:
+                handle(event, outcome)
+
+    def _on_planned(self, event, outcome) -> None:
+        self.total = event.iterations
+
+    def _on_progress(self, event, outcome) -> None:
+        self.done = event.iteration
+        if event.total:
+            self.total = event.total
+
+    def _on_saved(self, event, outcome) -> None:
+        self.done = max(self.done, event.iteration)
+
+    def _on_validation(self, event, outcome) -> None:
+        self.val_jf = event.jf
+        if event.iteration == 0:
+            self.val_before = event.jf
+
+    def _on_finished(self, event, outcome) -> None:
+        self.done = max(self.done, event.iteration)
+        outcome.update(reason=event.reason, weights=event.weights)
+        if event.best_jf is not None:
+            self.val_jf = event.best_jf
+
+    def _on_failed(self, event, outcome) -> None:
+        where = f"{event.file}: " if event.file and event.file not in event.message else ""
+        outcome["failed"] = where + event.message
+
+    @classmethod
+    def interrupted(cls, record: dict, workspace: Workspace) -> dict:
+        return {**record, "state": "interrupted", "pid": None, "error": (
+            f"interrupted by a restart of the studio after {record.get('done', 0)} iteration(s): its model "
+            f"{record.get('model')} is not offered (delete it from the models list to free its space)")}
 
 
-def new_finetune_job(workspace, sessions, minutes) -> FinetuneJob:
+def new_finetune_job(workspace: Workspace, sessions: list[str], minutes: float) -> FinetuneJob:
     """A checked fine-tuning request: sessions of the workspace with at least two annotated frames."""
-    if not isinstance(sessions, list) or not sessions or not all(isinstance(s, str) for s in sessions):
-        raise InputError("'sessions' must be a list of session ids")
-    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0.1 <= minutes <= 24 * 60:
-        raise InputError(f"'minutes' must be a number from 0.1 to 1440, got {minutes!r}")
+    if not sessions:
+        raise InputError("choose at least one session to fine-tune on")
+    if not MIN_MINUTES <= minutes <= MAX_MINUTES:
+        raise InputError(f"'minutes' must be from {MIN_MINUTES:g} to {MAX_MINUTES:g}, got {minutes:g}")
     for sid in sessions:
         session = workspace.session(sid)
-        if len(session.annotated()) < 2:
-            raise InputError(f"session {sid} ({session.meta['name']}) has {len(session.annotated())} annotated frame(s): "
-                             "fine-tuning needs at least 2 per video")
+        if len(session.annotated()) < MIN_ANNOTATED_FRAMES:
+            raise InputError(f"session {sid} ({session.meta.name}) has {len(session.annotated())} annotated frame(s): "
+                             f"fine-tuning needs at least {MIN_ANNOTATED_FRAMES} per video")
     name = time.strftime("finetuned-%Y%m%d-%H%M%S") + f"-{secrets.token_hex(2)}"
-    return FinetuneJob(secrets.token_hex(6), sorted(set(sessions)), float(minutes), name, workspace.root)
-
-
-def list_models(workspace_root: str, current: str) -> list[dict]:
-    """The studio's own checkpoint and every model fine-tuned in the workspace."""
-    models = [{"name": "start", "path": current, "current": False, "val_jf": None}]
-    folder = os.path.join(workspace_root, "models")
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-        path = os.path.join(folder, name, "finetuned.pth")
-        if MODEL_NAME.match(name) and os.path.isfile(path):
-            info = {}
-            try:
-                with open(os.path.join(folder, name, "info.json")) as f:
-                    info = json.load(f)
-            except (OSError, ValueError):
-                pass
-            models.append({"name": name, "path": path, "current": False, "val_jf": info.get("val_jf"),
-                           "val_jf_before": info.get("val_jf_before"), "sessions": info.get("sessions")})
-    return models
+    return FinetuneJob(secrets.token_hex(6), workspace.layout, sorted(set(sessions)), float(minutes), name)

@@ -1,4 +1,8 @@
-"""Propagation jobs: one queue and one worker thread, live sessions, progress, cancel.
+"""Jobs: one protocol (:class:`Job`) for every kind of work the studio queues, one queue and one
+worker thread, progress, cancel, records in the workspace and their recovery after a restart.
+Kinds: :class:`PropagationJob` (here) and ``studio.finetune.FinetuneJob``; the runner and the
+routes use only the protocol (``kind``, ``describe()``, ``record()``, ``resources()``, ``label()``, ``run()``,
+``stop()``, ``interrupted()``): no caller tells the kinds apart.
 
 The studio keeps one live :class:`inference_core.session.VideoSession` per open studio session (as
 Cutie's GUI controller keeps its engine), at most ``live_sessions`` at once, the least recently used
@@ -12,9 +16,14 @@ A job walks from its frame, by ``video.propagate(start, direction, stop)``:
 * ``both_ways``: forward and backward from the frame, each to its neighbouring annotation (or the end).
 A frame that is not annotated is segmented from the annotations (the start frame too); annotated
 frames keep their annotation. Each result is written to the workspace as it is computed.
+
+All records live in ``<workspace>/jobs/<id>.json`` (dataset/workspace.py). A record left
+``queued`` or ``running`` by a server that stopped is marked ``interrupted`` by its kind's
+``interrupted()`` when the studio starts again (:func:`recover_jobs`).
 """
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import secrets
@@ -22,62 +31,192 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from typing import ClassVar
 
+from dataset.workspace import WorkspaceLayout
+from inference_core.directions import JOB_DIRECTIONS
+from inference_core.memory import DEFAULT_MAX_KEYFRAMES
 from inference_core.predictor import SimVOSPredictor
 from inference_core.session import VideoSession
-from studio.finetune import FinetuneJob
-from studio.store import Conflict, StoredSession, save_png_atomic
+from studio.store import Conflict, SessionGone, StoredSession, Workspace, save_png_atomic
 from util.errors import InputError
 from util.publish import write_json
 from util.threads import writer_for
 
-DIRECTIONS = ("forward", "backward", "both_ways")
 UNTIL = ("next", "end")
 DEFAULT_LIVE_SESSIONS = 4
+LIVE_STATES = ("queued", "running")
 FINISHED = ("done", "failed", "cancelled", "interrupted")
+JOB_STATES = LIVE_STATES + FINISHED
 
 
 class Cancelled(Exception):
     pass
 
 
-@dataclass
-class Job:
-    id: str
-    session: StoredSession
-    frame: int
-    direction: str
-    until: str
-    state: str = "queued"        # queued, running, done, failed, cancelled (interrupted: a record of an earlier run)
-    done: int = 0
-    total: int = 0
-    frames: list[int] = field(default_factory=list)  # what it computes and writes
-    last_frame: int | None = None
-    error: str | None = None
-    note: str | None = None      # what the user should know about its start
-    started: float | None = None
-    finished: float | None = None
-    position: int | None = None  # place in the queue while queued (1: next)
-    waiting_for: dict | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
+class Busy(InputError):
+    """A queue that is full (answered 429)."""
 
+
+def disk_message(exc: OSError, where: str) -> str:
+    """One line for an OSError met while writing ``where``: a full disk said as such."""
+    if exc.errno == errno.ENOSPC:
+        return f"the disk holding {where} is full: free some space and start again"
+    return f"{where} cannot be written: {exc.strerror or exc} (is it deleted or read-only?)"
+
+
+class Job:
+    """What every job has and does. Subclasses set ``kind`` and implement ``details()``,
+    ``resources()``, ``label()``, ``run(runner)``, ``interrupted(record, workspace)``."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, job_id: str, layout: WorkspaceLayout):
+        self.id, self.layout = job_id, layout     # the workspace where it is recorded
+        self.state = "queued"
+        self.done = self.total = 0
+        self.error: str | None = None
+        self.note: str | None = None
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.position: int | None = None  # place in the queue while queued (1: next)
+        self.waiting_for: dict | None = None
+        self.cancel = threading.Event()
+
+    # ---- the protocol
+    def details(self) -> dict:
+        """The kind's own fields of ``describe()``."""
+        raise NotImplementedError
+
+    def resources(self) -> set[str]:
+        """What the job reads while queued or running ("session:<id>", "model:<name>"): kept from edits."""
+        raise NotImplementedError
+
+    def label(self) -> str:
+        """How other jobs' ``waiting_for`` names this one."""
+        raise NotImplementedError
+
+    def run(self, runner: "JobRunner") -> None:
+        """The work, to its end; raises Cancelled when cancelled, InputError when it cannot go on."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Asks a running job to stop as soon as it can."""
+        self.cancel.set()
+
+    def forget(self, runner: "JobRunner") -> None:
+        """After a crash of ``run``: drop whatever state it may have left half-updated."""
+
+    def gone(self) -> bool:
+        """True when what the job belongs to was deleted (then it keeps no record)."""
+        return False
+
+    @classmethod
+    def interrupted(cls, record: dict, workspace: Workspace) -> dict:
+        """The record of a job of this kind that a stopped server left queued or running."""
+        raise NotImplementedError
+
+    # ---- common
     def describe(self) -> dict:
+        elapsed = (self.finished or time.time()) - self.started if self.started else 0.0
+        return {"job": self.id, "kind": self.kind, "state": self.state, "done": self.done, "total": self.total,
+                "error": self.error, "note": self.note, "started": self.started, "finished": self.finished,
+                "seconds": round(elapsed, 2), "position": self.position if self.state == "queued" else None,
+                "waiting_for": self.waiting_for if self.state == "queued" else None, **self.details()}
+
+    def to_record(self) -> dict:
+        return self.describe()
+
+    def record(self) -> None:
+        """The job in the workspace (what a restart reports of it); none for a job whose session was deleted."""
+        path = self.layout.job(self.id)
+        if self.gone():
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        write_json(path, self.to_record())
+
+
+class PropagationJob(Job):
+    """Propagation of a studio session's annotations from ``frame`` (see the module docstring)."""
+
+    kind = "propagation"
+
+    def __init__(self, job_id: str, session: StoredSession, frame: int, direction: str, until: str):
+        super().__init__(job_id, session.layout)
+        self.session, self.frame, self.direction, self.until = session, frame, direction, until
+        self.frames: list[int] = []   # what it computes and writes
+        self.last_frame: int | None = None
+
+    def details(self) -> dict:
         elapsed = (self.finished or time.time()) - self.started if self.started else 0.0
         rate = self.done / elapsed if elapsed > 0 and self.done else 0.0
         eta = (self.total - self.done) / rate if rate else None
-        return {"job": self.id, "kind": "propagation", "session": self.session.id, "state": self.state, "done": self.done,
-                "total": self.total, "last_frame": self.last_frame, "error": self.error, "note": self.note,
-                "frame": self.frame, "direction": self.direction, "until": self.until,
-                "position": self.position if self.state == "queued" else None,
-                "waiting_for": self.waiting_for if self.state == "queued" else None, "started": self.started,
-                "seconds": round(elapsed, 2), "fps": round(rate, 2), "eta_seconds": None if eta is None else round(eta, 1)}
+        return {"session": self.session.id, "frame": self.frame, "direction": self.direction, "until": self.until,
+                "last_frame": self.last_frame, "fps": round(rate, 2), "eta_seconds": None if eta is None else round(eta, 1)}
 
-    def record(self) -> None:
-        """The job in the workspace (what a restart reports of it)."""
-        folder = os.path.join(self.session.root, "jobs")
-        os.makedirs(folder, exist_ok=True)
-        write_json(os.path.join(folder, f"{self.id}.json"), {**self.describe(), "frames": self.frames})
+    def to_record(self) -> dict:
+        return {**self.describe(), "frames": self.frames}
+
+    def resources(self) -> set[str]:
+        return {f"session:{self.session.id}"}
+
+    def label(self) -> str:
+        return f"propagation in {self.session.meta.name}"
+
+    def gone(self) -> bool:
+        return not self.session.exists()
+
+    def forget(self, runner: "JobRunner") -> None:
+        runner.live.drop(self.session.id)  # its state may be half-updated: rebuilt next time
+
+    def run(self, runner: "JobRunner") -> None:
+        session = self.session
+        if self.gone():
+            raise SessionGone(f"session {session.id} ({session.meta.name}) was deleted")
+        annotated = session.annotated()
+        check_job(annotated, self.frame, self.direction, self.until)  # the annotations may have changed since
+        todo = frames_to_write(annotated, session.frames, self.frame, self.direction, self.until)
+        self.frames, self.total = todo, len(todo)
+        video = runner.live.get(session)
+        pending = set(todo)
+        try:
+            with writer_for(runner.predictor.overlap_io) as writer:  # as segment_video.py: decode ahead, write behind
+                for start, way, stop in walks(annotated, session.frames, self.frame, self.direction, self.until):
+                    for result in video.propagate(start, way, stop):
+                        if self.cancel.is_set():
+                            raise Cancelled()
+                        if result.index in pending:
+                            pending.discard(result.index)
+                            writer.submit(self._publish, session.path("results", result.index), result.labels(),
+                                          result.index)
+        except OSError:
+            if self.gone():
+                raise SessionGone(f"session {session.id} ({session.meta.name}) was deleted while it was propagated") from None
+            raise
+
+    def _publish(self, path: str, labels, index: int) -> None:
+        """A result on disk, then counted: the page never asks for a frame that is not written yet."""
+        save_png_atomic(path, labels)
+        self.done += 1
+        self.last_frame = index
+
+    @classmethod
+    def interrupted(cls, record: dict, workspace: Workspace) -> dict:
+        """Interrupted, with the frames computed since it started kept (and counted)."""
+        started = record.get("started") or 0
+        kept = 0
+        try:
+            session = workspace.session(record.get("session"))
+        except InputError:
+            session = None
+        for index in record.get("frames", []) if session else []:
+            result = session.path("results", index)
+            if started and os.path.isfile(result) and os.path.getmtime(result) >= started:
+                kept += 1
+        return {**record, "state": "interrupted", "done": kept, "error": (
+            f"interrupted by a restart of the studio: {kept} of {record.get('total', 0)} frames were computed "
+            "and kept; propagate again to finish")}
 
 
 def walks(annotated: list[int], frames: int, frame: int, direction: str, until: str) -> list[tuple[int, str, int]]:
@@ -108,8 +247,8 @@ def frames_to_write(annotated: list[int], frames: int, frame: int, direction: st
 def check_job(annotated: list[int], frame: int, direction: str, until: str) -> None:
     """A job that would propagate from nothing is refused: some annotation must be behind its
     frame (or on it) in each direction it walks."""
-    if direction not in DIRECTIONS:
-        raise InputError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if direction not in JOB_DIRECTIONS:
+        raise InputError(f"direction must be one of {', '.join(JOB_DIRECTIONS)}, got {direction!r}")
     if until not in UNTIL:
         raise InputError(f"until must be one of {', '.join(UNTIL)}, got {until!r}")
     if not annotated:
@@ -169,7 +308,7 @@ class JobRunner:
     """One queue and one worker for every job (propagations and fine-tuning runs); ``checkpoint``:
     the weights the predictor was built from (what fine-tuning starts from)."""
 
-    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = 8, live_sessions: int = DEFAULT_LIVE_SESSIONS,
+    def __init__(self, predictor: SimVOSPredictor, max_keyframes: int = DEFAULT_MAX_KEYFRAMES, live_sessions: int = DEFAULT_LIVE_SESSIONS,
                  checkpoint: str | None = None):
         self.predictor, self.checkpoint = predictor, checkpoint
         self.max_keyframes, self.live_sessions = max_keyframes, live_sessions
@@ -179,31 +318,36 @@ class JobRunner:
         self.waiting: list[Job] = []
         self.running: Job | None = None
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._work, name="studio-propagation", daemon=True)
+        # The worker lives as long as the studio: a trainer it starts gets SIGTERM when it ends
+        # (PR_SET_PDEATHSIG follows the thread that forked, studio/finetune.py).
+        self.thread = threading.Thread(target=self._work, name="studio-jobs", daemon=True)
         self.thread.start()
 
-    def submit(self, session: StoredSession, frame: int, direction: str, until: str) -> Job:
+    def submit(self, session: StoredSession, frame: int, direction: str, until: str) -> PropagationJob:
         annotated = session.annotated()
         check_job(annotated, frame, direction, until)
-        job = Job(secrets.token_hex(6), session, frame, direction, until)
+        job = PropagationJob(secrets.token_hex(6), session, frame, direction, until)
         job.frames = frames_to_write(annotated, session.frames, frame, direction, until)
         job.total = len(job.frames)
         if frame not in annotated:
             job.note = (f"frame {frame} is not annotated: it is segmented from the annotated frames "
                         f"({', '.join(map(str, annotated))}) like the others")
-        return self._enqueue(job)
+        return self.enqueue(job)
 
-    def submit_finetune(self, job: FinetuneJob) -> FinetuneJob:
-        if self.checkpoint is None:
-            raise InputError("this studio was started without a checkpoint file to fine-tune")
-        return self._enqueue(job)
-
-    def _enqueue(self, job):
-        """A job into the one queue, recorded in the workspace."""
+    def enqueue(self, job: Job, limit: tuple[str, int] | None = None) -> Job:
+        """A job into the one queue, recorded in the workspace; ``limit`` (kind, n): refused with
+        Busy when n jobs of that kind are already queued or running."""
         with self.lock:
+            if limit is not None:
+                kind, most = limit
+                live = [j for j in self.jobs.values() if j.kind == kind and j.state in LIVE_STATES]
+                if len(live) >= most:
+                    raise Busy(f"{len(live)} {kind} job(s) already queued or running ({', '.join(j.id for j in live)}); "
+                               f"at most {most}: wait for one to finish or cancel one")
             self.jobs[job.id] = job
             self.waiting.append(job)
             self._update_queue()
+        os.makedirs(job.layout.jobs_dir, exist_ok=True)
         job.record()
         self.queue.put(job)
         return job
@@ -218,34 +362,29 @@ class JobRunner:
         """Queued jobs' positions and what they wait for (under the lock)."""
         self.waiting = [j for j in self.waiting if j.state == "queued"]
         running = self.running
-        ahead = None
-        if isinstance(running, Job):
-            ahead = {"job": running.id, "kind": "propagation", "session": running.session.id,
-                     "name": running.session.meta["name"]}
-        elif running is not None:
-            ahead = {"job": running.id, "kind": "finetune", "session": None, "name": f"fine-tuning {running.model}"}
+        ahead = None if running is None else {"job": running.id, "kind": running.kind, "label": running.label(),
+                                              **{k: v for k, v in running.details().items() if k in ("session", "model")}}
         for position, job in enumerate(self.waiting, 1):
             job.position, job.waiting_for = position, ahead
 
-    def check_editable(self, session: StoredSession, index: int) -> None:
-        """An annotation may change unless a queued or running job of the session depends on it:
-        then a Conflict (409) that names the job."""
+    def holder(self, resource: str) -> Job | None:
+        """The first queued or running job that holds ``resource`` ("session:<id>", "model:<name>")."""
         with self.lock:
-            busy = [j for j in self.jobs.values() if isinstance(j, Job) and j.session.id == session.id
-                    and j.state in ("queued", "running")]
-        if busy:
-            job = busy[0]
-            raise Conflict(f"frame {index} cannot change while job {job.id} ({job.state}, {job.direction} from frame "
-                           f"{job.frame}) propagates this video from its annotations: cancel it or wait for it; "
-                           "your drawing stays in the page")
+            return next((j for j in self.jobs.values() if j.state in LIVE_STATES and resource in j.resources()), None)
+
+    def check_editable(self, session: StoredSession, index: int) -> None:
+        """An annotation may change unless a queued or running job reads the session: then a
+        Conflict (409) that names the job."""
+        job = self.holder(f"session:{session.id}")
+        if job is not None:
+            raise Conflict(f"frame {index} cannot change while job {job.id} ({job.kind}, {job.state}: {job.label()}) reads "
+                           "this video's annotations: cancel it or wait for it; your drawing stays in the page")
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id) if isinstance(job_id, str) else None
 
-    def cancel(self, job) -> None:
-        job.cancel.set()
-        if isinstance(job, FinetuneJob):
-            job.stop()
+    def cancel(self, job: Job) -> None:
+        job.stop()
         with self.lock:
             if job.state == "queued":
                 job.state, job.finished = "cancelled", time.time()
@@ -257,7 +396,6 @@ class JobRunner:
             job = self.queue.get()
             with self.lock:
                 if job.cancel.is_set() or job.state != "queued":
-                    job.state = "cancelled"
                     self._update_queue()
                     continue
                 job.state, job.started = "running", time.time()
@@ -265,22 +403,17 @@ class JobRunner:
                 self._update_queue()
             try:
                 job.record()
-                if isinstance(job, FinetuneJob):
-                    job.run(self)
-                    job.state = "cancelled" if job.cancel.is_set() else "done"
-                else:
-                    self._run(job)
-                    job.state = "done"
+                job.run(self)
+                job.state = "done"
             except Cancelled:
                 job.state = "cancelled"
             except InputError as exc:
                 job.state, job.error = "failed", str(exc)
             except OSError as exc:
-                job.state, job.error = "failed", f"the workspace cannot be written: {exc.strerror or exc}"
+                job.state, job.error = "failed", disk_message(exc, exc.filename or "the workspace")
             except Exception as exc:  # a bug: the job fails with the message, the server stays up
                 traceback.print_exc()
-                if isinstance(job, Job):
-                    self.live.drop(job.session.id)  # its state may be half-updated: rebuilt next time
+                job.forget(self)
                 job.state, job.error = "failed", f"internal error: {type(exc).__name__}: {exc}"
             job.finished = time.time()
             with self.lock:
@@ -291,27 +424,14 @@ class JobRunner:
             except OSError as exc:  # the workspace went away: the job's state stays in memory
                 print(f"warning: job {job.id}: its record could not be written ({exc})")
 
-    @staticmethod
-    def _publish(job: Job, path: str, labels, index: int) -> None:
-        """A result on disk, then counted: the page never asks for a frame that is not written yet."""
-        save_png_atomic(path, labels)
-        job.done += 1
-        job.last_frame = index
 
-    def _run(self, job: Job) -> None:
-        session = job.session
-        annotated = session.annotated()
-        check_job(annotated, job.frame, job.direction, job.until)  # the annotations may have changed since
-        todo = frames_to_write(annotated, session.frames, job.frame, job.direction, job.until)
-        job.frames, job.total = todo, len(todo)
-        video = self.live.get(session)
-        pending = set(todo)
-        with writer_for(self.predictor.overlap_io) as writer:  # as segment_video.py: decode ahead, write behind
-            for start, way, stop in walks(annotated, session.frames, job.frame, job.direction, job.until):
-                for result in video.propagate(start, way, stop):
-                    if job.cancel.is_set():
-                        raise Cancelled()
-                    if result.index in pending:
-                        pending.discard(result.index)
-                        writer.submit(self._publish, job, session.path("results", result.index), result.labels(),
-                                      result.index)
+def recover_jobs(workspace: Workspace, kinds: dict[str, type[Job]]) -> list[str]:
+    """Marks the jobs a stopped server left queued or running as interrupted, each by its kind
+    (``kinds``: kind -> Job class). -> their ids."""
+    marked = []
+    for path, record in workspace.job_records():
+        cls = kinds.get(record.get("kind"))
+        if record.get("state") in LIVE_STATES and cls is not None:
+            write_json(path, cls.interrupted(record, workspace))
+            marked.append(record.get("job"))
+    return marked

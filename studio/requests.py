@@ -1,12 +1,12 @@
-"""What a request may carry: bodies read up to a limit (whatever the transfer encoding), JSON
-fields checked for type and range, uploads streamed to disk, PNG sizes read from the header.
+"""What a request may carry: bodies read up to a limit (whatever the transfer encoding; JSON bodies
+before FastAPI parses them into their request models, studio/schemas.py), uploads streamed to
+disk, PNG sizes read from the header.
 
 Every refusal is an InputError (a 4xx with a JSON error in the routes): :class:`TooLarge` is 413.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import struct
 
@@ -36,64 +36,52 @@ async def read_body(request, limit: int, what: str) -> bytes:
     return b"".join(parts)
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a number here")
+class BodyLimit:
+    """ASGI middleware: a JSON body (every route FastAPI parses into a request model) is read here
+    up to its limit, whatever the transfer encoding, and refused with 413 past it; the routes that
+    stream their body themselves (``is_streamed(path)``) and multipart uploads are passed through."""
+
+    def __init__(self, app, limit_of, is_streamed):
+        self.app, self.limit_of, self.is_streamed = app, limit_of, is_streamed
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH") or \
+                self.is_streamed(scope["path"]) or _is_multipart(scope):
+            return await self.app(scope, receive, send)
+        limit = self.limit_of(scope["path"])
+        parts, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                return await _refuse(send, f"the JSON body is larger than {_size(limit)}")
+            parts.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(parts)
+        sent = False
+
+        async def replay():
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+        await self.app(scope, replay, send)
 
 
-async def read_json(request, limit: int = MAX_JSON_BYTES) -> dict:
-    """A JSON object (NaN and Infinity refused), at most ``limit`` bytes."""
-    body = await read_body(request, limit, "the JSON body")
-    try:
-        value = json.loads(body or b"{}", parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):
-        raise InputError("the request body is not JSON") from None
-    if not isinstance(value, dict):
-        raise InputError("the request body must be a JSON object")
-    return value
+def _is_multipart(scope) -> bool:
+    headers = dict(scope.get("headers") or [])
+    return headers.get(b"content-type", b"").startswith(b"multipart/form-data")
 
 
-_REQUIRED = object()
-
-
-def int_field(body: dict, key: str, low: int, high: int, default=_REQUIRED) -> int:
-    """An integer in [low, high]: an int, or a float with an integral value (not a bool, NaN, inf)."""
-    if key not in body or body[key] is None:
-        if default is _REQUIRED:
-            raise InputError(f"{key!r} is missing: an integer from {low} to {high}")
-        return default
-    value = body[key]
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{key!r} must be an integer from {low} to {high}, got {_short(value)}")
-    return value
-
-
-def str_field(body: dict, key: str, choices: tuple[str, ...] | None = None, default=_REQUIRED) -> str:
-    if key not in body or body[key] is None:
-        if default is _REQUIRED:
-            raise InputError(f"{key!r} is missing")
-        return default
-    value = body[key]
-    if not isinstance(value, str) or (choices is not None and value not in choices):
-        wanted = f"one of {', '.join(choices)}" if choices else "a string"
-        raise InputError(f"{key!r} must be {wanted}, got {_short(value)}")
-    return value
-
-
-def points_field(body: dict, key: str, width: int, height: int, limit: int = 20000) -> list[tuple[int, int, int]]:
-    """[[x, y] or [x, y, radius], ...] inside the frame (radius 1-100; default 5) -> [(x, y, r)]."""
-    value = body.get(key) or []
-    if not isinstance(value, list) or len(value) > limit:
-        raise InputError(f"{key!r} must be a list of at most {limit} points [x, y] or [x, y, radius]")
-    points = []
-    for item in value:
-        if not isinstance(item, list) or len(item) not in (2, 3):
-            raise InputError(f"{key!r}: each point is [x, y] or [x, y, radius], got {_short(item)}")
-        fields = dict(zip(("x", "y", "radius"), item))
-        points.append((int_field(fields, "x", 0, width - 1), int_field(fields, "y", 0, height - 1),
-                       int_field(fields, "radius", 1, 100, 5)))
-    return points
+async def _refuse(send, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def png_size(data: bytes, what: str) -> tuple[int, int]:
@@ -177,8 +165,3 @@ def _discard(out, path: str) -> None:
 
 def _size(limit: int) -> str:
     return f"{limit / 2**20:g} MB" if limit >= 2**20 else f"{limit} bytes"
-
-
-def _short(value) -> str:
-    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else str(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,18 +1,9 @@
-"""The workspace on disk: the one truth of the studio (the server can stop at any moment).
-
-    <workspace>/sessions/<id>/meta.json        what the video is (frames, size, fps, its source)
-                             /source.<ext>      the uploaded video (or meta names a file under --videos)
-                             /frames/<i>.jpg    decoded frames, as displayed (the page's view)
-                             /thumbs/<i>.jpg    timeline thumbnails
-                             /masks/<i>.png     annotations (indexed label maps): the annotated frames
-                             /results/<i>.png   propagated label maps
-                             /exports/          files of the last exports
-                             /jobs/<job>.json   each propagation job as last recorded
-Session ids, frame numbers and --videos names are checked here (``Workspace.session``,
-``StoredSession.frame_index``, ``Workspace.video_choice``); the routes pass what requests name
-through them, so nothing outside the workspace and the --videos folder is read or written. Files
-are published atomically (util/publish.py); what a killed server left half-written is removed
-when the workspace is opened again.
+"""The studio's sessions in the workspace (the one truth of the studio: the server can stop at any
+moment). The layout is dataset/workspace.py's; this module checks what requests name (session ids,
+frame numbers, --videos names: ``Workspace.session``, ``StoredSession.frame_index``,
+``Workspace.video_choice``) so that nothing outside the workspace and the --videos folder is read
+or written, creates sessions, and keeps the job records. Files are published atomically
+(util/publish.py); what a killed server left half-written is removed when the workspace is opened.
 """
 from __future__ import annotations
 
@@ -30,18 +21,14 @@ from dataset.davis import list_frames
 from dataset.frames import FrameSource, check_frame_sizes
 from dataset.palette_io import read_label_png, write_label_png
 from dataset.video_io import VIDEO_EXTENSIONS, probe_video
+from dataset.workspace import SESSION_FOLDERS, SessionFolder, SessionMeta, WorkspaceLayout
 from util.errors import InputError
-from util.publish import publishing, remove_leftovers, write_json
+from util.publish import publishing, remove_leftovers
 
-SESSION_ID = re.compile(r"^[0-9a-f]{12}$")
-JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,199}$")
 THUMB_HEIGHT = 48
-
-
 DEFAULT_MAX_PIXELS = 3840 * 2160   # a 4K frame
 DEFAULT_MAX_FRAMES = 20000         # about 13 minutes at 25 fps
-JOB_STATES_LIVE = ("queued", "running")
 
 
 class NotFound(InputError):
@@ -50,6 +37,14 @@ class NotFound(InputError):
 
 class Conflict(InputError):
     """A change that a queued or running job depends on (answered 409)."""
+
+
+class SourceMissing(InputError):
+    """The video file or frame folder a session was made from is gone (answered 410)."""
+
+
+class SessionGone(InputError):
+    """A session folder deleted while a job used it."""
 
 
 def save_png_atomic(path: str, labels: np.ndarray) -> None:
@@ -61,16 +56,21 @@ def save_png_atomic(path: str, labels: np.ndarray) -> None:
 class StoredSession:
     """A studio session as the workspace keeps it: one video, its annotations and results."""
 
-    root: str
-    meta: dict
+    folder: SessionFolder
+    meta: SessionMeta
+    layout: WorkspaceLayout   # the workspace it belongs to (where its jobs are recorded)
 
     @property
     def id(self) -> str:
-        return self.meta["id"]
+        return self.meta.id
+
+    @property
+    def root(self) -> str:
+        return self.folder.root
 
     @property
     def frames(self) -> int:
-        return self.meta["frames"]
+        return self.meta.frames
 
     def frame_index(self, value) -> int:
         try:
@@ -82,129 +82,126 @@ class StoredSession:
         return index
 
     def path(self, kind: str, index: int) -> str:
-        ext = ".jpg" if kind in ("frames", "thumbs") else ".png"
-        return os.path.join(self.root, kind, f"{index:05d}{ext}")
+        """The file of frame ``index`` in ``kind``: "frames", "thumbs", "masks" or "results"."""
+        return {"frames": self.folder.frame, "thumbs": self.folder.thumb, "masks": self.folder.mask,
+                "results": self.folder.result}[kind](index)
+
+    def exists(self) -> bool:
+        return os.path.isfile(self.folder.meta_path)
 
     def annotated(self) -> list[int]:
-        folder = os.path.join(self.root, "masks")
-        return sorted(int(f[:-4]) for f in os.listdir(folder) if re.fullmatch(r"\d{5}\.png", f))
+        return self.folder.annotated()
 
     def computed(self) -> list[int]:
-        folder = os.path.join(self.root, "results")
-        return sorted(int(f[:-4]) for f in os.listdir(folder) if re.fullmatch(r"\d{5}\.png", f))
+        return self.folder.computed()
 
     def annotation(self, index: int) -> np.ndarray | None:
         """The frame's annotation (its label map under masks/), or None."""
-        path = self.path("masks", index)
+        path = self.folder.mask(index)
         return read_label_png(path) if os.path.isfile(path) else None
 
     def label_map(self, index: int) -> np.ndarray | None:
         """The frame's current label map: its annotation, else its propagated result, else None."""
-        for kind in ("masks", "results"):
-            path = self.path(kind, index)
+        for path in (self.folder.mask(index), self.folder.result(index)):
             if os.path.isfile(path):
                 return read_label_png(path)
         return None
 
     def source(self) -> FrameSource:
-        """The frames propagation reads (the original video, decoded lazily, or a frame folder)."""
-        src, name = self.meta["source"], self.meta["name"]
+        """The frames propagation reads (the original video, decoded lazily, or a frame folder);
+        SourceMissing when it is gone."""
+        src, name = self.meta.source, self.meta.name
+        if not os.path.exists(src):
+            raise SourceMissing(f"{src}: the video of session {self.id} ({name}) is missing (moved or deleted?): "
+                                "put it back, or open the video again as a new session")
         return FrameSource(name, paths=list_frames(src)) if os.path.isdir(src) else FrameSource(name, video=probe_video(src))
 
     def describe(self) -> dict:
         computed = self.computed()
-        return {**{k: self.meta[k] for k in ("id", "name", "frames", "width", "height", "fps", "created")},
-                "annotated": self.annotated(), "computed": len(computed), "computed_frames": computed}
+        annotated = self.annotated()
+        meta = self.meta
+        return {"id": meta.id, "name": meta.name, "video": meta.extra.get("video") or os.path.basename(meta.source),
+                "frames": meta.frames, "width": meta.width, "height": meta.height, "fps": meta.fps,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(meta.created)),
+                "annotated": annotated, "annotated_count": len(annotated), "computed": len(computed),
+                "computed_frames": computed}
 
 
 class Workspace:
     """The sessions under ``root``; ``videos``: the folder the page may open videos from; limits on
     uploads (MB), pixels per frame and frames per video. Opening it removes what a killed server
-    left half-written and marks the jobs it was running as interrupted."""
+    left half-written."""
 
     def __init__(self, root: str, videos: str | None = None, max_upload_mb: int = 2048,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int = DEFAULT_MAX_FRAMES):
-        self.root = os.path.abspath(os.path.expanduser(root))
-        self.sessions_dir = os.path.join(self.root, "sessions")
-        self.uploads = os.path.join(self.root, "uploads")
+        self.layout = WorkspaceLayout.at(root)
+        self.root = self.layout.root
+        self.sessions_dir, self.uploads = self.layout.sessions_dir, self.layout.uploads_dir
         try:
-            os.makedirs(self.sessions_dir, exist_ok=True)
-            os.makedirs(self.uploads, exist_ok=True)
+            for folder in (self.sessions_dir, self.uploads, self.layout.jobs_dir, self.layout.models_dir):
+                os.makedirs(folder, exist_ok=True)
             with publishing(os.path.join(self.root, "writable")) as probe, open(probe, "w"):
                 pass
             os.remove(os.path.join(self.root, "writable"))
         except OSError as exc:
             raise InputError(f"{self.root}: the workspace cannot be written ({exc.strerror or exc}): pass "
                              "--workspace with a folder of yours") from None
-        for folder in (self.sessions_dir, self.uploads):  # what a killed server left half-written
+        for folder in (self.sessions_dir, self.uploads, self.layout.jobs_dir):  # what a killed server left half-written
             remove_leftovers(folder)
-        for name in os.listdir(self.sessions_dir):
-            for kind in ("masks", "results", "exports", "jobs"):
-                remove_leftovers(os.path.join(self.sessions_dir, name, kind))
-            self._mark_interrupted(os.path.join(self.sessions_dir, name))
+        for sid in self.layout.session_ids():
+            for kind in SESSION_FOLDERS:
+                remove_leftovers(self.layout.session(sid).folder(kind))
         self.videos = os.path.realpath(videos) if videos else None
         self.max_upload_bytes = max_upload_mb * 2**20
         self.max_pixels, self.max_frames = max_pixels, max_frames
 
     # ------------------------------------------------------------------ job records
-    def _mark_interrupted(self, session_root: str) -> None:
-        """Jobs recorded as queued or running when the server stopped: interrupted, with the frames kept."""
-        folder = os.path.join(session_root, "jobs")
-        for name in os.listdir(folder) if os.path.isdir(folder) else []:
-            path = os.path.join(folder, name)
+    def job_records(self) -> list[tuple[str, dict]]:
+        """(path, record) of every job recorded in the workspace (unreadable records left out)."""
+        out = []
+        for job_id in self.layout.job_ids():
+            path = self.layout.job(job_id)
             try:
                 with open(path) as f:
                     record = json.load(f)
             except (OSError, ValueError):
                 continue
-            if not isinstance(record, dict) or record.get("state") not in JOB_STATES_LIVE:
-                continue
-            started = record.get("started") or 0
-            kept = 0
-            for index in record.get("frames", []):
-                result = os.path.join(session_root, "results", f"{index:05d}.png")
-                if started and os.path.isfile(result) and os.path.getmtime(result) >= started:
-                    kept += 1
-            record.update(state="interrupted", done=kept, error=(
-                f"interrupted by a restart of the studio: {kept} of {record.get('total', 0)} frames were computed "
-                "and kept; propagate again to finish"))
-            write_json(path, record)
+            if isinstance(record, dict):
+                out.append((path, record))
+        return out
 
     def job_record(self, job_id: str) -> dict | None:
         """A job of an earlier run of the server, as it was recorded (None if there is none)."""
-        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+        try:
+            path = self.layout.job(job_id)
+            with open(path) as f:
+                record = json.load(f)
+        except (ValueError, OSError):
             return None
-        for name in os.listdir(self.sessions_dir):
-            path = os.path.join(self.sessions_dir, name, "jobs", f"{job_id}.json")
-            if os.path.isfile(path):
-                try:
-                    with open(path) as f:
-                        record = json.load(f)
-                except (OSError, ValueError):
-                    return None
-                record.pop("frames", None)
-                return record
-        return None
+        return record if isinstance(record, dict) else None
 
     # ------------------------------------------------------------------ ids and paths
     def session(self, session_id: str) -> StoredSession:
-        if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
-            raise NotFound(f"no session {session_id!r}")
-        root = os.path.join(self.sessions_dir, session_id)
-        meta_path = os.path.join(root, "meta.json")
-        if not os.path.isfile(meta_path):
-            raise NotFound(f"no session {session_id}")
-        with open(meta_path) as f:
-            return StoredSession(root, json.load(f))
+        try:
+            folder = self.layout.session(session_id)
+        except ValueError:
+            raise NotFound(f"no session {session_id!r}") from None
+        try:
+            meta = folder.read_meta()
+        except FileNotFoundError:
+            raise NotFound(f"no session {session_id}") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{folder.meta_path}: the session cannot be read ({exc})") from None
+        return StoredSession(folder, meta, self.layout)
 
     def sessions(self) -> list[dict]:
         out = []
-        for name in sorted(os.listdir(self.sessions_dir)):
+        for sid in self.layout.session_ids():
             try:
-                out.append(self.session(name).describe())
-            except (NotFound, OSError, ValueError, KeyError):
+                out.append(self.session(sid))
+            except (InputError, OSError):
                 continue  # a half-created session (the server stopped while decoding): not listed
-        return sorted(out, key=lambda s: s["created"], reverse=True)
+        return [s.describe() for s in sorted(out, key=lambda s: s.meta.created, reverse=True)]
 
     def video_choice(self, relative: str) -> str:
         """A file or frame folder under --videos, by its relative path (no '..', no absolute path)."""
@@ -243,9 +240,11 @@ class Workspace:
     def create(self, source: str, name: str, owned: bool, shown_as: str | None = None) -> StoredSession:
         """A new session of a video file or frame folder (``owned``: an upload, moved into it).
         Decodes every frame once into JPEGs for the page; a bad video is an InputError naming it as
-        ``shown_as`` (default: its path), nothing kept."""
+        ``shown_as`` (default: its path; also the session's ``video``), nothing kept."""
+        video = shown_as or (os.path.relpath(source, self.videos) if self.videos and self._inside(source)
+                             else os.path.basename(source))
         try:
-            return self._create(source, name, owned)
+            return self._create(source, name, owned, video)
         except InputError as exc:
             if shown_as is None:
                 raise
@@ -259,10 +258,11 @@ class Workspace:
             raise InputError(f"{shown}: {frames} frames are more than the studio takes ({self.max_frames} a video, "
                              "--max_frames): cut the video")
 
-    def _create(self, source: str, name: str, owned: bool) -> StoredSession:
+    def _create(self, source: str, name: str, owned: bool, video: str) -> StoredSession:
         session_id = secrets.token_hex(6)
-        root = os.path.join(self.sessions_dir, session_id)
+        root = self.layout.session(session_id).root
         with publishing(root, folder=True) as staging:
+            folder = SessionFolder(staging)
             if os.path.isdir(source):
                 paths = list_frames(source)
                 self._check_limits(1, 1, len(paths), source)
@@ -277,17 +277,17 @@ class Workspace:
                     source = os.path.join(root, os.path.basename(moved))
                     info.path = moved
                 frames = FrameSource(name, video=info)
-            for kind in ("frames", "thumbs", "masks", "results", "exports", "jobs"):
-                os.makedirs(os.path.join(staging, kind))
+            for kind in SESSION_FOLDERS:
+                os.makedirs(folder.folder(kind))
             size = None
             for index, rgb in frames.read():
                 img = Image.fromarray(rgb)
-                img.save(os.path.join(staging, "frames", f"{index:05d}.jpg"), quality=92)
+                img.save(folder.frame(index), quality=92)
                 img.resize((max(1, round(rgb.shape[1] * THUMB_HEIGHT / rgb.shape[0])), THUMB_HEIGHT)).save(
-                    os.path.join(staging, "thumbs", f"{index:05d}.jpg"), quality=80)
+                    folder.thumb(index), quality=80)
                 size = rgb.shape[:2]
-            meta = {"id": session_id, "name": name, "frames": len(frames), "height": int(size[0]), "width": int(size[1]),
-                    "fps": frames.fps, "times": frames.times, "source": source, "created": time.time()}
-            with open(os.path.join(staging, "meta.json"), "w") as f:
-                json.dump(meta, f)
+            meta = SessionMeta(session_id, name, len(frames), int(size[1]), int(size[0]), frames.fps, source, time.time(),
+                               frames.times, {"video": video})
+            with open(folder.meta_path, "w") as f:
+                json.dump(meta.to_json(), f)
         return self.session(session_id)

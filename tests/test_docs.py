@@ -165,6 +165,11 @@ def test_checker_finds_broken_links_and_missing_scripts(tmp_path):
     assert [c for c in sorted(found) if missing(c, tmp_path)] == [("module", "pkg.tool"), ("script", "other.py")]
 
 
+def test_readme_stays_short():
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").count("\n")
+    assert lines <= 250, f"README.md has {lines} lines: move the depth into docs/ (at most 250)"
+
+
 def test_every_link_and_anchor_resolves():
     assert broken_links(documents()) == []
 

@@ -16,6 +16,7 @@ from dataset.palette_io import read_label_png
 from dataset.synthetic import make_video
 from dataset.video_io import codec_name
 from inference_core import SimVOSPredictor
+from inference_core.memory import DEFAULT_MAX_KEYFRAMES
 from model import build_model
 from tests.conftest import ROOT, tiny_config
 from tests.test_own_videos import write_h264
@@ -83,7 +84,7 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     sid = session["id"]
     frame0 = np.asarray(Image.open(io.BytesIO(client.get(f"/api/sessions/{sid}/frames/00000.jpg", headers=AUTH).content)))
     assert frame0.shape == (48, 64, 3) and np.abs(frame0.astype(int) - frames[0]).mean() < 10
-    assert client.get(f"/api/sessions/{sid}/masks/00003.png", headers=AUTH).status_code == 404
+    assert client.get(f"/api/sessions/{sid}/masks/00003.png", headers=AUTH).status_code == 204  # no mask yet
     first = np.where(labels[0] > 0, labels[0], 0)
     assert client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(first), headers=AUTH).json()["objects"] == [1, 2]
     job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0, "direction": "forward"}, headers=AUTH).json()
@@ -92,7 +93,7 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     # The studio's masks equal a session of the video file propagated directly, with the same policy.
     def mask(i):
         return np.asarray(Image.open(io.BytesIO(client.get(f"/api/sessions/{sid}/masks/{i:05d}.png", headers=AUTH).content)))
-    direct = predictor.open(str(path), memory="keyframes", max_keyframes=8)
+    direct = predictor.open(str(path), memory="keyframes", max_keyframes=DEFAULT_MAX_KEYFRAMES)
     direct.add_mask(0, first)
     expected = {r.index: r.labels() for r in direct.propagate(0, "forward")}
     for i in range(1, 12):
@@ -168,7 +169,7 @@ def test_a_correction_segments_only_the_new_frames_live_or_rebuilt(tmp_path, cli
     _finish(restarted.submit(session, 6, "forward", "next"))
     assert len(calls) == 1
     # The results equal a session propagated directly with the same annotations.
-    direct = predictor.open(str(path), memory="keyframes", max_keyframes=8)
+    direct = predictor.open(str(path), memory="keyframes", max_keyframes=DEFAULT_MAX_KEYFRAMES)
     for t in (0, 4, 6, 8):
         direct.add_mask(t, one[t])
     expected = next(r for r in direct.propagate(6, "forward", 7) if r.index == 7).labels()
@@ -259,6 +260,12 @@ def test_no_path_outside_the_workspace_and_videos_is_reached(tmp_path, predictor
         assert client.get(f"/api/sessions/{sid}/masks/{name}", headers=AUTH).status_code == 404, name
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_a_port_in_use_is_one_line_and_no_url(tmp_path):
     import subprocess
@@ -288,22 +295,22 @@ def test_links_out_of_the_videos_folder_are_not_listed(tmp_path, predictor, clip
     assert client.get("/api/info", headers=AUTH).json()["videos"] == ["mine.mp4"]
 
 
-def _blocking_runner(predictor):
-    """A runner whose first job waits for ``release`` before it computes (to hold a queue)."""
-    runner = JobRunner(predictor)
-    release, real = threading.Event(), runner._run
+def _blocking_runner(predictor, monkeypatch):
+    """A runner whose jobs wait for ``release`` before they compute (to hold a queue)."""
+    from studio.jobs import PropagationJob
+    release, real = threading.Event(), PropagationJob.run
 
-    def run(job):
+    def run(job, runner):
         release.wait(60)
-        return real(job)
-    runner._run = run
-    return runner, release
+        return real(job, runner)
+    monkeypatch.setattr(PropagationJob, "run", run)
+    return JobRunner(predictor), release
 
 
-def test_a_queued_job_says_where_it_is_and_edits_under_a_job_are_refused(tmp_path, predictor, clip):
+def test_a_queued_job_says_where_it_is_and_edits_under_a_job_are_refused(tmp_path, predictor, clip, monkeypatch):
     path, _, labels = clip
     workspace = Workspace(str(tmp_path / "ws"))
-    runner, release = _blocking_runner(predictor)
+    runner, release = _blocking_runner(predictor, monkeypatch)
     client = TestClient(create_app(workspace, runner, TOKEN, {"demo_model": True, "published": False}))
     a, b = (upload(client, path).json()["id"] for _ in range(2))
     for sid in (a, b):
@@ -335,7 +342,7 @@ def test_a_job_interrupted_by_a_restart_is_reported_with_the_frames_kept(tmp_pat
     job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
     assert wait(client, job)["state"] == "done"
     # As a kill -9 after 4 frames leaves it: the record says running, 4 results are newer than its start.
-    record_path = tmp_path / "ws" / "sessions" / sid / "jobs" / f"{job}.json"
+    record_path = tmp_path / "ws" / "jobs" / f"{job}.json"
     record = json.loads(record_path.read_text())
     record.update(state="running", done=4)
     record_path.write_text(json.dumps(record))
@@ -349,7 +356,7 @@ def test_a_job_interrupted_by_a_restart_is_reported_with_the_frames_kept(tmp_pat
 
 def test_concurrent_exports_are_each_complete(tmp_path, predictor, clip):
     from concurrent.futures import ThreadPoolExecutor
-    from studio.app import _export
+    from studio.exports import export
     path, _, labels = clip
     client = make_client(tmp_path / "ws", predictor)
     sid = upload(client, path).json()["id"]
@@ -357,7 +364,7 @@ def test_concurrent_exports_are_each_complete(tmp_path, predictor, clip):
     session = Workspace(str(tmp_path / "ws")).session(sid)
 
     def one(kind):
-        handle, _ = _export(session, kind)
+        handle, _ = export(session, kind)
         with handle:
             return kind, handle.read()
     with ThreadPoolExecutor(6) as pool:
@@ -482,7 +489,13 @@ def test_grabcut_strokes_refine_the_current_mask(tmp_path, predictor, clip):
     assert not got[:4].any() and not got[:, :4].any()                # outside the box: background
 
 
+def _trainer_writes_events() -> bool:
+    sources = [os.path.join(ROOT, "train_simvos.py"), os.path.join(ROOT, "training", "cli.py")]
+    return any('"--events"' in open(f).read() for f in sources)
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not _trainer_writes_events(), reason="train_simvos.py has no --events yet (util/run_events.py stream)")
 def test_finetune_from_the_studio_and_switch_the_model(tmp_path, clip):
     """Two annotated sessions, POST /api/finetune: a train_simvos.py --finetune process as a job
     with progress and the validation J&F; the model appears in /api/models and, once chosen,
@@ -519,10 +532,357 @@ def test_finetune_from_the_studio_and_switch_the_model(tmp_path, clip):
     assert client.get("/api/models", headers=AUTH).json()["models"][1]["current"]
     job = client.post(f"/api/sessions/{sids[0]}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
     assert wait(client, job)["state"] == "done"
-    direct = SimVOSPredictor.from_checkpoint(models[1]["path"], device="cpu").open(str(path), memory="keyframes", max_keyframes=8)
+    direct = SimVOSPredictor.from_checkpoint(models[1]["path"], device="cpu").open(str(path), memory="keyframes", max_keyframes=DEFAULT_MAX_KEYFRAMES)
     for t in (0, 5, 10):
         direct.add_mask(t, labels[t])
     expected = {r.index: r.labels() for r in direct.propagate(0, "forward")}
     got = np.asarray(Image.open(io.BytesIO(client.get(f"/api/sessions/{sids[0]}/masks/00003.png", headers=AUTH).content)))
     np.testing.assert_array_equal(got, expected[3])
     assert sorted(os.listdir(tmp_path)) == ["start.json", "start.pth", "ws"]
+
+
+# ---------------------------------------------------------------------- jobs, models, the typed API (issue 35)
+FAKE_TRAINER = r'''
+"""Speaks the trainer's side of util/run_events.py as train_simvos.py --finetune does, at a pace a test
+sets: FAKE_ITERATIONS iterations of FAKE_SECONDS each; SIGTERM stops it (finished, "stopped")."""
+import argparse, os, shutil, signal, sys, time
+sys.path.insert(0, os.environ["REPOSITORY"])
+from util.run_events import EventWriter, Finished, Planned, Progress, Validation
+p = argparse.ArgumentParser()
+for flag in ("--id", "--save_dir", "--events", "--load_network", "--minutes"):
+    p.add_argument(flag)
+args, _ = p.parse_known_args()
+events = EventWriter(args.events)
+iteration = 0
+def stop(*_):
+    events.emit(Finished(iteration, "stopped"))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+total = int(os.environ.get("FAKE_ITERATIONS", "2"))
+events.emit(Planned(total, 0.1))
+events.emit(Validation(0, 10.0, True))
+for iteration in range(1, total + 1):
+    time.sleep(float(os.environ.get("FAKE_SECONDS", "0")))
+    events.emit(Progress(iteration, total, 0.5))
+folder = os.path.join(args.save_dir, args.id)
+os.makedirs(folder, exist_ok=True)
+shutil.copy(args.load_network, os.path.join(folder, "finetuned.pth"))
+shutil.copy(os.path.splitext(args.load_network)[0] + ".json", os.path.join(folder, "finetuned.json"))
+events.emit(Validation(total, 20.0, True))
+events.emit(Finished(total, "done", os.path.join(folder, "finetuned.pth"), 20.0))
+'''
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    """(checkpoint with its sidecar, its config): vit_tiny as our training writes it."""
+    from model import config_from_flags
+    from model.variants import write_sidecar
+    folder = tmp_path_factory.mktemp("tiny_checkpoint")
+    torch.manual_seed(0)
+    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
+    path = str(folder / "start.pth")
+    torch.save(build_model(config).state_dict(), path)
+    write_sidecar(path, config)
+    return path, config
+
+
+@pytest.fixture
+def fake_trainer(tmp_path, monkeypatch):
+    script = tmp_path / "fake_trainer.py"
+    script.write_text(FAKE_TRAINER)
+    monkeypatch.setenv("REPOSITORY", ROOT)
+    return (__import__("sys").executable, str(script))
+
+
+def annotated_sessions(workspace, path, labels, count=2):
+    sessions = []
+    for _ in range(count):
+        session = workspace.create(str(path), "clip", owned=False)
+        for t in (0, 5, 10):
+            save_png_atomic(session.path("masks", t), labels[t])
+        sessions.append(session.id)
+    return sessions
+
+
+def finetune_client(tmp_path, tiny_checkpoint, trainer=None):
+    """(client, workspace) of a studio that fine-tunes with ``trainer`` (default: train_simvos.py)."""
+    from inference_core import build_predictor
+    checkpoint, config = tiny_checkpoint
+    workspace = Workspace(str(tmp_path / "ws"))
+    runner = JobRunner(build_predictor(checkpoint, config, "cpu"), checkpoint=checkpoint)
+    app = create_app(workspace, runner, TOKEN, {"demo_model": False}, **({"trainer": trainer} if trainer else {}))
+    return TestClient(app), workspace
+
+
+def wait_for(check, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_finetune_jobs_follow_the_event_stream_lock_their_sessions_and_queue_at_most_two(
+        tmp_path, tiny_checkpoint, fake_trainer, clip, monkeypatch):
+    path, _, labels = clip
+    monkeypatch.setenv("FAKE_SECONDS", "0.3")
+    monkeypatch.setenv("FAKE_ITERATIONS", "4")
+    client, workspace = finetune_client(tmp_path, tiny_checkpoint, fake_trainer)
+    sids = annotated_sessions(workspace, path, labels)
+    plan = client.post("/api/finetune/plan", json={"sessions": sids, "minutes": 1}, headers=AUTH).json()
+    assert plan["held_out"] == [max(sids)] and plan["trains_on"] == [min(sids)]
+    first = client.post("/api/finetune", json={"sessions": sids, "minutes": 1}, headers=AUTH).json()
+    assert first["held_out"] == [max(sids)]
+    second = client.post("/api/finetune", json={"sessions": sids[:1], "minutes": 1}, headers=AUTH).json()
+    third = client.post("/api/finetune", json={"sessions": sids[:1], "minutes": 1}, headers=AUTH)
+    assert third.status_code == 429 and "at most 2" in third.json()["error"]
+    for minutes in (0, 10**6, "ten"):
+        assert client.post("/api/finetune", json={"sessions": sids, "minutes": minutes}, headers=AUTH).status_code == 400
+    # An edit of a session a queued or running fine-tune reads: 409 naming the job.
+    refused = client.put(f"/api/sessions/{sids[1]}/masks/00003.png", content=png(labels[3]), headers=AUTH)
+    assert refused.status_code == 409 and first["job"] in refused.json()["error"]
+    assert client.delete(f"/api/sessions/{sids[0]}/masks/00005.png", headers=AUTH).status_code == 409
+    assert client.delete(f"/api/models/{first['model']}", headers=AUTH).status_code == 409
+    running = wait_for(lambda: (s := client.get(f"/api/jobs/{first['job']}", headers=AUTH).json())["done"] >= 1 and s)
+    assert running["state"] == "running" and running["total"] == 4 and running["val_jf_before"] == 10.0
+    assert client.delete(f"/api/jobs/{second['job']}", headers=AUTH).json()["state"] == "cancelled"
+    state = wait(client, first["job"])
+    assert state["state"] == "done" and state["done"] == 4 and state["val_jf"] == 20.0, state
+    models = {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}
+    assert models[first["model"]]["usable"] and models[first["model"]]["size_bytes"] > 0
+    assert client.put(f"/api/sessions/{sids[1]}/masks/00003.png", content=png(labels[3]), headers=AUTH).status_code == 200
+    # A cancelled run is listed as such, not offered, and can be deleted.
+    monkeypatch.setenv("FAKE_SECONDS", "5")
+    cancelled = client.post("/api/finetune", json={"sessions": sids, "minutes": 1}, headers=AUTH).json()
+    wait_for(lambda: client.get(f"/api/jobs/{cancelled['job']}", headers=AUTH).json()["state"] == "running")
+    client.delete(f"/api/jobs/{cancelled['job']}", headers=AUTH)
+    assert wait(client, cancelled["job"])["state"] == "cancelled"
+    listed = {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}[cancelled["model"]]
+    assert listed["state"] == "cancelled" and not listed["usable"] and listed["path"] is None
+    refused = client.post("/api/model", json={"name": cancelled["model"]}, headers=AUTH)
+    assert refused.status_code == 409 and "cancelled" in refused.json()["error"]
+    assert client.delete(f"/api/models/{cancelled['model']}", headers=AUTH).status_code == 200
+    assert not (tmp_path / "ws" / "models" / cancelled["model"]).exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _trainer_writes_events(), reason="train_simvos.py has no --events yet (util/run_events.py stream)")
+def test_a_trainer_data_error_reaches_the_job_naming_the_file(tmp_path, tiny_checkpoint, clip):
+    """A mask file broken behind the studio's back: train_simvos.py's failed event names it, and the
+    job's error is that line."""
+    path, _, labels = clip
+    client, workspace = finetune_client(tmp_path, tiny_checkpoint)
+    sids = annotated_sessions(workspace, path, labels, 1)
+    broken = workspace.session(sids[0]).path("masks", 5)
+    with open(broken, "wb") as f:
+        f.write(b"\x89PNG broken")
+    job = client.post("/api/finetune", json={"sessions": sids, "minutes": 1}, headers=AUTH).json()
+    state = wait(client, job["job"], timeout=120)
+    assert state["state"] == "failed" and broken in state["error"] and "\n" not in state["error"], state
+    assert not {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}[job["model"]]["usable"]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return "\nState:\tZ" in f.read()     # a zombie waiting for a reaper has ended
+    except FileNotFoundError:
+        return True
+
+
+def _processes_naming(text: str) -> list[int]:
+    """Live (not zombie) processes whose command line contains ``text``: the trainer and its loader workers."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if text.encode() in f.read() and not _gone(int(pid)):
+                    found.append(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _trainer_writes_events(), reason="train_simvos.py has no --events yet (util/run_events.py stream)")
+def test_a_studio_killed_during_a_finetune_leaves_no_trainer_and_no_model(tmp_path, tiny_checkpoint, clip):
+    """kill -9 of a real studio process while its fine-tune (train_simvos.py) runs: the trainer and its
+    loader worker end with it (parent-death signal), and the studio started again reports the job
+    interrupted and offers no model."""
+    import signal
+    import subprocess
+    import sys
+    import httpx
+    path, _, labels = clip
+    checkpoint, _ = tiny_checkpoint
+    sids = annotated_sessions(Workspace(str(tmp_path / "ws")), path, labels)
+    port = _free_port()
+    server = f"""
+import uvicorn
+from inference_core import SimVOSPredictor
+from studio.app import create_app
+from studio.jobs import JobRunner
+from studio.store import Workspace
+predictor = SimVOSPredictor.from_checkpoint({checkpoint!r}, device="cpu")
+app = create_app(Workspace({str(tmp_path / 'ws')!r}), JobRunner(predictor, checkpoint={checkpoint!r}), {TOKEN!r}, {{}})
+uvicorn.run(app, host="127.0.0.1", port={port}, log_level="warning")
+"""
+    studio = subprocess.Popen([sys.executable, "-c", server], cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _reachable(base), timeout=90)
+        job = httpx.post(f"{base}/api/finetune", json={"sessions": sids, "minutes": 1}, headers=AUTH).json()
+        # Killed once the trainer has run an iteration (its progress came through the event stream).
+        wait_for(lambda: httpx.get(f"{base}/api/jobs/{job['job']}", headers=AUTH).json()["done"] >= 1, timeout=120)
+        assert _processes_naming(job["model"])
+        studio.send_signal(signal.SIGKILL)
+        studio.wait(10)
+        wait_for(lambda: not _processes_naming(job["model"]), timeout=10)
+    finally:
+        studio.kill()
+    client = make_client(tmp_path / "ws", SimVOSPredictor.from_checkpoint(checkpoint, device="cpu"))
+    state = client.get(f"/api/jobs/{job['job']}", headers=AUTH).json()
+    assert state["state"] == "interrupted" and "restart" in state["error"]
+    listed = {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}
+    assert listed[job["model"]]["state"] == "interrupted" and not listed[job["model"]]["usable"]
+    assert client.post("/api/model", json={"name": job["model"]}, headers=AUTH).status_code == 409
+
+
+def _reachable(base: str) -> bool:
+    import httpx
+    try:
+        return httpx.get(f"{base}/api/info", headers=AUTH, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_switching_models_and_back_gives_the_first_masks_again(tmp_path, clip):
+    """The start model is kept with the config the command line gave (token learner on, no sidecar to
+    recover it from): propagate, switch to another model, switch back, the same masks bit for bit."""
+    from inference_core import build_predictor
+    from model import config_from_flags
+    from model.variants import write_sidecar
+    path, _, labels = clip
+    torch.manual_seed(1)
+    start_config = config_from_flags("vit_tiny", layer_index=2, use_token_learner=True, num_bases_foreground=6,
+                                     num_bases_background=5, train_img_size=64)
+    start = str(tmp_path / "published_like.pth")          # no sidecar, as a published checkpoint
+    torch.save(build_model(start_config).state_dict(), start)
+    other_config = config_from_flags("vit_tiny", layer_index=0, train_img_size=64)
+    other = tmp_path / "ws" / "models" / "mine" / "finetuned.pth"
+    other.parent.mkdir(parents=True)
+    torch.save(build_model(other_config).state_dict(), other)
+    write_sidecar(str(other), other_config)
+    workspace = Workspace(str(tmp_path / "ws"))
+    runner = JobRunner(build_predictor(start, start_config, "cpu", size=-1), checkpoint=start)
+    client = TestClient(create_app(workspace, runner, TOKEN, {}))
+    sid = upload(client, path).json()["id"]
+    client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+
+    def masks():
+        job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
+        assert wait(client, job)["state"] == "done"
+        return [workspace.session(sid).label_map(i) for i in range(12)]
+    first = masks()
+    chosen = client.post("/api/model", json={"name": "mine"}, headers=AUTH).json()
+    assert chosen["model"] == "mine" and client.get("/api/info", headers=AUTH).json()["model"] == "mine"
+    masks()
+    back = client.post("/api/model", json={"name": "start"}, headers=AUTH)
+    assert back.status_code == 200, back.text
+    for got, expected in zip(masks(), first):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_broken_model_folders_are_a_4xx_naming_the_file(tmp_path, tiny_checkpoint, predictor):
+    import json
+    import shutil
+    checkpoint, _ = tiny_checkpoint
+    models = tmp_path / "ws" / "models"
+    for name in ("nosidecar", "textlink", "badflag"):
+        (models / name).mkdir(parents=True)
+        shutil.copy(checkpoint, models / name / "finetuned.pth")
+        shutil.copy(checkpoint[:-4] + ".json", models / name / "finetuned.json")
+    os.remove(models / "nosidecar" / "finetuned.json")
+    (tmp_path / "notes.txt").write_text("not weights")
+    os.remove(models / "textlink" / "finetuned.pth")
+    os.symlink(tmp_path / "notes.txt", models / "textlink" / "finetuned.pth")
+    sidecar = json.loads((models / "badflag" / "finetuned.json").read_text())
+    sidecar["model"]["layer_index"] = "x"
+    (models / "badflag" / "finetuned.json").write_text(json.dumps(sidecar))
+    client = make_client(tmp_path / "ws", predictor)
+    for name, words in (("nosidecar", "finetuned.json: missing"), ("textlink", "finetuned.pth"),
+                        ("badflag", "'layer_index' must be int")):
+        response = client.post("/api/model", json={"name": name}, headers=AUTH)
+        assert 400 <= response.status_code < 500 and response.headers["content-type"] == "application/json", response.text
+        assert words in response.json()["error"] and name in response.json()["error"], response.json()
+
+
+def test_an_mp4_export_of_a_frame_folder_with_its_own_names(tmp_path, predictor, clip):
+    _, frames, labels = clip
+    videos = tmp_path / "videos" / "shots"
+    videos.mkdir(parents=True)
+    for i, rgb in enumerate(frames):
+        Image.fromarray(rgb).save(videos / f"frame_{i + 1:04d}.jpg")
+    client = make_client(tmp_path / "ws", predictor, videos=str(tmp_path / "videos"))
+    session = client.post("/api/sessions", json={"video": "shots"}, headers=AUTH).json()
+    assert session["video"] == "shots" and session["frames"] == 12
+    client.put(f"/api/sessions/{session['id']}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    mp4 = client.get(f"/api/sessions/{session['id']}/export?format=mp4", headers=AUTH)
+    assert mp4.status_code == 200, mp4.text
+    (tmp_path / "o.mp4").write_bytes(mp4.content)
+    assert codec_name(str(tmp_path / "o.mp4")) == "h264"
+    # The source gone: the export says so (not "the workspace cannot be used").
+    for f in videos.iterdir():
+        f.unlink()
+    videos.rmdir()
+    missing = client.get(f"/api/sessions/{session['id']}/export?format=mp4", headers=AUTH)
+    assert missing.status_code == 410 and "is missing" in missing.json()["error"]
+    assert "workspace" not in missing.json()["error"]
+
+
+def test_a_session_deleted_under_a_job_fails_it_and_leaves_no_record(tmp_path, predictor, clip, monkeypatch):
+    import shutil
+    path, _, labels = clip
+    workspace = Workspace(str(tmp_path / "ws"))
+    runner, release = _blocking_runner(predictor, monkeypatch)
+    client = TestClient(create_app(workspace, runner, TOKEN, {}))
+    sid = upload(client, path).json()["id"]
+    client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels[0]), headers=AUTH)
+    job = client.post(f"/api/sessions/{sid}/propagate", json={"frame": 0}, headers=AUTH).json()["job"]
+    shutil.rmtree(workspace.session(sid).root)
+    release.set()
+    state = wait(client, job)
+    assert state["state"] == "failed" and "was deleted" in state["error"]
+    assert not (tmp_path / "ws" / "jobs" / f"{job}.json").exists() and os.listdir(tmp_path / "ws" / "sessions") == []
+
+
+def test_object_ids_are_bounded(tmp_path, predictor, clip):
+    path, _, _ = clip
+    client = make_client(tmp_path / "ws", predictor)
+    sid = upload(client, path).json()["id"]
+    labels = np.zeros((48, 64), np.uint8)
+    labels[:4, :4], labels[10:14, 10:14] = 65, 1
+    refused = client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels), headers=AUTH)
+    assert refused.status_code == 400 and "object id 65" in refused.json()["error"]
+
+
+def test_the_openapi_schema_is_behind_the_token_and_types_every_body(tmp_path, predictor):
+    client = make_client(tmp_path / "ws", predictor)
+    assert client.get("/openapi.json").status_code == 401
+    schema = client.get("/openapi.json", headers=AUTH).json()
+    with_body = [(path, method, operation) for path, item in schema["paths"].items()
+                 for method, operation in item.items() if method in ("post", "put", "patch")]
+    assert len(with_body) >= 7
+    for path, method, operation in with_body:
+        content = operation.get("requestBody", {}).get("content", {})
+        assert content and all(c.get("schema") for c in content.values()), (method, path)
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if path.startswith("/api/"):
+                assert "200" in operation["responses"], (method, path)
+    info = client.get("/api/info", headers=AUTH).json()
+    assert info["max_objects"] == 64 and info["directions"] == ["forward", "backward", "both_ways"]
+    assert set(info["finished_job_states"]) < set(info["job_states"]) and info["finetune"]["max_queued"] == 2

@@ -368,3 +368,35 @@ def test_a_page_of_another_port_never_gets_the_token(tmp_path, predictor, browse
     assert seen["cookie"] == "" and seen["stored"] is None and seen["answer"] != 200, seen
     assert reached == [("/api/sessions", None, None, 401)]
     assert page.context.cookies() == []
+
+
+def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, predictor, clip, browser_page):
+    """The first event stream of a propagation breaks before its first message (as when the network
+    or the studio drops it): the page says it lost contact, reads the stream again and shows the end."""
+    path, _, labels = clip
+    workspace = Workspace(str(tmp_path / "ws"))
+    session = workspace.create(str(path), "clip", owned=False)
+    streams = []
+
+    async def dropping_the_first_stream(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/events"):
+            streams.append(scope["path"])
+            if len(streams) == 1:
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+                await send({"type": "http.response.body", "body": b"", "more_body": True})
+                raise ConnectionResetError("the test drops this stream")
+        await app(scope, receive, send)
+    app = create_app(workspace, JobRunner(predictor), TOKEN, INFO)
+    page = browser_page
+    with serving(dropping_the_first_stream) as base:
+        page.goto(f"{base}/?token={TOKEN}#session={session.id}")
+        _frame_is(page, "frame 0")
+        page.evaluate("""() => { window.said = [];
+            new MutationObserver(() => window.said.push(document.querySelector('#message').textContent))
+              .observe(document.querySelector('#message'), {childList: true, characterData: true, subtree: true}); }""")
+        _drag(page, "brush", (20, 20), (30, 24))
+        page.click("#propagate")
+        _message_has(page, "propagation done", timeout=60)
+        said = page.evaluate("window.said")
+    assert len(streams) >= 2 and any("lost contact" in s for s in said), (streams, said)
+    assert len(os.listdir(tmp_path / "ws" / "sessions" / session.id / "results")) == 11
