@@ -81,7 +81,8 @@ def uninterrupted(davis_root, tmp_path_factory):
     proc = run(torchrun(*argv(davis_root, save, "--num_workers", "0")))
     assert proc.returncode == 0, proc.stderr[-3000:]
     sums = checksums(proc.stdout)
-    assert set(sums) == {"0", "1"} and sums["0"] == sums["1"]
+    assert set(sums) == {"0", "1"} and sums["0"] == sums["1"]                  # DDP keeps the ranks identical
+    assert "world size 2, batch 2 per process = 4 global" in proc.stdout
     return save, sums["0"]
 
 
