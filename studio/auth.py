@@ -21,12 +21,12 @@ import secrets
 import stat
 from typing import NamedTuple
 
+from dataset.workspace import WorkspaceLayout
 from util.errors import InputError
 from util.publish import publishing
 
 ENVIRONMENT = "SIMVOS_STUDIO_TOKEN"
 MIN_LENGTH = 16
-TOKEN_FILE = "token"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; object-src 'none'; "
                                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
@@ -49,7 +49,7 @@ def resolve_token(given: str | None, workspace_root: str) -> Token:
         return Token(_checked(given, "--token"), "--token", None)
     if os.environ.get(ENVIRONMENT):
         return Token(_checked(os.environ[ENVIRONMENT], f"${ENVIRONMENT}"), f"${ENVIRONMENT}", None)
-    path = os.path.join(workspace_root, TOKEN_FILE)
+    path = WorkspaceLayout.at(workspace_root).token_path
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:

@@ -400,3 +400,41 @@ def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, pre
         said = page.evaluate("window.said")
     assert len(streams) >= 2 and any("lost contact" in s for s in said), (streams, said)
     assert len(os.listdir(tmp_path / "ws" / "sessions" / session.id / "results")) == 11
+
+
+def test_the_fine_tune_panel_follows_the_workspace_and_lists_models_by_state(tmp_path, predictor, clip, browser_page):
+    """Sessions with the same name told apart (date, counts), nothing ticked until the person ticks,
+    the server's plan shown (which one is held out); models listed with state and size, a cancelled
+    run not selectable and deletable, a finished one selectable."""
+    import json
+    path, _, labels = clip
+    workspace = Workspace(str(tmp_path / "ws"))
+    sessions = [workspace.create(str(path), "dog", owned=False) for _ in range(2)]
+    for session in sessions:
+        for t in (0, 5):
+            (tmp_path / "ws" / "sessions" / session.id / "masks").mkdir(exist_ok=True)
+            Image.fromarray(labels[t].astype(np.uint8)).save(session.path("masks", t))
+    for name, state in (("run-cancelled", "cancelled"), ("run-done", "done")):
+        folder = tmp_path / "ws" / "models" / name
+        folder.mkdir(parents=True)
+        (folder / "info.json").write_text(json.dumps({"state": state, "sessions": [s.id for s in sessions]}))
+        (folder / ("finetuned.pth" if state == "done" else "partial.bin")).write_bytes(b"\0" * 3 * 2**20)
+    page = browser_page
+    page.on("dialog", lambda dialog: dialog.accept())
+    with serving(create_app(workspace, JobRunner(predictor), TOKEN, INFO)) as base:
+        page.goto(f"{base}/?token={TOKEN}#session={sessions[0].id}")
+        _frame_is(page, "frame 0")
+        _until(page, "() => document.querySelectorAll('#ft-sessions input').length === 2")
+        rows = [row.strip() for row in page.locator("#ft-sessions label").all_inner_texts()]
+        assert len(set(rows)) == 2 and all(r.startswith("dog") and "2 annotated / 12 frames" in r for r in rows), rows
+        assert page.evaluate("document.querySelectorAll('#ft-sessions input:checked').length") == 0
+        for box in page.locator("#ft-sessions input").all():
+            box.check()
+        _until(page, "() => document.querySelector('#ft-plan').textContent.includes('held out for validation')")
+        models = {row.split()[0]: row for row in page.locator("#models .model").all_inner_texts()}
+        assert "cancelled" in models["run-cancelled"] and "3.0 MB" in models["run-cancelled"], models
+        assert page.is_disabled("#models input[value=run-cancelled]") and page.is_enabled("#models input[value=run-done]")
+        page.click("#models .model:has(input[value=run-cancelled]) button")
+        _message_has(page, "model run-cancelled deleted")
+        _until(page, "() => !document.querySelector('#models input[value=run-cancelled]')")
+    assert sorted(os.listdir(tmp_path / "ws" / "models")) == ["run-done"]

@@ -25,9 +25,11 @@ export async function loadFrame(index, { keep = true } = {}) {
   const draft = state.drafts.get(frame);
   if (!draft && (s.annotated.includes(frame) || s.computed_frames.includes(frame))) {
     const res = await api.call("GET", `/api/sessions/${s.id}/masks/${pad(frame)}.png`);
-    annotated = res.headers.get("X-Annotated") === "true";
-    const px = await decodeImage(await res.blob());
-    for (let i = 0; i < labels.length; i++) labels[i] = COLOUR_TO_LABEL.get((px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]) || 0;
+    if (res.status !== 204) {  // 204: the mask went since the session was listed
+      annotated = res.headers.get("X-Annotated") === "true";
+      const px = await decodeImage(await res.blob());
+      for (let i = 0; i < labels.length; i++) labels[i] = COLOUR_TO_LABEL.get((px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]) || 0;
+    }
   }
   if (ticket !== state.loading || s !== state.session) { image.close(); return; }  // a newer request won
   if (state.image) state.image.close();

@@ -33,7 +33,7 @@ export function showProgress(job) {
   $("progress").max = Math.max(job.total, 1); $("progress").value = job.done;
   let text = `${job.done}/${job.total} frames`;
   if (job.state === "queued") {
-    text = `queued (${job.position || "?"} in line` + (job.waiting_for ? `, after a job on ${job.waiting_for.name}` : "") + ")";
+    text = `queued (${job.position || "?"} in line` + (job.waiting_for ? `, after the ${job.waiting_for.label}` : "") + ")";
   } else if (job.state === "running") {
     text += `, ${job.fps} FPS` + (job.eta_seconds == null ? "" : `, ETA ${Math.round(job.eta_seconds)} s`);
   }

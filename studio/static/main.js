@@ -13,9 +13,9 @@ import { state, $, element, guard, say } from "./state.js";
 import { addObject, bindCanvas, clearObject, undo } from "./tools.js";
 
 function showModelNote(info) {
-  if (!info.demo_model && info.published) return;
   const note = $("model-note");
-  note.hidden = false;
+  note.hidden = !info.demo_model && info.published;
+  if (note.hidden) return;
   note.textContent = (info.demo_model
     ? "This is the demo model, trained for minutes on synthetic videos: on real video it is worse than copying the first mask. "
     : `This checkpoint (${info.backbone}) is not a published SimVOS network. `) +
@@ -54,6 +54,10 @@ function bindControls() {
     if (state.dirty || state.drafts.size) { e.preventDefault(); e.returnValue = ""; }
   });
   document.addEventListener("workspace-changed", guard(refreshSessions));
+  document.addEventListener("model-changed", guard(async () => {   // the note follows the model in use
+    state.info = await api.json("GET", "/api/info");
+    showModelNote(state.info);
+  }));
 }
 
 async function main() {
