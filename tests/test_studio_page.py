@@ -351,6 +351,9 @@ def test_a_page_of_another_port_never_gets_the_token(tmp_path, predictor, browse
         await app(scope, receive, noting)
     app = make_app(tmp_path / "ws", predictor)
     with serving(recorded) as studio:
+        page.goto(f"{studio}/")                                       # no token yet: one line says what to do
+        _message_has(page, "open the URL the studio printed")
+        assert reached == []
         page.goto(f"{studio}/?token={TOKEN}")
         page.wait_for_load_state("networkidle")
         assert reached and all(auth == f"Bearer {TOKEN}".encode() for _, auth, _, _ in reached)
