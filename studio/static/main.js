@@ -19,7 +19,8 @@ function showModelNote(info) {
   note.textContent = (info.demo_model
     ? "This is the demo model, trained for minutes on synthetic videos: on real video it is worse than copying the first mask. "
     : `This checkpoint (${info.backbone}) is not a published SimVOS network. `) +
-    `For real videos start the studio with published weights (python -m studio --checkpoint test_checkpoints/simvos_bs.pth --variant simvos_bs): ${info.weights_help || ""}`;
+    "For real videos start the studio with published weights (python -m studio --checkpoint test_checkpoints/simvos_bs.pth " +
+    `--variant simvos_bs)${info.weights_help ? `: ${info.weights_help}` : "."}`;
 }
 
 function bindControls() {
