@@ -441,3 +441,59 @@ def test_the_fine_tune_panel_follows_the_workspace_and_lists_models_by_state(tmp
         _message_has(page, "model run-cancelled deleted")
         _until(page, "() => !document.querySelector('#models input[value=run-cancelled]')")
     assert sorted(os.listdir(tmp_path / "ws" / "models")) == ["run-done"]
+
+
+def test_a_fine_tune_from_the_page_survives_a_dropped_stream(tmp_path, clip, browser_page, monkeypatch):
+    """Tick two sessions, fine-tune (a stand-in trainer speaking the trainer's event stream), the
+    job's first event stream breaks: the page reads it again, says the model is ready, ticks nothing
+    again, lists the model as usable, and uses it once chosen."""
+    from inference_core import build_predictor
+    from model import config_from_flags
+    from model.variants import write_sidecar
+    from studio.store import save_png_atomic
+    from tests.test_studio import FAKE_TRAINER
+    import sys
+    path, _, labels = clip
+    torch.manual_seed(0)
+    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
+    checkpoint = str(tmp_path / "start.pth")
+    torch.save(build_model(config).state_dict(), checkpoint)
+    write_sidecar(checkpoint, config)
+    trainer = tmp_path / "trainer.py"
+    trainer.write_text(FAKE_TRAINER)
+    monkeypatch.setenv("REPOSITORY", ROOT)
+    monkeypatch.setenv("FAKE_ITERATIONS", "3")
+    monkeypatch.setenv("FAKE_SECONDS", "0.2")
+    workspace = Workspace(str(tmp_path / "ws"))
+    for name in ("cat", "dog"):
+        session = workspace.create(str(path), name, owned=False)   # the page opens the last one
+        for t in (0, 5):
+            save_png_atomic(session.path("masks", t), labels[t])
+    runner = JobRunner(build_predictor(checkpoint, config, "cpu"), checkpoint=checkpoint)
+    app = create_app(workspace, runner, TOKEN, INFO, trainer=(sys.executable, str(trainer)))
+    streams = []
+
+    async def dropping_the_first_stream(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/events"):
+            streams.append(scope["path"])
+            if len(streams) == 1:
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+                await send({"type": "http.response.body", "body": b"", "more_body": True})
+                raise ConnectionResetError("the test drops this stream")
+        await app(scope, receive, send)
+    page = browser_page
+    with serving(dropping_the_first_stream) as base:
+        page.goto(f"{base}/?token={TOKEN}#session={session.id}")
+        _until(page, "() => document.querySelectorAll('#ft-sessions input:not([disabled])').length === 2")
+        for box in page.locator("#ft-sessions input").all():
+            box.check()
+        page.click("#ft-start")
+        _message_has(page, "is ready", timeout=60)
+        assert len(streams) >= 2
+        assert page.evaluate("document.querySelectorAll('#ft-sessions input:checked').length") == 0
+        model = page.inner_text("#message").split("fine-tuned model ")[1].split()[0]
+        _until(page, f"() => !!document.querySelector('#models input[value=\"{model}\"]:not([disabled])')")
+        page.check(f"#models input[value='{model}']")
+        page.click("#use-model")
+        _message_has(page, f"the next propagations use {model}")
+    assert runner.checkpoint.startswith(str(tmp_path / "ws" / "models" / model))

@@ -118,28 +118,38 @@ export async function* events(path, signal) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Follows a job's event stream until it is in one of ``finished`` (the server's finished states),
- *  calling ``onState`` with each state. A broken stream (the studio restarting) is read again after
- *  a pause (``onDrop`` is told); a job the studio no longer knows ends as interrupted. Resolves with
- *  the last state, or null once ``signal`` is aborted. */
+ *  calling ``onState`` with each state (its errors are the caller's). A stream that breaks or ends
+ *  early (the network, the studio restarting) is read again after a pause (``onDrop`` is told); a
+ *  job the studio no longer knows ends as interrupted. Resolves with the last state, or null once
+ *  ``signal`` is aborted. */
 export async function followJob(jobId, { finished, onState, onDrop = () => {}, signal }) {
   let pause = 1000;
-  for (;;) {
-    if (signal.aborted) return null;
+  while (!signal.aborted) {
+    const stream = events(`/api/jobs/${encodeURIComponent(jobId)}/events`, signal);
     try {
-      for await (const job of events(`/api/jobs/${encodeURIComponent(jobId)}/events`, signal)) {
+      for (;;) {
+        let next;
+        try {
+          next = await stream.next();
+        } catch (err) {
+          if (signal.aborted) return null;
+          if (err.status === 404) {
+            return { state: "interrupted", done: 0, total: 0, error: "the studio restarted and has no record of this job" };
+          }
+          if (err.status === 401 || !(err instanceof ApiError || err instanceof TypeError)) throw err;
+          onDrop(err);
+          break;
+        }
+        if (next.done) break;
         pause = 1000;
-        await onState(job);
-        if (finished.includes(job.state)) return job;
+        await onState(next.value);
+        if (finished.includes(next.value.state)) return next.value;
       }
-    } catch (err) {
-      if (signal.aborted) return null;
-      if (err.status === 404) {
-        return { state: "interrupted", done: 0, total: 0, error: "the studio restarted and has no record of this job" };
-      }
-      if (err.status === 401 || !(err instanceof ApiError || err instanceof TypeError)) throw err;
-      onDrop(err);
+    } finally {
+      await stream.return();
     }
     await sleep(pause);
     pause = Math.min(2 * pause, 8000);
   }
+  return null;
 }

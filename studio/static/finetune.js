@@ -9,6 +9,7 @@ const chosen = new Set();   // ids of the sessions the person ticked (nothing ti
 let sessionNames = new Map();
 let refreshing = null;      // the refresh under way: {again, done}
 let planTicket = 0;         // the latest plan asked for: older answers are dropped
+const ended = new Set();    // fine-tune jobs seen to their end (never followed again)
 
 function size(bytes) {
   if (bytes == null) return "";
@@ -83,7 +84,7 @@ function renderModels(models) {
   $("models").replaceChildren(...rows);
   $("use-model").disabled = !models.some((m) => m.usable);
   // A run started before this page was loaded (or before a restart of the stream) is followed.
-  const running = models.find((m) => m.job && active(m));
+  const running = models.find((m) => m.job && active(m) && !ended.has(m.job));
   if (running && !state.finetune) followFinetune(running.job);
 }
 
@@ -154,6 +155,7 @@ function followFinetune(jobId) {
   guard(async () => {
     const job = await api.followJob(jobId, { finished: state.info.finished_job_states, onState, onDrop, signal: stop.signal });
     if (!job || !ours()) return;
+    ended.add(jobId);
     state.finetune = null;
     $("ft-cancel").disabled = true;
     $("ft-text").textContent = describe(job);

@@ -46,18 +46,19 @@ export function watchJob(jobId, sessionId) {
   state.job = { id: jobId, session: sessionId, stop, last: null };
   setRunning(true);
   const ours = () => state.job && state.job.id === jobId;
-  const onState = async (job) => {
+  // Each state shown; a frame that fails to load is said, and the job is followed on.
+  const onState = guard(async (job) => {
     if (!ours()) return;
     const mine = state.session && state.session.id === sessionId;
     if (mine) showProgress(job);
     if (mine && job.last_frame != null && job.last_frame !== state.job.last) {
       state.job.last = job.last_frame;
       if (!state.session.computed_frames.includes(job.last_frame)) state.session.computed_frames.push(job.last_frame);
+      markTimeline();
       if ($("follow").checked && !state.dirty) await loadFrame(job.last_frame);
       else if (job.last_frame === state.frame && !state.dirty) await loadFrame(state.frame, { keep: false });
-      markTimeline();
     }
-  };
+  });
   const onDrop = () => { if (ours()) say("lost contact with the studio (stopped or restarting?): waiting for it…", true); };
   guard(async () => {
     const job = await api.followJob(jobId, { finished: state.info.finished_job_states, onState, onDrop, signal: stop.signal });
