@@ -30,7 +30,7 @@ export function takeToken() {
   return token;
 }
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(message, status) {
     super(message);
     this.status = status;
@@ -65,6 +65,15 @@ export async function json(method, path, body) {
   return res.json();
 }
 
+let listing = null;
+
+/** GET /api/sessions, one request for the callers that ask while it is under way (the panels that
+ *  refresh on the same change). */
+export function sessions() {
+  listing ??= json("GET", "/api/sessions").finally(() => { listing = null; });
+  return listing;
+}
+
 /** An image of the API, decoded; the caller closes it when done. */
 export async function bitmap(path) {
   return createImageBitmap(await (await call("GET", path)).blob());
@@ -93,7 +102,7 @@ export async function download(path, fallback) {
 
 /** The messages of a text/event-stream (each "data:" block parsed as JSON), read with fetch(). Ends
  *  when the server closes the stream; throws when it breaks. */
-export async function* events(path, signal) {
+async function* events(path, signal) {
   const res = await call("GET", path, undefined, undefined, signal);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";

@@ -96,7 +96,7 @@ export function refreshFinetune() {
     try {
       do {
         run.again = false;
-        const [{ sessions }, { models }] = await Promise.all([api.json("GET", "/api/sessions"), api.json("GET", "/api/models")]);
+        const [{ sessions }, { models }] = await Promise.all([api.sessions(), api.json("GET", "/api/models")]);
         const labels = sessionLabels(sessions);
         sessionNames = new Map([...labels].map(([id, label]) => [id, label.distinct]));
         renderSessions(sessions, labels);

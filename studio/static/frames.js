@@ -40,11 +40,10 @@ export async function loadFrame(index, { keep = true } = {}) {
   } else {
     state.labels = labels; state.undo = []; state.grab = null; state.dirty = false;
   }
-  state.annotatedHere = annotated || s.annotated.includes(frame);
   knowObjects(state.labels);
   renderObjects();
   $("scrub").value = frame;
-  const what = state.dirty ? " (unsaved draft)" : state.annotatedHere ? " (annotated)" :
+  const what = state.dirty ? " (unsaved draft)" : annotated || s.annotated.includes(frame) ? " (annotated)" :
     s.computed_frames.includes(frame) ? " (computed)" : "";
   $("frame-label").textContent = `frame ${frame} / ${s.frames - 1}${what}`;
   $("unannotate").disabled = !s.annotated.includes(frame);
@@ -76,7 +75,7 @@ export async function saveAnnotation() {
   const body = await res.json();
   session.annotated = body.annotated;
   if (session !== state.session) return;
-  if (frame === state.frame) { state.dirty = false; state.annotatedHere = true; }
+  if (frame === state.frame) state.dirty = false;
   await loadFrame(state.frame, { keep: false });
   say(`frame ${frame} saved as an annotation (objects ${body.objects.join(", ")})`);
   await refreshSession();

@@ -29,7 +29,7 @@ export async function cancel() {
   if (state.job) await api.json("DELETE", `/api/jobs/${state.job.id}`);
 }
 
-export function showProgress(job) {
+function showProgress(job) {
   $("progress").max = Math.max(job.total, 1); $("progress").value = job.done;
   let text = `${job.done}/${job.total} frames`;
   if (job.state === "queued") {
@@ -40,7 +40,7 @@ export function showProgress(job) {
   $("progress-text").textContent = text;
 }
 
-export function watchJob(jobId, sessionId) {
+function watchJob(jobId, sessionId) {
   if (state.job) state.job.stop.abort();
   const stop = new AbortController();
   state.job = { id: jobId, session: sessionId, stop, last: null };

@@ -8,7 +8,7 @@ import { state, $, element, say, sessionLabels, workspaceChanged } from "./state
 import { buildTimeline } from "./timeline.js";
 import { renderObjects } from "./tools.js";
 
-export async function openSession(session, frame = null) {
+async function openSession(session, frame = null) {
   if (state.job && state.job.session !== session.id) $("progress-text").textContent = "";
   keepDraft();
   if (state.session && state.session.id !== session.id) {
@@ -34,7 +34,7 @@ export async function openSession(session, frame = null) {
 }
 
 export async function refreshSessions() {
-  const { sessions } = await api.json("GET", "/api/sessions");
+  const { sessions } = await api.sessions();
   const labels = sessionLabels(sessions);
   const options = sessions.map((s) => {
     const { name, facts } = labels.get(s.id);

@@ -3,7 +3,7 @@
 
 export const state = {
   info: null,         // GET /api/info: every fact the server knows (limits, states, directions, exports)
-  session: null, frame: 0, labels: null, width: 0, height: 0, annotatedHere: false,
+  session: null, frame: 0, labels: null, width: 0, height: 0,
   object: 1, objects: [1], undo: [], dirty: false, image: null, playing: null,
   polygon: [], drag: null, stroke: null,
   grab: null,         // the current GrabCut: {box, foreground: [[x, y, r]], background: [...], before: labels}
@@ -11,6 +11,7 @@ export const state = {
   job: null,          // the propagation followed: {id, session, stop (AbortController), last}
   finetune: null,     // the fine-tune followed: {id, stop}
   loading: 0,         // the latest frame request: older answers are dropped
+  timelineStep: 1,    // frames per thumbnail
 };
 
 export const $ = (id) => document.getElementById(id);

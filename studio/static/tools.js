@@ -7,7 +7,7 @@ import { markTimeline } from "./timeline.js";
 
 const UNDO_BYTES = 256 * 2 ** 20;  // the undo history of one frame keeps at most this many bytes of label maps
 
-export function tool() { return document.querySelector("input[name=tool]:checked").value; }
+function tool() { return document.querySelector("input[name=tool]:checked").value; }
 
 // ------------------------------------------------------------------ objects
 export function renderObjects() {
@@ -50,7 +50,7 @@ function snapshot() {
     box: g.box && g.box.slice(), foreground: g.foreground.slice(), background: g.background.slice(), before: g.before } };
 }
 
-export function remember() {
+function remember() {
   state.undo.push(snapshot());
   const keep = Math.max(2, Math.min(40, Math.floor(UNDO_BYTES / state.labels.length)));
   while (state.undo.length > keep) state.undo.shift();
