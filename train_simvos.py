@@ -17,9 +17,11 @@ from torch.utils.data import DataLoader
 
 from evaluation.own_videos import score_videos
 from inference_core.predictor import DEFAULT_SIZE, SimVOSPredictor
-from training.cli import check_flags, parse_args as training_args
-from training.data import SeededSampler, build_datasets, collate_samples
-from training.finetune import UNBOUNDED, build_finetune_dataset, crop_size_for, fill_finetune_flags, finetune_videos
+from training.cli import parse_args as training_args
+from training.config import check_command_line, resolve_config
+from training.data import SeededSampler, collate_samples
+from training.finetune import FinetuneStrategy, FinetuneVideos, crop_size_for
+from training.strategy import PublishedStage
 from training.trainer import Trainer
 from util.cli import run_cli
 from util.device import precision_name
@@ -74,35 +76,34 @@ def main(argv=None) -> None:
 
 
 def train(args, info, events) -> None:
-    """The run of ``main`` once the processes are set up."""
-    check_flags(args)
-    validate = None
+    """The run of ``main`` once the processes are set up: the config resolved once, then trained."""
     if args.finetune:
-        fill_finetune_flags(args, info.device.type)
-        videos, val = finetune_videos(args)
-        if args.img_size is None:
-            args.img_size = crop_size_for(videos)
-        dataset, sizes = build_finetune_dataset(args, videos)
-        if val:
-            sizes["validation_videos"] = len(val)
-            validate = validation_of(val, info.device, DEFAULT_SIZE)
+        check_command_line(args)   # before the videos are read
+        videos = FinetuneVideos.find(args.finetune, args.sessions, args.val, args.val_videos)
+        config = resolve_config(args, info.device.type, crop_size_for(videos.train))
+        validate = validation_of(videos.val, info.device, DEFAULT_SIZE) if videos.val else None
+        strategy = FinetuneStrategy(config, videos, validate)
     else:
-        dataset, sizes = build_datasets(args)
-    sampler = SeededSampler(dataset, info.world_size, info.rank, args.seed)
-    batches_per_epoch = len(sampler) // args.batch_size
+        config = resolve_config(args, info.device.type)
+        strategy = PublishedStage(config)
+    dataset, sizes = strategy.dataset()
+    sampler = SeededSampler(dataset, info.world_size, info.rank, config.seed)
+    batches_per_epoch = len(sampler) // config.batch_size
     if batches_per_epoch == 0:
         raise InputError(f"{sizes['samples_per_epoch']} samples over {info.world_size} process(es) is less than "
-                         f"one batch of {args.batch_size}: lower --batch_size")
+                         f"one batch of {config.batch_size}: lower --batch_size")
+    trainer = Trainer(config, info, batches_per_epoch, strategy, events)
     # Samples do not depend on worker RNG (see training/data.py): any --num_workers gives the same batches.
-    loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
-                        collate_fn=collate_samples, drop_last=True, pin_memory=info.device.type == "cuda", persistent_workers=args.num_workers > 0)
-    trainer = Trainer(args, info, batches_per_epoch, validate, events)
+    loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
+                        collate_fn=collate_samples, drop_last=True, pin_memory=info.device.type == "cuda",
+                        persistent_workers=config.num_workers > 0)
     if info.is_main:
-        plan = (f"iterations: as many as --minutes {args.minutes:g} holds" if args.iterations >= UNBOUNDED else
-                f"iterations {args.iterations} (lr x{args.gamma} at {args.steps})")
-        print(f"world size {info.world_size}, batch {args.batch_size} per process = {args.batch_size * info.world_size} "
-              f"global, lr {args.lr}" + (f" (warm-up {args.warmup})" if args.warmup else "") + f", {plan}, "
-              f"image {args.img_size}, {info.device.type} {precision_name(info.device, not args.no_amp)}; data: "
+        lr = config.lr
+        plan = (f"iterations: as many as --minutes {config.finetune.minutes:g} holds" if trainer.plan is None else
+                f"iterations {trainer.plan.iterations} (lr x{lr.gamma} at {list(trainer.plan.lr.steps)})")
+        print(f"world size {info.world_size}, batch {config.batch_size} per process = {config.batch_size * info.world_size} "
+              f"global, lr {lr.base}" + (f" (warm-up {lr.warmup})" if lr.warmup else "") + f", {plan}, "
+              f"image {config.img_size}, {info.device.type} {precision_name(info.device, config.amp)}; data: "
               + ", ".join(f"{k} {v}" for k, v in sizes.items()) + f"; {trainer.resumed}", flush=True)
     trainer.train(loader, sampler)
     # One write of one short line, after everything buffered before it: the ranks share one pipe,

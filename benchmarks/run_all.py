@@ -183,12 +183,13 @@ def bench_memory() -> dict:
 def bench_training(preset, img_size, batch, iters, device, amp: bool = False) -> dict:
     """Steps of the project's own Trainer (forward, loss, backward, optimiser) on random pairs."""
     from training.cli import parse_args
+    from training.config import resolve_config
     from training.trainer import Trainer
     from util.distributed import DistInfo
     args = parse_args(["--backbone_type", preset, "--layer_index", "0", "--use_token_learner", "False",
                        "--pretrained", "none", "--img_size", str(img_size), "--batch_size", str(batch),
                        "--save_dir", tempfile.mkdtemp(), "--no_amp", str(not amp)])
-    trainer = Trainer(args, DistInfo(0, 1, 0, device), batches_per_epoch=1)
+    trainer = Trainer(resolve_config(args, device.type), DistInfo(0, 1, 0, device), batches_per_epoch=1)
     torch.manual_seed(0)
     pair = {"frames": torch.randn(batch, 2, 3, img_size, img_size),
             "masks": (torch.rand(batch, 2, 2, img_size, img_size) > 0.5).float(),

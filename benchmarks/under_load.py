@@ -47,26 +47,26 @@ def measure_training(iterations: int, warmup: int, max_seconds: float) -> Measur
 
     from demo.run_demo import training_flags
     from training.cli import parse_args
+    from training.config import resolve_config
     from training.data import SeededSampler, build_datasets
-    from training.schedule import bootstrap_fraction
     from training.stages import DEFAULT_SEED
     from training.trainer import Trainer
     from util.distributed import init_distributed
 
     with tempfile.TemporaryDirectory() as tmp:
-        args = parse_args(training_flags(warmup + iterations, workers=1, seed=DEFAULT_SEED)
-                          + ["--save_dir", tmp, "--log_dir", tmp, "--device", "cpu"])
+        config = resolve_config(parse_args(training_flags(warmup + iterations, workers=1, seed=DEFAULT_SEED)
+                                           + ["--save_dir", tmp, "--log_dir", tmp, "--device", "cpu"]), "cpu")
         info = init_distributed(None, "cpu")
-        dataset, _ = build_datasets(args)
-        sampler = SeededSampler(dataset, 1, 0, args.seed)
-        loader = DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.num_workers,
+        dataset, _ = build_datasets(config.data, config.img_size)
+        sampler = SeededSampler(dataset, 1, 0, config.seed)
+        loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers,
                             drop_last=True, persistent_workers=True)
-        trainer = Trainer(args, info, len(sampler) // args.batch_size)
+        trainer = Trainer(config, info, len(sampler) // config.batch_size)
         done, start = 0, None
         for batch in loader:
             if done == warmup:
                 start = time.perf_counter()
-            out = trainer.step(batch, bootstrap_fraction(done, args.start_warm, args.end_warm, args.top_p))
+            out = trainer.step(batch, config.bootstrap.fraction(done) if config.bootstrap else 1.0)
             trainer.optimizer.zero_grad(set_to_none=True)
             trainer.optimise(out["loss"])
             done += 1

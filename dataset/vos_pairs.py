@@ -54,7 +54,7 @@ def scan_videos(image_root: str, mask_root: str, names: list[str] | None = None,
     return videos
 
 
-@dataclass
+@dataclass(frozen=True)
 class VOSFolder:
     """A training source of ``--vos_datasets NAME:DIR:WEIGHT[:MAX_JUMP]``: a VOS-layout folder
     (``DIR/JPEGImages/<video>/``, ``DIR/Annotations/<video>/<stem>.png``), its pairs repeated

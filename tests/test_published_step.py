@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from training.cli import parse_args
+from training.config import resolve_config
 from training.published_step import published_forward, published_optimizer, published_step
 from training.trainer import Trainer
 from util.distributed import DistInfo
@@ -20,7 +21,7 @@ def _trainer(tmp_path, bs: bool, device: str = "cpu") -> Trainer:
                     "--num_bases_background", "5"] if bs else ["--layer_index", "0", "--use_token_learner", "False"])
     args = parse_args(["--backbone_type", "vit_tiny", *model_flags, "--pretrained", "none", "--img_size", str(SIZE),
                        "--batch_size", "3", "--drop_path", "0", "--no_amp", "--save_dir", str(tmp_path)])
-    return Trainer(args, DistInfo(0, 1, 0, torch.device(device)), batches_per_epoch=1)
+    return Trainer(resolve_config(args, device), DistInfo(0, 1, 0, torch.device(device)), batches_per_epoch=1)
 
 
 def _batch(seed: int) -> dict:

@@ -6,6 +6,7 @@ import pytest
 from dataset.vos_pairs import VOSFolder, parse_vos_folder, vos_folder_videos
 from tests.vos_layouts import make_folder_set
 from training.cli import parse_args
+from training.config import resolve_config
 from training.data import build_datasets
 from util.errors import InputError
 
@@ -35,9 +36,11 @@ def test_sparse_annotations_give_their_annotated_frames(tmp_path):
 
 def test_the_mix_adds_each_folder_weight_times(davis_root, tmp_path):
     make_folder_set(str(tmp_path / "m"), videos=("a", "b", "c"), n=6)
-    base = ["--backbone_type", "vit_tiny", "--yv_root", "none", "--davis_root", str(davis_root), "--img_size", "32"]
-    plain, plain_sizes = build_datasets(parse_args(base))
-    mixed, sizes = build_datasets(parse_args(base + ["--vos_datasets", f"mose:{tmp_path / 'm'}:2"]))
+    base = ["--backbone_type", "vit_tiny", "--pretrained", "none", "--yv_root", "none", "--davis_root", str(davis_root),
+            "--img_size", "32"]
+    plain, plain_sizes = build_datasets(resolve_config(parse_args(base), "cpu").data, 32)
+    mixed_data = resolve_config(parse_args(base + ["--vos_datasets", f"mose:{tmp_path / 'm'}:2"]), "cpu").data
+    mixed, sizes = build_datasets(mixed_data, 32)
     assert sizes["mose_videos"] == 3 and len(mixed) == len(plain) + 2 * 3
     sample = mixed[(len(mixed) - 1, 7)]                  # the last item: a pair of the added folder
     assert sample["name"] in ("a", "b", "c") and sample["frames"].shape[-2:] == (32, 32)

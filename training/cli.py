@@ -1,21 +1,12 @@
-"""The training command line (train_simvos.py): the published flags, the stage presets filled in."""
+"""The training command line (train_simvos.py): the published flags; training/config.py resolves them with the presets."""
 from __future__ import annotations
 
 import argparse
-import os
 
 from model.flags import add_model_flags
 from training.data import YV_SUBSET
 from training.stages import DEFAULT_SEED, STAGES
 from util.cli import add_bool_flag
-from util.errors import InputError
-
-# The least value each numeric flag takes (when given); below it a run would train nothing, divide
-# by zero or write a model that was never trained.
-LEAST = {"iterations": 1, "batch_size": 1, "img_size": 16, "num_workers": 0, "log_every": 1, "image_every": 1,
-         "save_every": 1, "val_every": 1, "val_videos": 0, "max_jump": 1, "davis_max_jump": 1, "yv_max_jump": 1,
-         "davis_repeat": 1, "warmup": 0, "keep_checkpoints": 0, "max_nonfinite": 1, "start_warm": 0, "end_warm": 0}
-
 
 def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,27 +63,5 @@ def parse_args(argv=None, description: str | None = None) -> argparse.Namespace:
     g.add_argument("--val_videos", type=int, default=0, help="hold the last N videos of --finetune out to validate on")
     g.add_argument("--val_every", type=int, default=None, help="iterations between validations (default: a quarter of the run)")
     g.add_argument("--max_jump", type=int, default=None, help="largest frame gap of a training pair (default 10)")
-    args = p.parse_args(argv)
-    if args.finetune:
-        return args  # the finetune preset fills the rest once the device is known (training/finetune.py)
-    for name, value in STAGES[args.stage].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    args.log_every = 100 if args.log_every is None else args.log_every
-    return args
+    return p.parse_args(argv)  # the presets are applied once, in training/config.py
 
-
-def check_flags(args: argparse.Namespace) -> None:
-    """Refuses values no run can use (InputError naming the flag), and output folders that are files."""
-    for name, least in LEAST.items():
-        value = getattr(args, name, None)
-        if value is not None and value < least:
-            raise InputError(f"--{name} must be at least {least}, got {value}")
-    for name in ("lr", "minutes", "gamma", "top_p"):
-        value = getattr(args, name, None)
-        if value is not None and not value > 0:
-            raise InputError(f"--{name} must be positive, got {value}")
-    for flag, folder in (("--save_dir", args.save_dir), ("--save_dir", os.path.join(args.save_dir, args.id)),
-                         ("--log_dir", args.log_dir), ("--log_dir", os.path.join(args.log_dir, args.id))):
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise InputError(f"{folder}: {flag} names a file, not a folder", folder)

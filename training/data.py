@@ -11,7 +11,8 @@ import numpy as np
 from torch.utils.data import ConcatDataset, DistributedSampler, default_collate
 
 from dataset.davis import read_split
-from dataset.vos_pairs import VOSPairDataset, parse_vos_folder, scan_videos, vos_folder_videos
+from dataset.vos_pairs import VOSPairDataset, scan_videos, vos_folder_videos
+from training.config import PublishedData
 from util.errors import InputError
 
 YV_SUBSET = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "dataset", "lists", "yv_subset.txt")
@@ -104,24 +105,23 @@ def youtube_videos(root: str, subset: str | None) -> tuple[list, dict]:
     return scan_videos(image_root, mask_root, kept), counts
 
 
-def build_datasets(args) -> tuple[SeededConcat, dict]:
+def build_datasets(data: PublishedData, img_size: int) -> tuple[SeededConcat, dict]:
     """-> (the concatenated pair datasets, sizes for the start-up line)."""
-    davis = find_root(args.davis_root, ["2017/trainval", "trainval", ""], "DAVIS-2017 trainval", "--davis_root")
+    davis = find_root(data.davis_root, ["2017/trainval", "trainval", ""], "DAVIS-2017 trainval", "--davis_root")
     names = read_split(os.path.join(davis, "ImageSets", "2017", "train.txt"))
     davis_videos = scan_videos(os.path.join(davis, "JPEGImages", "480p"), os.path.join(davis, "Annotations", "480p"), names)
-    parts = [VOSPairDataset(davis_videos, args.davis_max_jump, args.img_size, memory_frames=args.memory_frames)] * args.davis_repeat
+    parts = [VOSPairDataset(davis_videos, data.davis_max_jump, img_size, memory_frames=data.memory_frames)] * data.davis_repeat
     sizes = {"davis_videos": len(davis_videos)}
-    if args.yv_root.lower() != "none":
-        yv = find_root(args.yv_root, ["train_480p", "train", ""], "YouTube-VOS train", "--yv_root")
-        subset = None if args.yv_subset.lower() == "none" else args.yv_subset
-        yv_videos, counts = youtube_videos(yv, subset)
-        parts.append(VOSPairDataset(yv_videos, args.yv_max_jump, args.img_size, memory_frames=args.memory_frames))
+    if data.youtube_root is not None:
+        yv = find_root(data.youtube_root, ["train_480p", "train", ""], "YouTube-VOS train", "--yv_root")
+        yv_videos, counts = youtube_videos(yv, data.youtube_subset)
+        parts.append(VOSPairDataset(yv_videos, data.youtube_max_jump, img_size, memory_frames=data.memory_frames))
         sizes["youtube_videos"] = len(yv_videos)
         sizes.update(counts)
-    for folder in map(parse_vos_folder, args.vos_datasets):   # more VOS-layout folders, each with its weight
+    for folder in data.vos_folders:   # more VOS-layout folders, each with its weight
         videos = vos_folder_videos(folder)
-        jump = folder.max_jump or args.davis_max_jump
-        parts += [VOSPairDataset(videos, jump, args.img_size, memory_frames=args.memory_frames)] * folder.weight
+        jump = folder.max_jump or data.davis_max_jump
+        parts += [VOSPairDataset(videos, jump, img_size, memory_frames=data.memory_frames)] * folder.weight
         sizes[f"{folder.name}_videos"] = len(videos)
     dataset = SeededConcat(parts)
     sizes["samples_per_epoch"] = len(dataset)

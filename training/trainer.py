@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import signal
 import sys
@@ -14,19 +13,17 @@ from torch.nn.parallel import DistributedDataParallel
 from model import build_model
 from model.aggregate import aggregate_logits
 from model.checkpoint import load_weights
-from model.flags import config_from_args
 from model.variants import check_recorded_variant, write_sidecar
 from model.inputs import IMAGENET_MEAN, IMAGENET_STD
 from model.losses import iou, pair_loss
+from training.config import LearningRate, RunPlan, TrainConfig
 from training.data import DataFailure, derive_seed
-from training.finetune import PLAN_AFTER, PLAN_WARM, UNBOUNDED, plan_iterations
-from training.schedule import bootstrap_fraction, lr_factor
-from training.stages import MAE_DEFAULTS
+from training.strategy import PublishedStage, Strategy
 from training.state import atomic_save, newest_state, prune_states, read_state
 from util.device import autocast_for
 from util.distributed import all_reduce_max
 from util.errors import InputError
-from util.run_events import Event, EventWriter, Finished, Planned, Progress, Saved, Validation
+from util.run_events import Event, EventWriter, Finished, Planned, Progress, Saved
 
 
 def build_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
@@ -54,70 +51,72 @@ def _summary_writer(folder: str):
     return SummaryWriter(folder)
 
 
+STOPPED_BY_SIGNAL, STOPPED_BY_BUDGET = "stopped", "budget"   # the finished event's reasons
+STOP_REASONS = (None, STOPPED_BY_BUDGET, STOPPED_BY_SIGNAL)     # by gravity
+
+
 class Trainer:
     """Owns the network, optimiser and schedules, and where the run is: ``iteration`` (optimiser
-    steps), ``epoch`` and ``batches_done`` (batches of that epoch consumed, skipped ones included)."""
+    steps), ``epoch`` and ``batches_done`` (batches of that epoch consumed, skipped ones included),
+    ``plan`` (None until a ``--minutes`` run has measured its speed). What kind of run it is (data,
+    validation, what it keeps) is its ``strategy`` (training/strategy.py); ``events``: where rank 0
+    reports progress (util/run_events.py), if anywhere."""
 
-    def __init__(self, args, dist_info, batches_per_epoch: int, validate=None, events: EventWriter | None = None):
-        """validate: for fine-tuning, net -> validation J&F (kept as the best when it improves);
-        events: where rank 0 reports progress (util/run_events.py), if anywhere."""
-        self.clock_start = time.time()
-        self.args = args
+    def __init__(self, config: TrainConfig, dist_info, batches_per_epoch: int, strategy: Strategy | None = None,
+                 events: EventWriter | None = None):
+        self.config = config
+        self.strategy = strategy if strategy is not None else PublishedStage(config)
         self.events = events
-        self.validate = validate
-        self.finetune = {"before": None, "best": None, "best_it": None, "last_val_it": None,
-                         "planned": None, "steps": None} if getattr(args, "finetune", None) else None
         self.dist = dist_info
         self.device = dist_info.device
         self.batches_per_epoch = batches_per_epoch
-        self.save_dir = os.path.join(args.save_dir, args.id)
-        self.config = config_from_args(args, train_img_size=args.img_size)
-        self.amp = not args.no_amp
-        torch.manual_seed(args.seed)
-        self.net = build_model(self.config, drop_path_rate=args.drop_path).to(self.device)
+        self.save_dir = config.save_dir
+        torch.manual_seed(config.seed)
+        self.net = build_model(config.model, drop_path_rate=config.drop_path).to(self.device)
         self._initial_weights()
         self.model = DistributedDataParallel(self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None) \
             if dist_info.enabled else self.net
         params = [p for p in self.net.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(params, args.lr, args.weight_decay, self.device)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda it: lr_factor(it, args.warmup, args.steps, args.gamma))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda")
+        self.optimizer = build_optimizer(params, config.lr.base, config.weight_decay, self.device)
+        self.plan = RunPlan(config.iterations, config.lr) if config.iterations is not None else None
+        self.scheduler = self._scheduler(config.lr)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp and self.device.type == "cuda")
         self.iteration = self.epoch = self.batches_done = 0
         self.resumed = self._resume()
         self.writer = None
-        self.stop_signal = 0
+        self.stopped: str | None = None   # why the run stops early: STOPPED_BY_SIGNAL or STOPPED_BY_BUDGET
+
+    def _scheduler(self, lr: LearningRate, last_iteration: int = -1) -> torch.optim.lr_scheduler.LambdaLR:
+        """The learning rate of ``lr`` (numbers only), as if ``last_iteration + 1`` steps were taken."""
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr.factor, last_epoch=last_iteration)
+
+    def replan(self, plan: RunPlan) -> None:
+        """The run's length and schedule once known (a --minutes budget): from the next step on."""
+        self.plan = plan
+        self.scheduler = self._scheduler(plan.lr, self.iteration - 1)
+
+    def stop_for_budget(self) -> None:
+        self.stopped = self.stopped or STOPPED_BY_BUDGET
 
     def _initial_weights(self) -> None:
-        args = self.args
-        if args.load_network:
-            check_recorded_variant(args.load_network, self.config)  # weights of ours record their flags
-            report = load_weights(self.net, args.load_network, resample_pos_embed=True)
+        config = self.config
+        if config.load_network:
+            check_recorded_variant(config.load_network, config.model)  # weights of ours record their flags
+            report = load_weights(self.net, config.load_network, resample_pos_embed=True)
             for note in report.notes:
-                self._say(f"note: {args.load_network}: {note}")
-            return
-        path = args.pretrained or MAE_DEFAULTS.get(args.backbone_type)
-        if path is None or path.lower() == "none":
-            if args.pretrained is None:
-                raise InputError(f"no MAE weights are published for --backbone_type {args.backbone_type}: pass --pretrained none")
-            return
-        if not os.path.isfile(path):
-            raise InputError(f"{path}: MAE pretrained weights not found; download them from the MAE repository "
-                             "(facebookresearch/mae, 'pretrained checkpoints') into pretrained_models/, "
-                             "or pass --pretrained none to train from scratch")
-        report = load_weights(self.net, path)
-        if self.dist.is_main:
-            print(f"initialised from {path} ({report.format}); new layers: {len(report.initialised)} tensors")
+                self.say(f"note: {config.load_network}: {note}")
+        elif config.pretrained:
+            report = load_weights(self.net, config.pretrained)
+            self.say(f"initialised from {config.pretrained} ({report.format}); new layers: {len(report.initialised)} "
+                     "tensors", out=True)
 
     def _resume(self) -> str:
-        """Restores a full training state (--load_model, --resume PATH, or --resume auto: the newest
-        loadable one in saves/<id>, if any); -> what the start-up line says about it."""
-        args = self.args
-        path = args.load_model or (args.resume if args.resume not in (None, "auto") else None)
-        if path:
-            state = read_state(path)
-        elif args.resume == "auto":
-            found = newest_state(self.save_dir, report=self._say)
+        """Restores a full training state (``config.resume_from``, or with ``resume_auto`` the newest
+        loadable one in the run's folder, if any); -> what the start-up line says about it."""
+        if self.config.resume_from:
+            path, state = self.config.resume_from, read_state(self.config.resume_from)
+        elif self.config.resume_auto:
+            found = newest_state(self.save_dir, report=self.say)
             chosen = int(all_reduce_max(float(found[1]["it"]) if found else -1.0, self.dist))
             if chosen < 0:
                 return f"no training state in {self.save_dir}: starting fresh"
@@ -128,27 +127,36 @@ class Trainer:
         else:
             return "starting fresh"
         load_weights(self.net, state)
+        self.strategy.restore(state.get("finetune"))
+        planned = self.strategy.initial_plan()
+        if planned is not None and self.plan is None:
+            self.plan = planned
+            self.scheduler = self._scheduler(planned.lr)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.iteration = state["it"]
-        if self.finetune is not None and isinstance(state.get("finetune"), dict):
-            self.finetune.update(state["finetune"])
-            if self.finetune["planned"] is not None:  # the plan of a --minutes budget goes on
-                args.iterations, args.steps = self.finetune["planned"], self.finetune["steps"]
         # States written before epochs were recorded: the position follows from the iteration.
         self.epoch = state.get("epoch", self.iteration // self.batches_per_epoch)
         self.batches_done = state.get("batches_done", self.iteration % self.batches_per_epoch)
         return (f"resumed from {path} at iteration {self.iteration} (epoch {self.epoch}, batch {self.batches_done}), "
                 f"lr {self.scheduler.get_last_lr()[0]:.3g}")
 
-    def _emit(self, event: Event) -> None:
+    def emit(self, event: Event) -> None:
         if self.events is not None and self.dist.is_main:
             self.events.emit(event)
 
-    def _say(self, text: str) -> None:
+    def say(self, text: str, out: bool = False) -> None:
+        """A line of the human log (rank 0): stdout when ``out``, else stderr."""
         if self.dist.is_main:
-            print(text, file=sys.stderr, flush=True)
+            print(text, file=sys.stdout if out else sys.stderr, flush=True)
+
+    def scalar(self, name: str, value: float) -> None:
+        """A TensorBoard scalar at the current iteration (rank 0)."""
+        if self.dist.is_main:
+            if self.writer is None:
+                self.writer = _summary_writer(self.config.log_dir)
+            self.writer.add_scalar(name, value, self.iteration)
 
     def save(self) -> None:
         if not self.dist.is_main:
@@ -156,16 +164,17 @@ class Trainer:
         it = self.iteration
         weights, state = os.path.join(self.save_dir, f"model_{it}.pth"), os.path.join(self.save_dir, f"checkpoint_{it}.pth")
         atomic_save(self.net.state_dict(), weights)
-        write_sidecar(weights, self.config)
-        self._emit(Saved(it, weights))
+        write_sidecar(weights, self.config.model)
+        self.emit(Saved(it, weights))
         atomic_save({"network": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "it": it,
-                     "epoch": self.epoch, "batches_done": self.batches_done, "config": dataclasses.asdict(self.config),
-                     "finetune": self.finetune},
+                     "epoch": self.epoch, "batches_done": self.batches_done,
+                     "config": dataclasses.asdict(self.config.model), "train_config": self.config.record(),
+                     "finetune": self.strategy.record()},
                     state)
-        self._emit(Saved(it, state))
-        if self.args.keep_checkpoints:
-            prune_states(self.save_dir, self.args.keep_checkpoints)
+        self.emit(Saved(it, state))
+        if self.config.keep_checkpoints:
+            prune_states(self.save_dir, self.config.keep_checkpoints)
         print(f"saved {self.save_dir}/model_{it}.pth and checkpoint_{it}.pth", flush=True)
 
     def step(self, batch: dict, p: float) -> dict:
@@ -176,12 +185,12 @@ class Trainer:
         # Which targets are present is decided on the host copy: no wait for the GPU (the previous
         # step's work) before this step's forward is queued, none per sample in the loss.
         present = batch["selector"].cpu() > 0
-        with autocast_for(self.device, self.amp):
+        with autocast_for(self.device, self.config.amp):
             # Absent target slots (selector 0) are skipped: their probabilities are zeroed below anyway.
             logits = self.model(frames[:, :-1], masks[:, :-1], frames[:, -1], present)   # [B, 2, S, S]
         probs = torch.sigmoid(logits.float()) * selector[:, :, None, None]
         agg = aggregate_logits(probs, dim=1)                                      # [B, 3, S, S]
-        loss = pair_loss(agg, class_map, present.float(), p, self.args.dice_weight)
+        loss = pair_loss(agg, class_map, present.float(), p, self.config.dice_weight)
         return {"loss": loss, "agg": agg, "class_map": class_map, "frames": frames}
 
     def optimise(self, loss: torch.Tensor) -> None:
@@ -192,29 +201,36 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
 
+    def bootstrap_fraction(self) -> float:
+        """The fraction of hardest pixels the loss keeps at this iteration (1: all, no bootstrapping)."""
+        bootstrap = self.config.bootstrap
+        return 1.0 if bootstrap is None else bootstrap.fraction(self.iteration)
+
+    def _finished_planned_run(self) -> bool:
+        return self.plan is not None and self.iteration >= self.plan.iterations
+
     def train(self, loader, sampler) -> None:
-        """Runs to ``--iterations`` from where the run is, mid-epoch included: the sampler starts
+        """Runs to the plan's iterations from where the run is, mid-epoch included: the sampler starts
         after the batches already consumed, and every step's randomness (drop path) is seeded by
         (seed, iteration, rank), so a resumed run repeats the uninterrupted one exactly."""
-        args = self.args
+        config = self.config
         nonfinite = 0
-        self._install_signals()
-        if args.iterations < UNBOUNDED:
-            self._emit(Planned(args.iterations))
-        if self.finetune is not None:
-            self._validate_start()
+        signal_received = self._install_signals()
+        if self.plan is not None:
+            self.emit(Planned(self.plan.iterations))
+        self.strategy.start(self)
         start_it, start_time = self.iteration, time.time()
-        while self.iteration < args.iterations and not self.stop_signal:
+        while not self._finished_planned_run() and not self.stopped:
             if self.batches_done >= self.batches_per_epoch:
                 self.epoch, self.batches_done = self.epoch + 1, 0
             sampler.set_epoch(self.epoch)
-            sampler.set_start(self.batches_done * args.batch_size)
+            sampler.set_start(self.batches_done * config.batch_size)
             for batch in loader:
                 if isinstance(batch, DataFailure):
                     self._stop_on(batch)
                 self.batches_done += 1
-                torch.manual_seed(derive_seed(args.seed, self.iteration, self.dist.rank, 1))
-                p = bootstrap_fraction(self.iteration, args.start_warm, args.end_warm, args.top_p)
+                torch.manual_seed(derive_seed(config.seed, self.iteration, self.dist.rank, 1))
+                p = self.bootstrap_fraction()
                 self.net.train()
                 out = self.step(batch, p)
                 bad = all_reduce_max(float(not torch.isfinite(out["loss"]).item()), self.dist)
@@ -223,7 +239,7 @@ class Trainer:
                     nonfinite += 1
                     print(f"rank {self.dist.rank}: non-finite loss at iteration {self.iteration}, videos "
                           f"{list(batch['name'])}: step skipped ({nonfinite} in a row)", file=sys.stderr)
-                    if nonfinite >= args.max_nonfinite:
+                    if nonfinite >= config.max_nonfinite:
                         raise RuntimeError(f"{nonfinite} non-finite losses in a row at iteration {self.iteration}: "
                                            "lower --lr, or try --no_amp")
                     continue
@@ -231,20 +247,21 @@ class Trainer:
                 self.optimise(out["loss"])
                 self.iteration += 1
                 self._log(out, batch, p, start_it, start_time)
-                if self.finetune is not None:
-                    self._finetune_step(start_it, start_time)
-                if self.iteration % args.save_every == 0:
+                self.strategy.after_step(self)
+                if self.iteration % config.save_every == 0:
                     self.save()
-                self.stop_signal = int(all_reduce_max(float(self.stop_signal), self.dist))
-                if self.iteration >= args.iterations or self.stop_signal:
+                # Every rank stops at the same iteration, for the gravest reason any of them has.
+                wanted = STOPPED_BY_SIGNAL if signal_received() else self.stopped
+                self.stopped = STOP_REASONS[int(all_reduce_max(float(STOP_REASONS.index(wanted)), self.dist))]
+                if self._finished_planned_run() or self.stopped:
                     break
-        if self.stop_signal == 1 and self.dist.is_main:
-            print(f"stopped by signal at iteration {self.iteration}", file=sys.stderr)
-        if self.iteration % args.save_every or self.stop_signal:
+        if self.stopped == STOPPED_BY_SIGNAL:
+            self.say(f"stopped by signal at iteration {self.iteration}")
+        if self.iteration % config.save_every or self.stopped:
             self.save()
-        if self.finetune is not None and self.stop_signal != 1:
-            self._finetune_end()
-        self._emit(self._finished())
+        if self.stopped != STOPPED_BY_SIGNAL:
+            self.strategy.end(self)
+        self.emit(Finished(self.iteration, self.stopped or "done", self.strategy.weights(self), self.strategy.best_jf()))
 
     def _stop_on(self, failure: DataFailure) -> None:
         """A data file could not be read: the iterations done so far are saved, then the failure is
@@ -254,118 +271,43 @@ class Trainer:
         raise InputError(f"{failure.message} (training stopped at iteration {self.iteration}, its state saved in "
                          f"{self.save_dir}: --resume auto goes on once the data is back)", failure.path)
 
-    def _finished(self) -> Finished:
-        reason = {0: "done", 1: "stopped", 2: "budget"}[self.stop_signal]
-        if self.finetune is None:
-            weights = os.path.join(self.save_dir, f"model_{self.iteration}.pth")
-        else:
-            weights = self._finetuned_path() if os.path.isfile(self._finetuned_path()) else None
-        best = self.finetune["best"] if self.finetune is not None else None
-        return Finished(self.iteration, reason, weights, best)
+    @staticmethod
+    def _install_signals():
+        """SIGINT and SIGTERM ask the run to stop after the current step; -> whether one came."""
+        received = []
 
-    # ------------------------------------------------------------------ fine-tuning
-    def _finetuned_path(self) -> str:
-        return os.path.join(self.save_dir, "finetuned.pth")
-
-    def _keep(self) -> None:
-        """The current weights as saves/<id>/finetuned.pth, with their sidecar."""
-        if self.dist.is_main:
-            atomic_save(self.net.state_dict(), self._finetuned_path())
-            write_sidecar(self._finetuned_path(), self.config)
-            self._emit(Saved(self.iteration, self._finetuned_path()))
-
-    def _run_validation(self) -> float | None:
-        """Rank 0 validates (the others wait at the next collective); -> its J&F, else None."""
-        if not self.dist.is_main:
-            return None
-        start = time.time()
-        jf = float(self.validate(self.net))
-        self.validation_seconds = time.time() - start
-        self.finetune["last_val_it"] = self.iteration
-        best = self.finetune["best"] is None or jf > self.finetune["best"]
-        self._emit(Validation(self.iteration, jf if math.isfinite(jf) else None, best))
-        if best:
-            self.finetune.update(best=jf, best_it=self.iteration)
-            self._keep()
-        print(f"validation J&F {jf:.2f} at iteration {self.iteration} (best {self.finetune['best']:.2f} at iteration "
-              f"{self.finetune['best_it']}; {self.validation_seconds:.0f} s)", flush=True)
-        if self.writer is None:
-            self.writer = _summary_writer(os.path.join(self.args.log_dir, self.args.id))
-        self.writer.add_scalar("val/J&F", jf, self.iteration)
-        return jf
-
-    def _validate_start(self) -> None:
-        self.validation_seconds = 0.0
-        if self.validate is not None and self.finetune["before"] is None and self.iteration == 0:
-            self.finetune["before"] = self._run_validation()
-        if self.args.val_every is None and self.finetune["planned"] is None and self.args.minutes is None:
-            self.args.val_every = max(1, self.args.iterations // 4)
-
-    def _finetune_step(self, start_it: int, start_time: float) -> None:
-        args, ft = self.args, self.finetune
-        if args.minutes is not None and ft["planned"] is None and self.iteration - start_it == PLAN_WARM:
-            self.plan_clock = time.time()  # the first iterations (loader start, first kernels) are not timed
-        if args.minutes is not None and ft["planned"] is None and self.iteration - start_it == PLAN_WARM + PLAN_AFTER:
-            vals = 4 if self.validate is not None else 0
-            now = time.time()
-            planned = plan_iterations(PLAN_AFTER, now - self.plan_clock, args.minutes * 60 - (self.plan_clock - self.clock_start),
-                                      self.validation_seconds, vals)
-            planned = int(all_reduce_max(float(self.iteration - PLAN_AFTER + planned), self.dist))
-            args.iterations, args.steps = planned, [int(planned * 0.8)]
-            ft.update(planned=planned, steps=args.steps)
-            self._emit(Planned(planned, (now - self.plan_clock) / PLAN_AFTER))
-            if args.val_every is None:
-                args.val_every = max(1, planned // 4)
-            self._say(f"--minutes {args.minutes:g}: {planned} iterations fit the budget (lr x{args.gamma} at {args.steps[0]})")
-        if self.validate is not None and args.val_every and self.iteration % args.val_every == 0 \
-                and self.iteration < args.iterations:
-            self._run_validation()
-        if args.minutes is not None and time.time() - self.clock_start > args.minutes * 60:
-            self._say(f"--minutes {args.minutes:g}: the budget is spent at iteration {self.iteration}")
-            self.stop_signal = 2
-
-    def _finetune_end(self) -> None:
-        ft = self.finetune
-        if self.validate is not None:
-            if ft["last_val_it"] != self.iteration:
-                self._run_validation()
-            if self.dist.is_main:
-                print(f"fine-tuned: validation J&F {ft['before']:.2f} before, {ft['best']:.2f} best (iteration "
-                      f"{ft['best_it']}) -> {self._finetuned_path()}", flush=True)
-        else:
-            self._keep()
-            if self.dist.is_main:
-                print(f"fine-tuned for {self.iteration} iterations (no validation: the last weights) -> "
-                      f"{self._finetuned_path()}", flush=True)
-
-    def _install_signals(self) -> None:
         def handler(signum, frame):
-            self.stop_signal = 1
+            received.append(signum)
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, handler)
+        return lambda: bool(received)
 
     def _log(self, out, batch, p, start_it, start_time) -> None:
-        args, it = self.args, self.iteration
-        if not self.dist.is_main or (it % args.log_every and it % args.image_every):
+        config, it = self.config, self.iteration
+        if not self.dist.is_main or (it % config.log_every and it % config.image_every):
             return
         if self.writer is None:
-            self.writer = _summary_writer(os.path.join(args.log_dir, args.id))
+            self.writer = _summary_writer(config.log_dir)
         pred = out["agg"].argmax(1)
         gt = out["class_map"]
         ious = [iou(pred == k, gt == k) for k in (1, 2)]
-        if it % args.log_every == 0:
+        if it % config.log_every == 0:
             lr = self.scheduler.get_last_lr()[0]
-            for name, value in (("loss", out["loss"].item()), ("lr", lr), ("bootstrap_p", p),
+            loss = out["loss"].item()
+            for name, value in (("loss", loss), ("lr", lr), ("bootstrap_p", p),
                                 ("iou/target1", ious[0]), ("iou/target2", ious[1])):
                 self.writer.add_scalar(name, value, it)
+            total = self.plan.iterations if self.plan is not None else None
+            self.emit(Progress(it, total, loss))
             rate = (it - start_it) / max(time.time() - start_time, 1e-9)
-            eta = (args.iterations - it) / max(rate, 1e-9)
-            eta_text = f"{eta / 3600:.1f} h" if eta >= 3600 else f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s"
-            total = args.iterations if args.iterations < UNBOUNDED else "?"
-            self._emit(Progress(it, args.iterations if args.iterations < UNBOUNDED else None, out["loss"].item()))
-            print(f"it {it}/{total} loss {out['loss'].item():.4f} iou {ious[0]:.3f}/{ious[1]:.3f} "
-                  f"lr {lr:.3g} p {p:.2f} | {rate:.2f} it/s, ETA {eta_text if total != '?' else '?'}", flush=True)
-        if it % args.image_every == 0:
+            if total is None:
+                eta_text = "?"
+            else:
+                eta = (total - it) / max(rate, 1e-9)
+                eta_text = f"{eta / 3600:.1f} h" if eta >= 3600 else f"{eta / 60:.1f} min" if eta >= 60 else f"{eta:.0f} s"
+            print(f"it {it}/{total or '?'} loss {loss:.4f} iou {ious[0]:.3f}/{ious[1]:.3f} "
+                  f"lr {lr:.3g} p {p:.2f} | {rate:.2f} it/s, ETA {eta_text}", flush=True)
+        if it % config.image_every == 0:
             mean = torch.tensor(IMAGENET_MEAN, device=pred.device).view(3, 1, 1)
             std = torch.tensor(IMAGENET_STD, device=pred.device).view(3, 1, 1)
             query = (out["frames"][0, -1] * std + mean).clamp(0, 1)
