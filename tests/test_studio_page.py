@@ -235,6 +235,11 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         _drag(page, "grab-fg", (12, 12), (16, 14))                    # a + stroke refines the same GrabCut
         _message_has(page, "GrabCut done")
         _drag(page, "brush", (20, 20), (30, 24))
+        page.check("input[value=polygon]")                            # a triangle closed with Enter
+        box = page.locator("#canvas").bounding_box()
+        for x, y in ((46, 4), (62, 4), (62, 20)):
+            page.mouse.click(box["x"] + x * box["width"] / 64, box["y"] + y * box["height"] / 48)
+        page.keyboard.press("Enter")
         # Another frame and back: the unsaved drawing is still there.
         _scrub(page, 3)
         _frame_is(page, "frame 3")
@@ -242,6 +247,9 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         _until(page, "() => document.querySelector('#frame-label').textContent.includes('unsaved draft')")
         page.click("#save")
         _message_has(page, "saved as an annotation")
+        sid = os.listdir(tmp_path / "ws/sessions")[0]
+        annotation = np.asarray(Image.open(tmp_path / "ws/sessions" / sid / "masks/00000.png"))
+        assert annotation[8, 58] == 1 and annotation[22, 25] == 1 and annotation[40, 60] == 0   # polygon, brush, neither
         # The fine-tune panel follows the workspace (the new session and its count, no reload) and ticks nothing.
         _until(page, "() => document.querySelector('#ft-sessions').textContent.includes('1 annotated / 12 frames')")
         page.click("#propagate")
