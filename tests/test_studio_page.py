@@ -305,9 +305,12 @@ def test_two_studios_in_one_browser_both_keep_working(tmp_path, predictor, clip,
         pages = [browser_page, browser_page.context.new_page()]
         for page in pages:
             page.on("response", lambda r: responses.append(r))
-        for page, base, token, sid in zip(pages, (first, second), tokens, sessions):
-            page.goto(f"{base}/?token={token}#session={sid}")
+        # The first as the studio prints it, the second with the token after '#' (never sent to a server).
+        for page, url in zip(pages, (f"{first}/?token={tokens[0]}#session={sessions[0]}",
+                                     f"{second}/#token={tokens[1]}&session={sessions[1]}")):
+            page.goto(url)
             _frame_is(page, "frame 0")
+            assert "token" not in page.url
         for page, sid, name in zip(pages, sessions, ("alpha", "beta")):
             page.bring_to_front()
             page.reload()                                             # the stored token, no URL token
