@@ -51,16 +51,20 @@ def resolve_token(given: str | None, workspace_root: str) -> Token:
         return Token(_checked(os.environ[ENVIRONMENT], f"${ENVIRONMENT}"), f"${ENVIRONMENT}", None)
     path = WorkspaceLayout.at(workspace_root).token_path
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # Not through a link, and without waiting on a FIFO (refused below as not a regular file).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return Token(_new_token(path), path, None)
     except OSError as exc:
         raise InputError(f"{path}: the token file cannot be read ({exc.strerror or exc})") from None
-    with os.fdopen(fd) as f:
+    with os.fdopen(fd, "rb") as f:
         mode = os.fstat(f.fileno()).st_mode
         if not stat.S_ISREG(mode):
             raise InputError(f"{path}: the token file is not a regular file")
-        kept = f.read().strip()
+        try:
+            kept = f.read(4096).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: the token file is not text (delete it for a new random token)") from None
         warning = None
         if mode & 0o077:
             os.fchmod(f.fileno(), 0o600)

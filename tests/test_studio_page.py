@@ -119,6 +119,19 @@ def test_a_short_token_is_refused_with_one_line(tmp_path, monkeypatch):
     with pytest.raises(InputError) as refused:
         auth.resolve_token(None, str(tmp_path))
     assert str(refused.value).startswith(f"{tmp_path / 'token'}: the token has 3 characters") and "\n" not in str(refused.value)
+    # Not a token at all: binary, a FIFO (not waited on), a link: one line each.
+    (tmp_path / "token").write_bytes(b"\xff\xfe" * 20)
+    with pytest.raises(InputError, match="the token file is not text"):
+        auth.resolve_token(None, str(tmp_path))
+    os.remove(tmp_path / "token")
+    os.mkfifo(tmp_path / "token")
+    with pytest.raises(InputError, match="not a regular file"):
+        auth.resolve_token(None, str(tmp_path))
+    os.remove(tmp_path / "token")
+    (tmp_path / "elsewhere").write_text("a-token-kept-somewhere-else\n")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "token")
+    with pytest.raises(InputError, match="the token file cannot be read"):
+        auth.resolve_token(None, str(tmp_path))
     assert not os.path.exists(tmp_path / "other" / "token")
 
 
