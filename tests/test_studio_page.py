@@ -399,7 +399,8 @@ def test_a_page_of_another_port_never_gets_the_token(tmp_path, predictor, browse
 
 def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, predictor, clip, browser_page):
     """The first event stream of a propagation breaks before its first message (as when the network
-    or the studio drops it): the page says it lost contact, reads the stream again and shows the end."""
+    or the studio drops it): the page says it lost contact, reads the stream again and shows the end;
+    a job running when the tab is reloaded is followed again."""
     path, _, labels = clip
     workspace = Workspace(str(tmp_path / "ws"))
     session = workspace.create(str(path), "clip", owned=False)
@@ -425,6 +426,10 @@ def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, pre
         page.click("#propagate")
         _message_has(page, "propagation done", timeout=60)
         said = page.evaluate("window.said")
+        # A reload while a job runs (or just after it ended): the tab follows it again to its end.
+        page.click("#propagate")
+        page.reload()
+        _message_has(page, "propagation done", timeout=60)
     assert len(streams) >= 2 and any("lost contact" in s for s in said), (streams, said)
     assert len(os.listdir(tmp_path / "ws" / "sessions" / session.id / "results")) == 11
 

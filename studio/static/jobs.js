@@ -1,10 +1,12 @@
 // Propagation jobs: the direction and range chosen (the directions are the server's), the job's
 // event stream followed (read again after a drop, until the job is in one of the server's finished
-// states), progress, the frames it computes shown as they come.
+// states; after a reload of the tab too), progress, the frames it computes shown as they come.
 import * as api from "./api.js";
 import { loadFrame, saveAnnotation } from "./frames.js";
 import { state, $, element, guard, say, workspaceChanged } from "./state.js";
 import { markTimeline } from "./timeline.js";
+
+const FOLLOWED = "simvos-studio-job";   // sessionStorage: the job this tab follows, kept across a reload
 
 // How the page words the server's directions (a direction it does not know is shown as is).
 const DIRECTION_WORDS = { forward: "forward", backward: "backward", both_ways: "both ways from this frame" };
@@ -44,6 +46,7 @@ function watchJob(jobId, sessionId) {
   if (state.job) state.job.stop.abort();
   const stop = new AbortController();
   state.job = { id: jobId, session: sessionId, stop, last: null };
+  sessionStorage.setItem(FOLLOWED, JSON.stringify({ job: jobId, session: sessionId }));
   setRunning(true);
   const ours = () => state.job && state.job.id === jobId;
   // Each state shown; a frame that fails to load is said, and the job is followed on.
@@ -66,9 +69,16 @@ function watchJob(jobId, sessionId) {
   })();
 }
 
+/** Follows again the job this tab followed before a reload, if any. */
+export function resumeJob() {
+  const kept = JSON.parse(sessionStorage.getItem(FOLLOWED) || "null");
+  if (kept) watchJob(kept.job, kept.session);
+}
+
 async function jobEnded(job) {
   const sessionId = state.job.session;
   state.job = null;
+  sessionStorage.removeItem(FOLLOWED);
   setRunning(false);
   workspaceChanged();
   if (!state.session || state.session.id !== sessionId) return;

@@ -6,7 +6,7 @@
 import * as api from "./api.js";
 import { bindFinetune, refreshFinetune } from "./finetune.js";
 import { discardDraft, importMask, loadFrame, removeAnnotation, saveAnnotation } from "./frames.js";
-import { cancel, fillDirections, propagate } from "./jobs.js";
+import { cancel, fillDirections, propagate, resumeJob } from "./jobs.js";
 import { masksChanged, render } from "./overlay.js";
 import { fromHash, openById, openFromVideos, refreshSessions, upload } from "./sessions.js";
 import { state, $, element, guard, say } from "./state.js";
@@ -75,6 +75,7 @@ async function main() {
   bindFinetune();
   await Promise.all([refreshSessions(), refreshFinetune()]);
   await fromHash();
+  resumeJob();
 }
 
 main().catch((err) => say(err.message, true));
