@@ -72,8 +72,7 @@ export function clearObject() {
 
 /** The labels changed (inside the box, else anywhere): a draft now, redrawn there. */
 export function changed(box) {
-  state.dirty = true;
-  markTimeline();
+  if (!state.dirty) { state.dirty = true; markTimeline(); }   // the timeline marks the frame's draft once
   if (box) masksChanged(...box);
   else masksChanged();
 }
