@@ -59,8 +59,6 @@ def test_a_started_script_waits_passively_with_the_usable_cores_and_obeys_the_ov
     show_threads = ["-c", "import util.cpu_threads, torch; print(torch.get_num_threads())"]
     one = openmp_report(show_threads, SIMVOS_THREADS="1")
     assert (one["OMP_NUM_THREADS"], one["torch_threads"], one["GOMP_SPINCOUNT"]) == ("1", "1", "0")
-    active = openmp_report(show_threads, OMP_WAIT_POLICY="ACTIVE", OMP_NUM_THREADS="1")
-    assert active["GOMP_SPINCOUNT"] != "0" and active["torch_threads"] == "1"
     defaults = openmp_report(show_threads, SIMVOS_THREADS="default")
     assert defaults["GOMP_SPINCOUNT"] != "0"                 # libgomp's own default: spin before sleeping
 
