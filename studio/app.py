@@ -19,8 +19,10 @@ from studio.errors import error as _error
 from studio.errors import install_error_handlers
 from studio.exports import EXPORTS
 from studio.finetune import DEFAULT_MINUTES, MAX_MINUTES, MAX_QUEUED, MIN_ANNOTATED_FRAMES, MIN_MINUTES, TRAINER, FinetuneJob
-from studio.jobs import FINISHED, JOB_STATES, JobRunner, PropagationJob, recover_jobs
+from studio.job import FINISHED, JOB_STATES
+from studio.jobs import JobRunner, recover_jobs
 from studio.models import START, ModelCatalog, StartModel
+from studio.propagation import PropagationJob
 from studio.requests import MAX_JSON_BYTES, BodyLimit
 from studio.routes import annotations, exports, jobs, models, sessions
 from studio.routes.annotations import MAX_MASK_BYTES
