@@ -895,7 +895,10 @@ def test_object_ids_are_bounded(tmp_path, predictor, clip):
     sid = upload(client, path).json()["id"]
     labels = np.zeros((48, 64), np.uint8)
     labels[:4, :4], labels[10:14, 10:14] = 65, 1
-    refused = client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels), headers=AUTH)
+    from dataset.palette_io import write_label_png
+    write_label_png(str(tmp_path / "indexed.png"), labels)           # an indexed PNG: ids as they are
+    refused = client.put(f"/api/sessions/{sid}/masks/00000.png", content=(tmp_path / "indexed.png").read_bytes(),
+                         headers=AUTH)
     assert refused.status_code == 400 and "object id 65" in refused.json()["error"]
 
 
