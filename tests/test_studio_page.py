@@ -428,6 +428,7 @@ def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, pre
         said = page.evaluate("window.said")
         # A reload while a job runs (or just after it ended): the tab follows it again to its end.
         page.click("#propagate")
+        _until(page, "() => sessionStorage.getItem('simvos-studio-job') !== null")   # the job is started
         page.reload()
         _message_has(page, "propagation done", timeout=60)
     assert len(streams) >= 2 and any("lost contact" in s for s in said), (streams, said)
