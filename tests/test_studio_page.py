@@ -253,6 +253,7 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         for x, y in ((46, 4), (62, 4), (62, 20)):
             page.mouse.click(box["x"] + x * box["width"] / 64, box["y"] + y * box["height"] / 48)
         page.keyboard.press("Enter")
+        assert "unsaved draft" in page.inner_text("#frame-label")     # said as soon as something is drawn
         # Another frame and back: the unsaved drawing is still there.
         _scrub(page, 3)
         _frame_is(page, "frame 3")
