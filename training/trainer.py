@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -29,6 +30,17 @@ from util.run_events import Event, EventWriter, Finished, Planned, Progress, Sav
 def build_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
     """Adam (as published); the fused kernel where the device has one (about 10% of a small CPU step)."""
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True if device.type in ("cpu", "cuda") else None)
+
+
+@contextmanager
+def naming_the_file(path: str):
+    """An InputError raised inside (a checkpoint that does not load) names ``path`` as the file at fault."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.path is None:
+            exc.path = path
+        raise
 
 
 class _NoSummaryWriter:
@@ -101,8 +113,9 @@ class Trainer:
     def _initial_weights(self) -> None:
         config = self.config
         if config.load_network:
-            check_recorded_variant(config.load_network, config.model)  # weights of ours record their flags
-            report = load_weights(self.net, config.load_network, resample_pos_embed=True)
+            with naming_the_file(config.load_network):
+                check_recorded_variant(config.load_network, config.model)  # weights of ours record their flags
+                report = load_weights(self.net, config.load_network, resample_pos_embed=True)
             for note in report.notes:
                 self.say(f"note: {config.load_network}: {note}")
         elif config.pretrained:
@@ -114,7 +127,8 @@ class Trainer:
         """Restores a full training state (``config.resume_from``, or with ``resume_auto`` the newest
         loadable one in the run's folder, if any); -> what the start-up line says about it."""
         if self.config.resume_from:
-            path, state = self.config.resume_from, read_state(self.config.resume_from)
+            with naming_the_file(self.config.resume_from):
+                path, state = self.config.resume_from, read_state(self.config.resume_from)
         elif self.config.resume_auto:
             found = newest_state(self.save_dir, report=self.say)
             chosen = int(all_reduce_max(float(found[1]["it"]) if found else -1.0, self.dist))
