@@ -1,7 +1,7 @@
 """Evaluate every checkpoint in --model_path on one benchmark, in the layout its official tool or
 server reads, under <output>/<checkpoint>/ (docs/evaluation.md has the table):
 
-    python submit_eval_vos.py --dataset lvos --data_root ../LVOS --split valid --model_path ckpts --output out \
+    python submit_eval_vos.py --dataset lvos --data_root ../LVOS --split valid --model_path ckpts --output out \\
         --layer_index 4 --use_token_learner --score
     torchrun --nproc_per_node=8 submit_eval_vos.py ...                  # one share per GPU
     python submit_eval_vos.py ... --num_shards 16 --shard_id $I         # job arrays

@@ -2,7 +2,9 @@
 
 A sequence is written into a staging folder beside its place and moved there when complete
 (util/publish.py), so an interrupted run never leaves a half sequence that looks finished; a
-re-run skips finished ones and removes what a killed run left staged.
+re-run skips finished ones and removes what a killed run left staged. A resumable sequence (the
+benchmarks of submit_eval_vos.py: long LVOS videos) is written into a hidden partial folder with
+resume points instead, and a re-run continues it exactly (:func:`segment_resumable`).
 Under a launcher or with job-array shards each process runs its share (evaluation/sharding.py).
 """
 from __future__ import annotations
@@ -195,8 +197,11 @@ def segment_resumable(predictor: SimVOSPredictor, video, seq: VideoSequence, out
     saved = None
     if os.path.isfile(point):
         remove_leftovers(folder)
-        saved = torch.load(point, weights_only=True)
-        if saved.get("setting") != setting:
+        try:
+            saved = torch.load(point, weights_only=True)
+        except (OSError, RuntimeError, EOFError, ValueError):   # unreadable: the video starts over
+            saved = None
+        if saved is not None and saved.get("setting") != setting:
             saved = None
     if saved is None:
         shutil.rmtree(folder, ignore_errors=True)

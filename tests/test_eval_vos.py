@@ -2,6 +2,7 @@
 sets: the layouts each official tool reads, the protocols, and the scores against an independent
 computation written here (numpy J, evaluation/official_jf.py's distance-transform F)."""
 import csv
+import json
 import math
 import os
 import zipfile
@@ -177,20 +178,20 @@ def test_protocols_start_each_object_on_its_first_mask(tmp_path):
     assert load_video(generic, "a", all_masks=True).annotation_objects == {0: [1], 3: [2]}
     make_sav_set(str(tmp_path / "sav_val"), videos=("s",))
     seq = load_video(open_benchmark("sav", str(tmp_path / "sav_val"), "val"), "s")
-    assert sorted(seq.object_annotations) == [0, 4] and list(seq.object_annotations[4]) == [2]
+    assert sorted(seq.object_annotations) == [0, 8] and list(seq.object_annotations[8]) == [2]
 
 
 # ---------------------------------------------------------------------------- the command
 def test_sav_command_writes_per_object_pngs_independently_and_scores(ckpt, tmp_path, capsys):
-    make_sav_set(str(tmp_path / "sav_val"), videos=("s",), n=9)
+    make_sav_set(str(tmp_path / "sav_val"), videos=("s",), n=13)
     _run(ckpt, "sav", tmp_path / "sav_val", tmp_path / "out", "--score")
     out = tmp_path / "out" / "tiny"
     assert sorted(os.listdir(out / "s")) == ["000", "001"]
-    assert sorted(os.listdir(out / "s" / "001")) == [f"{t:05d}.png" for t in range(9)]
-    for folder, stem in (("000", "00000"), ("001", "00004")):    # each object's first mask, as given
+    assert sorted(os.listdir(out / "s" / "001")) == [f"{t:05d}.png" for t in range(13)]
+    for folder, stem in (("000", "00000"), ("001", "00008")):    # each object's first mask, as given
         given = np.array(Image.open(tmp_path / "sav_val/Annotations_6fps/s" / folder / f"{stem}.png"))
         np.testing.assert_array_equal(np.array(Image.open(out / "s" / folder / f"{stem}.png")), given)
-    assert not np.array(Image.open(out / "s" / "001" / "00000.png")).any()    # the hand before it appears
+    assert not np.array(Image.open(out / "s" / "001" / "00004.png")).any()    # the hand before it appears
     assert (out / "results.csv").exists() and (out / "global_results-val.csv").exists()
     printed = capsys.readouterr().out
     assert "objects segmented independently" in printed
@@ -252,3 +253,33 @@ def test_a_killed_long_video_continues_exactly_where_its_results_stop(ckpt, tmp_
     for name in names:
         np.testing.assert_array_equal(np.array(Image.open(tmp_path / "whole/tiny/v1" / name)),
                                       np.array(Image.open(tmp_path / "resumed/tiny/v1" / name)))
+
+
+def test_an_lvos_meta_with_too_few_frame_nums_is_one_line(tmp_path):
+    make_lvos_set(str(tmp_path / "valid"), videos=("v1",), n=16)
+    meta = json.loads((tmp_path / "valid/valid_meta.json").read_text())
+    meta["videos"]["v1"]["objects"]["1"]["frame_range"]["frame_nums"] = 2     # start..end by 5 gives 4 frames
+    (tmp_path / "valid/valid_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="v1 object 1: frame_range start..end by 5 gives more frames"):
+        score_results(open_benchmark("lvos", str(tmp_path), "valid"), str(tmp_path / "valid/Annotations"), "valid")
+
+
+@pytest.mark.slow  # a launcher and two processes
+def test_torchrun_ranks_write_what_one_process_writes_and_rank_0_scores(ckpt, tmp_path):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    make_sav_set(str(tmp_path / "sav_val"), videos=("s1", "s2", "s3"), n=13)
+    argv = ["--dataset", "sav", "--data_root", str(tmp_path / "sav_val"), "--model_path", str(ckpt), "--score", *FLAGS]
+    _run(ckpt, "sav", tmp_path / "sav_val", tmp_path / "one", "--score")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "submit_eval_vos.py", *argv, "--output", str(tmp_path / "two")],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "all 2 ranks:" in proc.stdout and proc.stdout.count("global_results-val.csv:") == 1
+    for video in ("s1", "s2", "s3"):
+        for folder in ("000", "001"):
+            for name in sorted(os.listdir(tmp_path / "one/tiny" / video / folder)):
+                np.testing.assert_array_equal(np.array(Image.open(tmp_path / "one/tiny" / video / folder / name)),
+                                              np.array(Image.open(tmp_path / "two/tiny" / video / folder / name)))
+    assert (tmp_path / "one/tiny/results.csv").read_text() == (tmp_path / "two/tiny/results.csv").read_text()

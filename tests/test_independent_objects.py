@@ -1,23 +1,27 @@
 """Independent objects: each object segmented against the background only equals a session that
 holds that object alone (the independent computation: one session per object)."""
+import json
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from inference_core import SimVOSPredictor
 from model import build_model
 from tests.conftest import tiny_config
 
 
-def _overlapping_video(n=6, h=40, w=56):
-    """Frames and per-object boolean masks: object 1 a big box, object 2 inside it (a 'hand'),
-    object 3 appears on frame 2 and overlaps object 1."""
+def _overlapping_video(n=5, h=64, w=96):
+    """Frames and per-object boolean masks: object 1 a big box, object 2 inside it (a 'hand' that
+    covers whole token cells, where a joint encoding gives its pixels to the box), object 3
+    appears on frame 2 and overlaps object 1."""
     rng = np.random.default_rng(5)
     frames = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in range(n)]
     yy, xx = np.mgrid[:h, :w]
-    person = (yy > 5) & (yy < 35) & (xx > 8) & (xx < 30)
-    hand = (yy > 20) & (yy < 30) & (xx > 20) & (xx < 28)
-    late = (yy > 10) & (yy < 25) & (xx > 24) & (xx < 50)
+    person = (yy > 3) & (yy < 60) & (xx > 7) & (xx < 60)
+    hand = (yy >= 16) & (yy < 48) & (xx >= 16) & (xx < 48)
+    late = (yy > 8) & (yy < 40) & (xx > 50) & (xx < 90)
     return frames, {0: {1: person, 2: hand}, 2: {3: late}}
 
 
@@ -77,3 +81,16 @@ def test_default_still_competes(model):
     assert not joint[0].independent
     masks = joint[0].object_masks()
     assert not (masks[0] & masks[1]).any()    # a label map: the hand takes its pixels from the person
+
+
+def test_own_video_outputs_keep_overlaps(tmp_path):
+    from outputs.formats import ResultWriter
+    _, annotations = _overlapping_video()
+    person, hand = annotations[0][1], annotations[0][2]
+    labels = np.where(hand, 2, np.where(person, 1, 0)).astype(np.uint8)
+    writer = ResultWriter(str(tmp_path), ["palette", "objects", "coco"], ["00000"], [0.0], [1, 2], {"video": "v"})
+    writer.write_frame(0, labels, None, {1: person, 2: hand})
+    writer.finish()
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "objects/1/00000.png")) > 0, person)   # hand included
+    areas = {a["track_id"]: a["area"] for a in json.loads((tmp_path / "coco.json").read_text())["annotations"]}
+    assert areas == {1: int(person.sum()), 2: int(hand.sum())}

@@ -69,14 +69,15 @@ def make_lvos_set(root: str, videos=("v1", "v2"), n: int = 21, unseen=("v2",)) -
 
 def make_sav_set(root: str, videos=("sav_1", "sav_2"), n: int = 17) -> dict:
     """SA-V val: 24 fps frames, every 4th annotated, one binary PNG per object: 000 the union of
-    both objects (a person), 001 object 2 alone (their hand: inside 000, appears late).
+    both objects (a person), 001 object 2 alone (their hand: inside 000, from frame 6 on, so that
+    its first non-empty 6 fps mask is frame 8's).
     -> {video: {object folder: [masks per frame]}}."""
     out = {}
     for k, name in enumerate(videos):
         frames, labels = _video(30 + k, n)
         stems = [f"{t:05d}" for t in range(n)]
         _save(frames, labels, os.path.join(root, "JPEGImages_24fps", name), None, stems, ())
-        objects = {"000": [lab > 0 for lab in labels], "001": [lab == 2 for lab in labels]}
+        objects = {"000": [lab > 0 for lab in labels], "001": [(lab == 2) & (t >= 6) for t, lab in enumerate(labels)]}
         for folder, masks in objects.items():
             os.makedirs(os.path.join(root, "Annotations_6fps", name, folder))
             for t in range(0, n, 4):
