@@ -240,8 +240,9 @@ class Trainer:
             sampler.set_epoch(self.epoch)
             sampler.set_start(self.batches_done * config.batch_size)
             for batch in loader:
-                if isinstance(batch, DataFailure):
-                    self._stop_on(batch)
+                failure = self._agreed_failure(batch if isinstance(batch, DataFailure) else None)
+                if failure is not None:
+                    self._stop_on(failure)
                 self.batches_done += 1
                 torch.manual_seed(derive_seed(config.seed, self.iteration, self.dist.rank, 1))
                 p = self.bootstrap_fraction()
@@ -276,6 +277,15 @@ class Trainer:
         if self.stopped != STOPPED_BY_SIGNAL:
             self.strategy.end(self)
         self.emit(Finished(self.iteration, self.stopped or "done", self.strategy.weights(self), self.strategy.best_jf()))
+
+    def _agreed_failure(self, failure: DataFailure | None) -> DataFailure | None:
+        """A data failure of any rank, the same on every rank (so that all stop together, before the
+        step whose gradients they would wait on each other for)."""
+        if not self.dist.enabled or not all_reduce_max(float(failure is not None), self.dist):
+            return failure
+        failures = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(failures, failure)
+        return next(f for f in failures if f is not None)
 
     def _stop_on(self, failure: DataFailure) -> None:
         """A data file could not be read: the iterations done so far are saved, then the failure is
