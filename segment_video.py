@@ -23,13 +23,13 @@ from evaluation.sharding import add_shard_flags, balance, sharded
 from inference_core.cli import add_predictor_flags, add_video_flags, predictor_options, video_options, video_plan
 from outputs.formats import SAVE_KINDS
 from inference_core.predictor import build_predictor
-from outputs.video_job import OVERLAY_KINDS, OwnVideo, outputs_complete, segment_own_video
+from outputs.video_job import OVERLAY_KINDS, OwnVideo, outputs_complete, read_annotations, segment_own_video
 from model.flags import add_model_flags, config_from_args
 from util.cli import add_bool_flag, run_cli
 from util.device import peak_memory_mib, precision_name
 from util.errors import InputError
 from util.progress import FrameProgress
-from util.publish import remove_leftovers
+from util.publish import output_folder, remove_leftovers
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -102,17 +102,25 @@ def open_videos(args) -> list[OwnVideo]:
 def main(argv=None) -> None:
     args = parse_args(argv)
     kinds = sorted(set(args.save) | {"palette"}, key=SAVE_KINDS.index)
-    plan = video_plan(args)
-    videos = open_videos(args)
+    plan = video_plan(args, say=print if os.environ.get("RANK", "0") == "0" else (lambda line: None))
+    options = video_options(args)
+    # An error before a video is finished leaves no empty --output folder behind.
+    with output_folder(args.output, "--output"):
+        videos = open_videos(args)
+        for video in videos:  # bad masks are refused before the model loads
+            read_annotations(video, say=lambda line: None)
+        run(args, videos, kinds, plan, options)
+
+
+def run(args, videos: list[OwnVideo], kinds: list[str], plan: str, options: dict) -> None:
+    """Builds the predictor and segments this process's share of ``videos`` into --output."""
     with sharded(args) as shard:
         predictor = build_predictor(args.checkpoint, config_from_args(args, args.checkpoint), shard.device, args.amp,
-                                    args.max_objects_per_batch, **predictor_options(args),
-                                    **video_options(args))
+                                    args.max_objects_per_batch, **predictor_options(args), **options)
         mine = [videos[i] for i in balance([len(v.source) for v in videos], shard.count)[shard.index]]
         todo = [v for v in mine if args.overwrite or not outputs_complete(args.output, v, kinds, args.overlay)]
         if shard.reports and len(todo) < len(mine):
             print(f"{len(mine) - len(todo)} video(s) already complete in {args.output} (--overwrite to redo)")
-        os.makedirs(args.output, exist_ok=True)
         remove_leftovers(args.output)  # what a killed run left staged
         progress = FrameProgress(sum(len(v.source) for v in todo), show=shard.reports)
         start, frames = time.perf_counter(), 0

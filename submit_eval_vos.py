@@ -13,6 +13,8 @@ segmented independently unless --independent_objects False.
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import os
 
@@ -46,6 +48,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", required=True)
     add_bool_flag(p, "--score", False, help="after segmenting, write global_results-<split>.csv and "
                                             "per-sequence_results-<split>.csv as the benchmark's official tool")
+    p.add_argument("--unseen_videos", default=None, help="lvos --score: the list of unseen videos (lvos-evaluation's "
+                                                         "unseen_videos.txt; default: the split's own, if any)")
     add_bool_flag(p, "--use_all_masks", False, help="generic: also take objects that first appear in later masks "
                                                     "(mose always does, as YouTube-VOS)")
     add_bool_flag(p, "--independent_objects", None, help="segment each object against the background only (overlaps "
@@ -116,7 +120,7 @@ def _plans(args):
         if args.score:
             raise InputError(f"--score: YouTube-VOS {args.split} has no public ground truth: submit the zip to CodaLab")
         return youtube_plans(args.data_root, args.split, False, args.videos), True, None
-    bench = open_benchmark(args.dataset, args.data_root, args.split)
+    bench = open_benchmark(args.dataset, args.data_root, args.split, args.unseen_videos)
     if args.resume_every < 0:
         raise InputError(f"--resume_every must be 0 or more, got {args.resume_every}")
     plans = benchmark_plans(bench, args.use_all_masks, args.videos, args.resume_every or None)

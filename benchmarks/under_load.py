@@ -118,11 +118,12 @@ def main(argv=None) -> None:
     rows = []
     for count in args.busy:
         for name, settings in SETTINGS.items():
+            before = load_average()
             m = beside_busy(count, settings, args)
             rows.append({"busy": count, "settings": name, "it_per_s": round(m.rate, 3), "iterations": m.iterations,
-                         "threads": m.threads, "wait_policy": m.wait_policy})
+                         "threads": m.threads, "wait_policy": m.wait_policy, "load_average_before": before})
             print(f"busy {count}  {name:18s} {m.rate:6.2f} it/s  ({m.iterations} iterations, {m.threads} threads, "
-                  f"OMP_WAIT_POLICY {m.wait_policy})", flush=True)
+                  f"OMP_WAIT_POLICY {m.wait_policy}; load average before {before})", flush=True)
     print(f"load average after: {load_average()}")
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
     with open(RESULTS, "w") as f:

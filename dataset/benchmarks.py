@@ -61,8 +61,9 @@ def _need(path: str, what: str) -> None:
         raise InputError(f"no {name} in {folder or '.'}: is this {what}?")
 
 
-def open_benchmark(name: str, data_root: str, split: str | None) -> BenchmarkRoot:
-    """The split of benchmark ``name`` under ``data_root`` (the dataset root or the split folder)."""
+def open_benchmark(name: str, data_root: str, split: str | None, unseen_list: str | None = None) -> BenchmarkRoot:
+    """The split of benchmark ``name`` under ``data_root`` (the dataset root or the split folder);
+    unseen_list (LVOS): the file naming its unseen videos (default: the split's unseen_videos.txt, if any)."""
     if not os.path.isdir(data_root):
         raise InputError(f"{data_root}: --data_root folder not found")
     split = split or DEFAULT_SPLITS[name]
@@ -81,8 +82,8 @@ def open_benchmark(name: str, data_root: str, split: str | None) -> BenchmarkRoo
         for sub in ("JPEGImages", "Annotations"):
             _need(os.path.join(root, sub), "an LVOS split")
         meta = _lvos_meta(os.path.join(root, meta_name))
-        unseen_path = os.path.join(root, "unseen_videos.txt")
-        unseen = set(read_split(unseen_path)) if os.path.isfile(unseen_path) else None
+        unseen_path = unseen_list or os.path.join(root, "unseen_videos.txt")
+        unseen = set(read_split(unseen_path)) if unseen_list or os.path.isfile(unseen_path) else None
         return BenchmarkRoot(name, root, os.path.join(root, "JPEGImages"), os.path.join(root, "Annotations"),
                              sorted(meta), meta, unseen)
     if name in ("mose", "generic"):

@@ -3,8 +3,11 @@
 * indexed (palette) PNG: pixel values are object ids (as DAVIS; in a user's mask 255 is an object
   like any other, not the datasets' void label);
 * greyscale ('L'), bilevel ('1') or 16-bit PNG whose only non-zero value is one object (a black and
-  white mask from any editor: 0 = background, 255 or 1 = the object) -> object 1; several small
-  values (a label map saved as greyscale) -> those ids;
+  white mask from any editor: 0 = background, 255 or 1 = the object) -> object 1; several values
+  -> those ids when they form a label map: every value a small id (at most MAX_OBJECTS) and the
+  image made of flat regions (at most a quarter of the neighbouring pixel pairs differ). Anything
+  else (a greyscale photo, a smoothed drawing, objects drawn in grey levels such as 128 and 255) is
+  refused as "not a label map";
 * RGB(A) PNG, each distinct colour one object: colours of the DAVIS palette keep their index, other
   colours are numbered 1, 2, ... in ascending (R, G, B) order; black and fully transparent pixels are
   background. More distinct colours than MAX_OBJECTS: anti-aliased, refused;
@@ -75,14 +78,33 @@ def _labels_of(path: str, img: Image.Image) -> UserMask:
     raise InputError(f"{path}: a {img.mode} image is not a mask (use an indexed, greyscale or RGB PNG)")
 
 
+# A label map is flat regions: more of its neighbouring pixel pairs differing than this is a photo.
+MAX_CHANGING_NEIGHBOURS = 0.25
+
+
+def changing_neighbours(values: np.ndarray) -> float:
+    """Share of horizontally and vertically neighbouring pixel pairs of [H, W] ``values`` that differ."""
+    pairs = values[:, 1:].size + values[1:].size
+    if not pairs:
+        return 0.0
+    return float((values[:, 1:] != values[:, :-1]).sum() + (values[1:] != values[:-1]).sum()) / pairs
+
+
 def _grey(path: str, values: np.ndarray) -> UserMask:
     present = np.unique(values)
     nonzero = present[present != 0]
     if len(nonzero) == 1:
         return UserMask((values != 0).astype(np.uint8), "binary mask", [1])
-    if len(nonzero) > MAX_OBJECTS or nonzero.max(initial=0) > 255:
-        raise InputError(f"{path}: greyscale mask with {len(nonzero)} grey levels: anti-aliased or a photo, not a "
-                         "mask; save it without smoothing (one value per object) or as an indexed PNG")
+    changing = changing_neighbours(values)
+    above = [int(v) for v in nonzero if not 0 < v <= MAX_OBJECTS]
+    what = (f"a greyscale mask is 0 (background) and one small id per object (1, 2, ... at most {MAX_OBJECTS}), or 0 "
+            "and one other value for one object: save it without smoothing, or as an indexed PNG")
+    if changing > MAX_CHANGING_NEIGHBOURS or len(nonzero) > MAX_OBJECTS:
+        raise InputError(f"{path}: not a label map (looks like a photo): a greyscale image with {len(nonzero)} grey "
+                         f"levels, {changing:.0%} of neighbouring pixels differ; {what}")
+    if above:
+        raise InputError(f"{path}: not a label map: object id {above[0]} is outside "
+                         f"1-{MAX_OBJECTS} (objects drawn in grey levels such as 128 and 255? a photo?); {what}")
     labels = values.astype(np.uint8)
     return UserMask(labels, "greyscale label map", object_ids(labels))
 

@@ -13,6 +13,8 @@ studio, dataset/annotated.py for fine-tuning, and through it the trainer).
                /jobs/<job>.json                every job (propagation and fine-tuning) as last recorded
                /models/<name>/finetuned.pth    a fine-tuned model (+ finetuned.json, its model flags)
                              /events.jsonl      the trainer's progress stream (util/run_events.py)
+                             /train.log         the trainer's human log (for people; never parsed)
+                             /runs/             its TensorBoard logs; model_<i>.pth, checkpoint_<i>.pth: its states
 
 ``<i>`` is the frame number, zero-padded to five digits (:func:`frame_stem`); session and job ids
 are 12 lowercase hex digits; model names are letters, digits, '_' and '-'. Whatever a request or
@@ -31,6 +33,7 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SESSION_FOLDERS = ("frames", "thumbs", "masks", "results", "exports")
 WEIGHTS_NAME = "finetuned.pth"
 EVENTS_NAME = "events.jsonl"
+LOG_NAME = "train.log"
 _STEM = re.compile(r"^\d{5}$")
 
 
@@ -139,6 +142,14 @@ class ModelFolder:
     @property
     def events(self) -> str:
         return os.path.join(self.root, EVENTS_NAME)
+
+    @property
+    def log(self) -> str:
+        return os.path.join(self.root, LOG_NAME)
+
+    @property
+    def runs(self) -> str:
+        return os.path.join(self.root, "runs")
 
     def size_bytes(self) -> int:
         """What the folder keeps on disk (links not followed)."""

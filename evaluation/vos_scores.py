@@ -70,20 +70,17 @@ def _prediction(path: str, shape: tuple[int, int]) -> np.ndarray:
 
 
 def check_layout(bench: BenchmarkRoot, results: str) -> None:
-    """One line when ``results`` is not this benchmark's layout (another benchmark's results)."""
-    if not os.path.isdir(results):
-        raise InputError(f"{results}: results folder not found")
-    for video in bench.videos:
-        folder = os.path.join(results, video)
-        if not os.path.isdir(folder):
-            raise InputError(f"{folder}: no results for video {video} (is {results} the {bench.name} results of this split?)")
-        entries = os.listdir(folder)
-        nested = any(os.path.isdir(os.path.join(folder, e)) for e in entries)
-        if bench.name == "sav" and not nested:
-            raise InputError(f"{folder}: label-map PNGs, not SA-V's <video>/<object>/<frame>.png: results of another benchmark?")
-        if bench.name != "sav" and nested:
-            raise InputError(f"{folder}: per-object folders (SA-V's layout), not {bench.name}'s <video>/<frame>.png label maps")
-        return  # the first video tells the layout; missing frames are named when they are read
+    """One line when ``results`` is not this benchmark's layout (another benchmark's results). The
+    first video tells the layout; a missing video or frame is named when it is read."""
+    folder = os.path.join(results, bench.videos[0])
+    if not os.path.isdir(folder):
+        raise InputError(f"{folder}: no results for video {bench.videos[0]} (is {results} the {bench.name} "
+                         "results of this split?)")
+    nested = any(os.path.isdir(os.path.join(folder, entry)) for entry in os.listdir(folder))
+    if bench.name == "sav" and not nested:
+        raise InputError(f"{folder}: label-map PNGs, not SA-V's <video>/<object>/<frame>.png: results of another benchmark?")
+    if bench.name != "sav" and nested:
+        raise InputError(f"{folder}: per-object folders (SA-V's layout), not {bench.name}'s <video>/<frame>.png label maps")
 
 
 # ---------------------------------------------------------------------------- MOSE, generic
@@ -227,10 +224,13 @@ def main(argv=None) -> None:
     p.add_argument("--data_root", required=True, help="the benchmark's folder (or its split's folder)")
     p.add_argument("--split", default=None, help="default: mose valid, lvos valid, sav val; generic: names the CSVs")
     p.add_argument("--results", required=True, help="the results folder (MOSE: its Annotations/ folder)")
+    p.add_argument("--unseen_videos", default=None, help="lvos: the list of unseen videos (lvos-evaluation's "
+                                                         "unseen_videos.txt; default: the split's own, if any)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = p.parse_args(argv)
     split = args.split or DEFAULT_SPLITS[args.dataset]
-    score_results(open_benchmark(args.dataset, args.data_root, split), args.results, split, args.workers)
+    score_results(open_benchmark(args.dataset, args.data_root, split, args.unseen_videos), args.results, split,
+                  args.workers)
 
 
 if __name__ == "__main__":

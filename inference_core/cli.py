@@ -6,6 +6,7 @@ import os
 from inference_core.compiled import COMPILE_MODES
 from inference_core.directions import VIDEO_PLANS
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, MEMORY_POLICIES, check_max_keyframes
+from inference_core.session import check_size
 from util.cli import add_bool_flag
 from util.errors import InputError
 
@@ -63,7 +64,7 @@ def add_independent_flag(parser) -> None:
 def video_options(args) -> dict:
     """The predictor options of :func:`add_video_flags`' flags."""
     check_max_keyframes(args.max_keyframes, "--max_keyframes")
-    return {"size": args.size, "memory": args.memory, "max_keyframes": args.max_keyframes,
+    return {"size": check_size(args.size, "--size"), "memory": args.memory, "max_keyframes": args.max_keyframes,
             "independent_objects": args.independent_objects}
 
 

@@ -85,10 +85,16 @@ def empty_result(index: int, shape: tuple[int, int], device) -> FrameResult:
     return FrameResult(index, [], torch.ones(1, *shape, device=device))
 
 
-def run_plan(video: VideoSession, plan: str) -> Iterator[FrameResult]:
-    """Every frame of ``video`` once, by ``plan`` (one of ``VIDEO_PLANS``), from its annotations."""
+def check_plan(plan) -> str:
+    """One of ``VIDEO_PLANS``, else an InputError naming them."""
     if plan not in VIDEO_PLANS:
         raise InputError(f"plan must be one of {', '.join(VIDEO_PLANS)}, got {plan!r}")
+    return plan
+
+
+def run_plan(video: VideoSession, plan: str) -> Iterator[FrameResult]:
+    """Every frame of ``video`` once, by ``plan`` (one of ``VIDEO_PLANS``), from its annotations."""
+    check_plan(plan)
     marks = video.annotated_frames
     if not marks:
         raise InputError("no annotated frame among the frames: give at least one mask")

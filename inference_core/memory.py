@@ -25,7 +25,7 @@ MEMORY_POLICIES = ("published", "keyframes")
 # one default of every entry point (the predictor, segment_video.py, the studio). Why 4, not more:
 # benchmarks.keyframes finds no gain from a second reference over replacing it (J&F 64.1 vs 65.0 on
 # the demo's val set, 47.4 vs 47.3 on the glyph transfer set), while each reference adds a frame's
-# tokens to the joint attention (8 instead of 4: 1.2-1.7x the time per frame, docs/benchmarks.md).
+# tokens to the joint attention (8 instead of 4: about 1.9x the time per frame, docs/benchmarks.md).
 DEFAULT_MAX_KEYFRAMES = 4
 
 

@@ -20,13 +20,13 @@ from typing import Iterator
 import torch
 
 from inference_core.compiled import COMPILE_MODES, compiled_network
-from inference_core.directions import run_plan
+from inference_core.directions import check_plan, run_plan
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, check_max_keyframes, check_policy
 from inference_core.results import FrameResult
-from inference_core.session import VideoSession
+from inference_core.session import VideoSession, check_size
 from model import ModelConfig, build_model
-from model.checkpoint import load_weights, read_checkpoint, unwrap, training_img_size
-from model.variants import check_recorded_variant, recorded_model_flags, resolve_config
+from model.checkpoint import CheckpointMismatchError, load_weights, read_checkpoint, training_img_size, unwrap
+from model.variants import check_recorded_variant, missing_sidecar_hint, recorded_model_flags, resolve_config
 from util.device import pick_device, warn_if_amp_unsupported
 from util.errors import InputError
 
@@ -55,7 +55,7 @@ class SimVOSPredictor:
         if max_objects_per_batch is not None and (not isinstance(max_objects_per_batch, int) or max_objects_per_batch < 1):
             raise InputError(f"max_objects_per_batch must be a positive integer, got {max_objects_per_batch!r}")
         self.max_objects_per_batch = max_objects_per_batch
-        self.size = size
+        self.size = check_size(size)
         self.memory, self.max_keyframes = check_policy(memory), check_max_keyframes(max_keyframes)
         self.overlap_io = overlap_io  # decode frames / write outputs on threads beside the network
         self.independent_objects = bool(independent_objects)  # each object against the background only
@@ -96,6 +96,7 @@ class SimVOSPredictor:
         first annotation on), ``backward`` (from the last one back), or ``nearest`` (each object on
         each frame from its nearest annotation). Yields one FrameResult per frame, in processing
         order (``result.index`` names the frame)."""
+        check_plan(plan)  # before the annotations are encoded
         video = self.open(frames, **options)
         for index in sorted(masks):
             video.add_mask(index, masks[index], (objects or {}).get(index), complete=not partial)
@@ -115,7 +116,14 @@ def build_predictor(checkpoint: str, config: ModelConfig, device: torch.device |
         config = dataclasses.replace(config, train_img_size=trained)
         print(f"note: {checkpoint}: trained at {trained}x{trained}: its position grid is used")
     model = build_model(config)
-    report = load_weights(model, loaded, name=checkpoint)
+    try:
+        report = load_weights(model, loaded, name=checkpoint)
+    except CheckpointMismatchError as exc:
+        hint = missing_sidecar_hint(checkpoint, loaded, state)
+        if hint is None:
+            raise
+        first, _, rest = str(exc).partition("\n")
+        raise CheckpointMismatchError("\n".join([first, f"  hint: {hint}"] + ([rest] if rest else []))) from None
     for note in report.notes:
         print(f"note: {checkpoint}: {note}")
     return SimVOSPredictor(model, device, amp, max_objects_per_batch, **options)

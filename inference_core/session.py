@@ -77,6 +77,15 @@ def as_labels(mask, what: str = "mask") -> np.ndarray:
     return mask.astype(np.uint8, copy=False)
 
 
+def check_size(size, what: str = "size") -> int:
+    """A processing size: a positive number of pixels (the shorter side), or -1 (as given); else an
+    InputError naming ``what`` (a flag, a field)."""
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or (size < 1 and size != -1):
+        raise InputError(f"{what} must be a positive number of pixels (the shorter side the network sees) or -1 "
+                         f"(frames as given), got {size!r}")
+    return int(size)
+
+
 def processing_size(height: int, width: int, size: int) -> tuple[int, int]:
     """(h, w) the network sees: the shorter side at most ``size`` (never enlarged; -1: as given)."""
     short = min(height, width)
@@ -151,7 +160,7 @@ class VideoSession:
                  max_keyframes: int | None = None, independent_objects: bool | None = None):
         self.predictor = predictor
         self.frames = _Frames(frames)
-        self.size = predictor.size if size is None else size
+        self.size = predictor.size if size is None else check_size(size)
         self.policy = check_policy(predictor.memory if memory is None else memory)
         self.max_keyframes = check_max_keyframes(predictor.max_keyframes if max_keyframes is None else max_keyframes)
         self.independent = bool(predictor.independent_objects if independent_objects is None else independent_objects)
@@ -215,19 +224,22 @@ class VideoSession:
     def remove_object(self, obj: int) -> None:
         """Object ``obj`` is gone from the session: from every annotation (its pixels become
         background), every memory and every result. The other objects of its annotated frames are
-        encoded again without it (their prototypes were computed together)."""
+        encoded again without it (their prototypes were computed together). A complete annotation
+        left without objects stays, as "nothing here" (as ``add_mask`` keeps an empty complete map);
+        a partial one left without objects adds nothing and goes."""
         if obj not in self.objects:
             raise InputError(f"no object {obj} in this session (objects: {self.objects})")
         for index in [i for i, a in self.annotations.items() if obj in a.objects]:
             old = self.annotations[index]
-            if old.objects == [obj]:
-                del self.annotations[index]
-                continue
             kept = [i for i in old.objects if i != obj]
             per_object = {i: old.object_masks[i] for i in kept} if old.object_masks is not None else None
-            labels = _label_map(per_object, f"frame {index}") if per_object is not None else \
+            labels = _label_map(per_object, f"frame {index}") if per_object else \
                 np.where(old.labels == obj, 0, old.labels).astype(np.uint8)
-            annotation = self.annotations[index] = _Annotation(labels, kept, old.complete, per_object)
+            annotation = _Annotation(labels, kept, old.complete, per_object)
+            if not annotation.objects and not annotation.complete:
+                del self.annotations[index]
+                continue
+            self.annotations[index] = annotation
             if self.frames.length is not None:
                 self._encode(annotation, index, *self._prepare(self.frames.one(index), index))
         self._changes += 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import zipfile
 from dataclasses import dataclass, field
 
 import torch
@@ -49,13 +48,22 @@ class LoadReport:
 
 
 def read_checkpoint(path: str) -> dict:
-    """torch.load on CPU, tensors and plain containers only."""
+    """torch.load on CPU, tensors and plain containers only. A file it cannot load is a
+    CheckpointError saying what the file is (text, an image, a foreign pickle, ...)."""
+    if os.path.isdir(path):
+        inside = sorted(f for f in os.listdir(path) if f.endswith((".pth", ".pt", ".ckpt")))
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file" +
+                              (f"; give the checkpoint in it ({', '.join(inside)})" if inside else ""))
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    # What torch.load raises for a truncated zip, a foreign pickle, a text file (KeyError, IndexError) or an empty file.
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, KeyError, IndexError, ValueError) as exc:
+    except MemoryError:
+        raise
+    # torch.load on bytes that are not a checkpoint raises almost anything (KeyError for some text,
+    # IndexError or UnicodeDecodeError from the unpickler, BadZipFile, RuntimeError, EOFError, ...):
+    # every failure to load an existing file is a fact about the file.
+    except Exception as exc:
         raise CheckpointError(f"{path}: {_unreadable_reason(path, exc)}") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found {type(obj).__name__}")
@@ -65,19 +73,39 @@ def read_checkpoint(path: str) -> dict:
 _IMAGE_MAGIC = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image"}
 
 
+def _is_text(head: bytes) -> bool:
+    """The first bytes of a file read as UTF-8 text (no NUL, printable or whitespace characters)."""
+    if b"\0" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the end of the sample
+            return False
+        text = head[:exc.start].decode("utf-8")
+    return all(c.isprintable() or c in "\t\n\r\f\v" for c in text)
+
+
 def _unreadable_reason(path: str, exc: BaseException) -> str:
     """One line a user can act on (torch's own message advises weights_only=False, which is no fix)."""
-    with open(path, "rb") as f:
-        head = f.read(8)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as error:
+        return f"cannot be read ({error.strerror})"
+    link = f" (it links to {os.path.realpath(path)})" if os.path.islink(path) else ""
     if not head:
-        return "empty file, not a PyTorch checkpoint"
+        return "empty file, not a PyTorch checkpoint" + link
     for magic, what in _IMAGE_MAGIC.items():
         if head.startswith(magic):
-            return f"this is {what}, not a PyTorch checkpoint (.pth)"
+            return f"this is {what}, not a PyTorch checkpoint (.pth)" + link
+    if _is_text(head):
+        sidecar = " (a sidecar of model flags? give the .pth file beside it)" if head.lstrip().startswith(b"{") else ""
+        return f"this is a text file, not a PyTorch checkpoint (.pth){sidecar}" + link
     if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
         return ("not a checkpoint of tensors (a foreign pickle, or a file that holds objects other than weights); "
-                "give a .pth file of weights")
-    return "not a PyTorch checkpoint (.pth), or a truncated one (an interrupted download or copy?)"
+                "give a .pth file of weights" + link)
+    return "not a PyTorch checkpoint (.pth), or a truncated one (an interrupted download or copy?)" + link
 
 
 def unwrap(obj: dict) -> tuple[str, dict[str, torch.Tensor]]:
@@ -102,14 +130,22 @@ def _is_unused(key: str) -> bool:
     return key in UNUSED_KEYS or key.startswith(UNUSED_PREFIXES)
 
 
-def _describe_backbone(state: dict[str, torch.Tensor]) -> str | None:
+def backbone_shape(state: dict[str, torch.Tensor]) -> tuple[int, int, str | None] | None:
+    """(width, depth, the preset of that size or None) of a state_dict's ViT (None: no ViT in it)."""
     weight = state.get("patch_embed.proj.weight")
     depths = [int(m.group(1)) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))]
     if weight is None or not depths:
         return None
     dim, depth = weight.shape[0], max(depths) + 1
-    names = [n for n, p in PRESETS.items() if p.embed_dim == dim and p.depth == depth]
-    return f"dim {dim}, depth {depth}" + (f" (--backbone_type {names[0]})" if names else "")
+    return dim, depth, next((n for n, p in PRESETS.items() if p.embed_dim == dim and p.depth == depth), None)
+
+
+def _describe_backbone(state: dict[str, torch.Tensor]) -> str | None:
+    shape = backbone_shape(state)
+    if shape is None:
+        return None
+    dim, depth, preset = shape
+    return f"dim {dim}, depth {depth}" + (f" (--backbone_type {preset})" if preset else "")
 
 
 def _hints(model: nn.Module, state: dict, missing: list[str], shapes: list[str]) -> list[str]:

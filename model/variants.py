@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 import os
 
-from model.checkpoint import CheckpointMismatchError
+from model.checkpoint import TOKEN_LEARNER_PREFIXES, CheckpointError, CheckpointMismatchError, backbone_shape
 from model.presets import ConfigError, ModelConfig, config_from_flags
 from util.publish import write_json
 
-MODEL_FLAGS = ("backbone_type", "layer_index", "use_token_learner", "use_local_window",
-               "num_bases_foreground", "num_bases_background")
+# The model flags a checkpoint records, with the JSON type each must have.
+FLAG_TYPES = {"backbone_type": str, "layer_index": int, "use_token_learner": bool, "use_local_window": bool,
+              "num_bases_foreground": int, "num_bases_background": int}
+MODEL_FLAGS = tuple(FLAG_TYPES)
+_TYPE_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
 VARIANTS: dict[str, dict] = {
     "simvos_b": {"backbone_type": "vit_base", "layer_index": 0, "use_token_learner": False},
     "simvos_bs": {"backbone_type": "vit_base", "layer_index": 4, "use_token_learner": True},
@@ -79,38 +82,93 @@ def write_sidecar(checkpoint: str, config: ModelConfig) -> None:
     write_json(sidecar_path(checkpoint), recorded_flags(config), indent=1)
 
 
+def checked_flags(flags: dict, source: str) -> dict:
+    """The model flags among recorded ``flags`` (``MODEL_FLAGS``), each of its JSON type and
+    together a valid network; else a CheckpointError naming ``source`` (the file) and the field."""
+    checked = {}
+    for name, kind in FLAG_TYPES.items():
+        if name not in flags:
+            continue
+        value = flags[name]
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+            raise CheckpointError(f"{source}: \"{name}\" must be {_TYPE_NAMES[kind]}, got {value!r} "
+                                  "(a damaged record of the model flags: fix it, or remove it and give the flags)")
+        checked[name] = value
+    try:
+        resolve_config(None, checked)
+    except ConfigError as exc:
+        raise CheckpointError(f"{source}: the recorded model flags describe no network: {exc}") from None
+    return checked
+
+
+def read_sidecar(checkpoint: str) -> dict | None:
+    """What ``checkpoint``'s sidecar records: {"variant": a variant or None, "model": {flag: value}}
+    (None: no sidecar, or a file that is not one: not JSON, or without a "model" object, e.g. a
+    user's own notes). Recorded values of the wrong type are a CheckpointError naming the sidecar
+    and the field."""
+    path = sidecar_path(checkpoint)
+    try:
+        with open(path) as f:
+            recorded = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
+        return None
+    variant = recorded.get("variant")
+    if variant is not None and variant not in VARIANTS:
+        raise CheckpointError(f"{path}: \"variant\" must be one of {', '.join(VARIANTS)} or null, got {variant!r}")
+    return {"variant": variant, "model": checked_flags(recorded["model"], path)}
+
+
 def recorded_model_flags(checkpoint: str) -> dict | None:
     """The model flags a checkpoint's sidecar records (None: no sidecar, or not one of ours)."""
-    try:
-        with open(sidecar_path(checkpoint)) as f:
-            flags = json.load(f)["model"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return {k: flags[k] for k in MODEL_FLAGS if k in flags} if isinstance(flags, dict) else None
+    record = read_sidecar(checkpoint)
+    return record["model"] if record else None
 
 
 def check_recorded_variant(checkpoint: str, config: ModelConfig, loaded: dict | None = None) -> None:
     """Refuses a checkpoint whose recorded model flags (its sidecar, or the ``config`` entry of a
     training state ``loaded``) differ from ``config``'s."""
-    recorded = None
     if isinstance(loaded, dict) and isinstance(loaded.get("config"), dict):
-        recorded, source = {"variant": None, "model": loaded["config"]}, "its training state"
-    elif os.path.isfile(sidecar_path(checkpoint)):
-        source = sidecar_path(checkpoint)
-        try:
-            with open(source) as f:
-                recorded = json.load(f)
-        except (OSError, ValueError):
-            return  # not our sidecar (e.g. a user's own notes): nothing recorded
-    if not isinstance(recorded, dict) or not isinstance(recorded.get("model"), dict):
+        source = f"{checkpoint}'s training state"
+        recorded = {"variant": None, "model": checked_flags(loaded["config"], source)}
+    else:
+        source, recorded = sidecar_path(checkpoint), read_sidecar(checkpoint)
+    if recorded is None:
         return
     flags = recorded["model"]
     differ = [k for k in MODEL_FLAGS if k in flags and flags[k] != getattr(config, k)]
     if not differ:
         return
-    name = recorded.get("variant") or next(
+    name = recorded["variant"] or next(
         (n for n, v in VARIANTS.items() if all(flags.get(k) == x for k, x in v.items())), None)
     wanted = f"--variant {name}" if name else " ".join(f"--{k} {flags[k]}" for k in MODEL_FLAGS if k in flags)
     got = ", ".join(f"{k} {getattr(config, k)} (trained: {flags[k]})" for k in differ)
     raise CheckpointMismatchError(f"{checkpoint}: trained with other model flags (recorded in {source}): {got}\n"
                                   f"  hint: pass {wanted}")
+
+
+def likely_flags(state: dict) -> str | None:
+    """The model flags a state_dict's weights suggest: the published variant of its ViT size and
+    token learners, or its --backbone_type (None: no ViT in it)."""
+    shape = backbone_shape(state)
+    if shape is None or shape[2] is None:
+        return None
+    preset, token_learner = shape[2], any(k.startswith(TOKEN_LEARNER_PREFIXES) for k in state)
+    for name, flags in VARIANTS.items():
+        if (flags["backbone_type"], flags["use_token_learner"]) == (preset, token_learner):
+            return f"--variant {name}"
+    return f"--backbone_type {preset}" + (" --use_token_learner --layer_index N (N > 0)" if token_learner
+                                          else " --layer_index N")
+
+
+def missing_sidecar_hint(checkpoint: str, loaded: dict, state: dict) -> str | None:
+    """For a checkpoint that does not fit the network built: when nothing records its model flags
+    (no sidecar, no training state's config), a hint naming the missing sidecar and the flags its
+    weights suggest; None when its flags are recorded."""
+    if isinstance(loaded.get("config"), dict) or read_sidecar(checkpoint) is not None:
+        return None
+    likely = likely_flags(state)
+    return (f"no sidecar {sidecar_path(checkpoint)} records the model flags this checkpoint was trained with, so "
+            f"the network was built from the flags given (or the defaults): pass its flags"
+            + (f", likely {likely}" if likely else " (--variant or --backbone_type ...)"))

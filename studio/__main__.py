@@ -18,7 +18,8 @@ from model.flags import add_model_flags, config_from_args
 from model.variants import matching_variant
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES, check_max_keyframes
 from studio import auth
-from studio.jobs import DEFAULT_LIVE_SESSIONS, JobRunner
+from studio.jobs import JobRunner
+from studio.propagation import DEFAULT_LIVE_SESSIONS
 from studio.store import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, Workspace
 from util.cli import run_cli
 from util.errors import InputError

@@ -1,8 +1,9 @@
 """The studio's app: the page, the token, and the routers by resource (studio/routes/); state in one
 typed object (studio/state.py), errors answered by one table (studio/errors.py).
 
-Every /api route needs the token (studio/auth.py); every answer carries the security headers; errors are
-JSON ``{"error": "..."}`` with a 4xx status (503 when the workspace cannot be written), never a crash.
+The page and its static files are public; every other route needs the token (studio/auth.py); every
+answer carries the security headers; errors are JSON ``{"error": "..."}`` with a 4xx status (503 when
+the workspace cannot be written), never a crash.
 JSON bodies are read up to their limits before they are parsed (studio/requests.py); the schema of
 every request and answer is at ``/openapi.json`` (studio/schemas.py).
 """
@@ -19,8 +20,10 @@ from studio.errors import error as _error
 from studio.errors import install_error_handlers
 from studio.exports import EXPORTS
 from studio.finetune import DEFAULT_MINUTES, MAX_MINUTES, MAX_QUEUED, MIN_ANNOTATED_FRAMES, MIN_MINUTES, TRAINER, FinetuneJob
-from studio.jobs import FINISHED, JOB_STATES, JobRunner, PropagationJob, recover_jobs
+from studio.job import FINISHED, JOB_STATES
+from studio.jobs import JobRunner, recover_jobs
 from studio.models import START, ModelCatalog, StartModel
+from studio.propagation import PropagationJob
 from studio.requests import MAX_JSON_BYTES, BodyLimit
 from studio.routes import annotations, exports, jobs, models, sessions
 from studio.routes.annotations import MAX_MASK_BYTES

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ValidationError
 
 from model.checkpoint import CheckpointError
-from studio.jobs import Busy
+from studio.job import Busy
 from studio.models import BadModel
 from studio.requests import TooLarge
 from studio.store import Conflict, NotFound, SessionGone, SourceMissing

@@ -21,7 +21,8 @@ import time
 
 from dataset.annotated import held_out_sessions
 from dataset.workspace import WorkspaceLayout
-from studio.jobs import Cancelled, Job, JobRunner
+from studio.job import Cancelled, Job
+from studio.jobs import JobRunner
 from studio.store import Workspace
 from util.errors import InputError
 from util.run_events import EventReader, EventsVersionError
@@ -87,7 +88,7 @@ class FinetuneJob(Job):
                                                          "use_local_window", "num_bases_foreground", "num_bases_background")]
         cmd = [*self.trainer, "--id", self.model, "--finetune", self.layout.root, "--sessions", *self.sessions,
                "--load_network", runner.checkpoint, *flags, "--minutes", str(self.minutes), "--num_workers", "1",
-               "--save_dir", self.layout.models_dir, "--log_dir", os.path.join(folder.root, "runs"),
+               "--save_dir", self.layout.models_dir, "--log_dir", folder.runs,
                "--device", str(runner.predictor.device), "--events", folder.events]
         if self.held_out:
             cmd += ["--val_videos", str(len(self.held_out))]
@@ -106,10 +107,13 @@ class FinetuneJob(Job):
             os.remove(folder.events)
         reader = EventReader(folder.events)
         outcome: dict = {}
-        with open(os.path.join(folder.root, "train.log"), "ab") as log:
-            self.process = subprocess.Popen(self.command(runner), cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, preexec_fn=_die_with(os.getpid()),
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with open(folder.log, "ab") as log:
+            try:
+                self.process = subprocess.Popen(self.command(runner), cwd=REPOSITORY, stdin=subprocess.DEVNULL, stdout=log,
+                                                stderr=subprocess.STDOUT, preexec_fn=_die_with(os.getpid()),
+                                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            except OSError as exc:
+                raise InputError(f"{self.trainer[0]}: the trainer could not be started ({exc.strerror or exc})") from None
             if self.cancel.is_set():
                 self.stop()
             while True:
@@ -123,10 +127,10 @@ class FinetuneJob(Job):
             raise InputError(outcome["failed"])
         if self.cancel.is_set():
             raise Cancelled()
-        weights = outcome.get("weights")
+        weights = outcome.get("weights") and os.path.join(REPOSITORY, outcome["weights"])  # the trainer's cwd
         if code != 0 or outcome.get("reason") not in ("done", "budget"):
             raise InputError(f"fine-tuning stopped (status {code}) without finishing its run: see "
-                             f"{os.path.join(folder.root, 'train.log')}")
+                             f"{folder.log}")
         if not weights or not os.path.isfile(weights):
             raise InputError("fine-tuning ended without writing its model")
         self.weights = weights

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from dataset.workspace import ModelFolder
 from model.presets import ConfigError, ModelConfig
 from model.variants import MODEL_FLAGS, matching_variant, resolve_config, sidecar_path
+from studio.finetune import FinetuneJob
 from studio.store import Conflict, NotFound, Workspace
 from util.errors import InputError
 
@@ -67,7 +68,7 @@ class ModelCatalog:
         """model name -> the newest record of the fine-tuning job that made it."""
         out: dict[str, dict] = {}
         for _, record in self.workspace.job_records():
-            if record.get("kind") == "finetune" and isinstance(record.get("model"), str):
+            if record.get("kind") == FinetuneJob.kind and isinstance(record.get("model"), str):
                 if (record.get("started") or 0) >= (out.get(record["model"], {}).get("started") or 0):
                     out[record["model"]] = record
         return out
@@ -120,10 +121,10 @@ class ModelCatalog:
         current one and one whose run is queued or running (``held_by``: that job's id)."""
         if name == START:
             raise InputError("the start model is the studio's --checkpoint: it is not deleted from here")
-        if name not in self.workspace.layout.model_names():
-            raise NotFound(f"no model {name!r} (GET /api/models lists them)")
         if held_by is not None:
             raise Conflict(f"model {name} is being made by job {held_by}: cancel it first (DELETE /api/jobs/{held_by})")
+        if name not in self.workspace.layout.model_names():
+            raise NotFound(f"no model {name!r} (GET /api/models lists them)")
         if name == current:
             raise Conflict(f"model {name} is the current model: switch to another first")
         folder = self.workspace.layout.model(name)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inference_core.directions import JOB_DIRECTIONS
 from studio.exports import EXPORTS
-from studio.jobs import UNTIL
+from studio.propagation import UNTIL
 
 Direction = Literal[JOB_DIRECTIONS]
 Until = Literal[UNTIL]

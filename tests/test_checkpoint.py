@@ -114,7 +114,7 @@ def test_training_state_and_unreadable_files(tmp_path):
     torch.save({"network": model.state_dict(), "it": 5}, tmp_path / "state.pth")
     assert load_weights(other, str(tmp_path / "state.pth")).format == "training-state"
     torch.testing.assert_close(other.state_dict(), model.state_dict())
-    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    (tmp_path / "junk.pth").write_bytes(b"\x80\x02not a checkpoint\x00")
     with pytest.raises(CheckpointError, match="junk.pth: not a PyTorch checkpoint"):
         load_weights(other, str(tmp_path / "junk.pth"))
     with pytest.raises(CheckpointError, match="nothing.pth: checkpoint file not found"):
@@ -150,3 +150,87 @@ def test_a_checkpoint_of_another_training_size_needs_its_grid(tmp_path):
     torch.testing.assert_close(predictor.model.pos_embed_new, trained.pos_embed_new)
     report = load_weights(model, str(tmp_path / "at96.pth"), resample_pos_embed=True)
     assert model.pos_embed_new.shape == (1, 1 + 4 * 4, 192) and "resampled" in report.notes[0]
+
+
+def test_text_junk_folders_and_links_given_as_checkpoint_are_one_line(tmp_path):
+    """What torch.load refuses, whatever it raises (KeyError, IndexError, UnicodeDecodeError, ...),
+    is one line naming the file and what it is."""
+    model = build_model(tiny_config())
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n")
+    (tmp_path / "model.json").write_text('{"variant": null, "model": {"backbone_type": "vit_tiny"}}')
+    (tmp_path / "finetuned.pth").symlink_to(tmp_path / "passwd")
+    (tmp_path / "noise.pth").write_bytes(bytes(torch.randint(0, 256, (3000,), generator=torch.Generator().manual_seed(0)).tolist()))
+    expected = {"passwd": "this is a text file, not a PyTorch checkpoint (.pth)",
+                "model.json": "this is a text file, not a PyTorch checkpoint (.pth) (a sidecar of model flags? give the .pth file beside it)",
+                "finetuned.pth": f"this is a text file, not a PyTorch checkpoint (.pth) (it links to {tmp_path / 'passwd'})",
+                "noise.pth": "not a PyTorch checkpoint (.pth), or a truncated one (an interrupted download or copy?)"}
+    for name, reason in expected.items():
+        with pytest.raises(CheckpointError) as info:
+            load_weights(model, str(tmp_path / name))
+        assert str(info.value) == f"{tmp_path / name}: {reason}"
+    (tmp_path / "run").mkdir()
+    torch.save(model.state_dict(), tmp_path / "run" / "finetuned.pth")
+    with pytest.raises(CheckpointError, match=r"run: a folder, not a checkpoint file; give the checkpoint in it \(finetuned.pth\)$"):
+        load_weights(model, str(tmp_path / "run"))
+
+
+def test_what_a_state_dicts_weights_suggest():
+    from model.variants import likely_flags
+
+    def state(dim, depth, token_learner):
+        keys = {"patch_embed.proj.weight": torch.zeros(dim, 3, 1, 1), f"blocks.{depth - 1}.norm1.weight": torch.zeros(1)}
+        return {**keys, **({"tlearner.patch_to_cluster_linear.weight": torch.zeros(1)} if token_learner else {})}
+    assert likely_flags(state(768, 12, True)) == "--variant simvos_bs"
+    assert likely_flags(state(768, 12, False)) == "--variant simvos_b"
+    assert likely_flags(state(1024, 24, False)) == "--variant simvos_l"
+    assert likely_flags(state(192, 12, True)) == "--backbone_type vit_tiny --use_token_learner --layer_index N (N > 0)"
+    assert likely_flags(state(100, 3, False)) is None
+
+
+def _tiny_published(path, **flags):
+    """A vit_tiny checkpoint (12 blocks) in the published bare format; -> its config."""
+    from model import config_from_flags
+    config = config_from_flags("vit_tiny", train_img_size=64, **flags)
+    torch.manual_seed(0)
+    torch.save(build_model(config).state_dict(), path)
+    return config
+
+
+@pytest.mark.parametrize("field,value,expected", [
+    ("layer_index", "x", '"layer_index" must be an integer, got \'x\''),
+    ("use_token_learner", 1, '"use_token_learner" must be true or false, got 1'),
+    ("backbone_type", 7, '"backbone_type" must be a string, got 7'),
+    ("layer_index", 99, "the recorded model flags describe no network: --layer_index must be in"),
+    ("variant", "simvos_xl", '"variant" must be one of simvos_b, simvos_bs, simvos_l or null'),
+])
+def test_a_damaged_sidecar_is_one_line_naming_it_and_the_field(tmp_path, field, value, expected):
+    import json
+    from inference_core import SimVOSPredictor
+    from model.variants import recorded_flags, sidecar_path
+    config = _tiny_published(tmp_path / "finetuned.pth")
+    record = recorded_flags(config)
+    (record if field == "variant" else record["model"])[field] = value
+    with open(sidecar_path(str(tmp_path / "finetuned.pth")), "w") as f:
+        json.dump(record, f)
+    with pytest.raises(CheckpointError) as info:
+        SimVOSPredictor.from_checkpoint(str(tmp_path / "finetuned.pth"), device="cpu")
+    assert str(info.value).startswith(f"{tmp_path / 'finetuned.json'}: {expected}") and "\n" not in str(info.value)
+
+
+def test_a_checkpoint_without_sidecar_that_does_not_fit_names_the_missing_sidecar(tmp_path):
+    from inference_core.predictor import build_predictor
+    from model import config_from_flags
+    from model.variants import write_sidecar
+    _tiny_published(tmp_path / "finetuned.pth", layer_index=0)
+    default = config_from_flags("vit_tiny", train_img_size=64, layer_index=2, use_token_learner=True)
+    with pytest.raises(CheckpointMismatchError) as info:
+        build_predictor(str(tmp_path / "finetuned.pth"), default, "cpu")
+    first, hint = str(info.value).split("\n")[:2]
+    assert first.startswith(f"{tmp_path / 'finetuned.pth'}: simvos checkpoint does not fit the model")
+    assert hint == (f"  hint: no sidecar {tmp_path / 'finetuned.json'} records the model flags this checkpoint was "
+                    "trained with, so the network was built from the flags given (or the defaults): pass its flags, "
+                    "likely --backbone_type vit_tiny --layer_index N")
+    write_sidecar(str(tmp_path / "finetuned.pth"), config_from_flags("vit_tiny", layer_index=0))
+    with pytest.raises(CheckpointMismatchError) as info:  # with its sidecar, the sidecar's own message
+        build_predictor(str(tmp_path / "finetuned.pth"), default, "cpu")
+    assert "trained with other model flags (recorded in" in str(info.value) and "no sidecar" not in str(info.value)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ITERATIONS = 40   # saves every 10
+ITERATIONS = 12   # saves every 3
 
 
 def start_demo(tmp_path) -> subprocess.Popen:

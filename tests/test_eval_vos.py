@@ -283,3 +283,28 @@ def test_torchrun_ranks_write_what_one_process_writes_and_rank_0_scores(ckpt, tm
                 np.testing.assert_array_equal(np.array(Image.open(tmp_path / "one/tiny" / video / folder / name)),
                                               np.array(Image.open(tmp_path / "two/tiny" / video / folder / name)))
     assert (tmp_path / "one/tiny/results.csv").read_text() == (tmp_path / "two/tiny/results.csv").read_text()
+
+
+def test_davis_and_youtube_through_the_one_command(ckpt, tmp_path):
+    from dataset.synthetic import make_davis_dataset, make_youtube_dataset
+    make_davis_dataset(str(tmp_path / "DAVIS/trainval"), n_train=0, n_val=2, size=(32, 40), n_frames=4, seed=3)
+    _run(ckpt, "davis17", tmp_path / "DAVIS", tmp_path / "d", "--score")
+    assert sorted(os.listdir(tmp_path / "d/tiny/val000")) == [f"{t:05d}.png" for t in range(4)]
+    assert _rows(tmp_path / "d/tiny/global_results-val.csv")[0][0] == "J&F-Mean"
+    make_youtube_dataset(str(tmp_path / "yt"), n_train=1, n_valid=2, size=(32, 40), n_frames=11, seed=2)
+    _run(ckpt, "youtube19", tmp_path / "yt", tmp_path / "y")
+    with zipfile.ZipFile(tmp_path / "y/tiny/tiny.zip") as z:
+        names = z.namelist()
+    assert names and all(n.startswith("Annotations/") for n in names)
+    with pytest.raises(InputError, match="no public ground truth"):
+        _run(ckpt, "youtube19", tmp_path / "yt", tmp_path / "y", "--score")
+
+
+def test_lvos_unseen_list_from_a_file(tmp_path):
+    make_lvos_set(str(tmp_path / "valid"), videos=("v1", "v2"), unseen=())
+    (tmp_path / "valid/unseen_videos.txt").unlink()
+    assert open_benchmark("lvos", str(tmp_path), "valid").unseen is None
+    (tmp_path / "list.txt").write_text("v1\n")
+    assert open_benchmark("lvos", str(tmp_path), "valid", str(tmp_path / "list.txt")).unseen == {"v1"}
+    with pytest.raises(InputError, match="nope.txt: split file not found"):
+        open_benchmark("lvos", str(tmp_path), "valid", str(tmp_path / "nope.txt"))

@@ -1,5 +1,5 @@
 """Own videos as people make them: real H.264 files (rotation, variable frame rate), every mask kind,
---size, both directions, keyframe memory, the exports, re-runs, and bad input."""
+--size, the whole-video plans, keyframe memory, the exports (a COCO file pycocotools loads), re-runs, and bad input."""
 import json
 import os
 
@@ -120,11 +120,44 @@ def test_anti_aliased_and_jpeg_masks_are_refused(tmp_path):
     with pytest.raises(InputError, match="aa.png: RGB mask with .* colours: anti-aliased"):
         read_user_mask(str(tmp_path / "aa.png"))
     Image.fromarray(smooth).save(tmp_path / "grey.png")
-    with pytest.raises(InputError, match="grey levels"):
+    with pytest.raises(InputError, match="grey.png: not a label map \\(looks like a photo\\)"):
         read_user_mask(str(tmp_path / "grey.png"))
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "m.jpg")
     with pytest.raises(InputError, match="m.jpg: JPEG masks are refused"):
         read_user_mask(str(tmp_path / "m.jpg"))
+
+
+def test_a_greyscale_photo_is_not_a_label_map_and_real_masks_still_are(tmp_path):
+    rng = np.random.default_rng(0)
+    # A photo with 45 grey levels (fewer than MAX_OBJECTS), spread up to 225: once read as 45 objects.
+    photo = (rng.integers(0, 46, (40, 60)) * 5).astype(np.uint8)
+    assert len(np.unique(photo[photo > 0])) == 45
+    Image.fromarray(photo, mode="L").save(tmp_path / "photo.png")
+    with pytest.raises(InputError, match="photo.png: not a label map \\(looks like a photo\\): a greyscale image with 45 "
+                                         "grey levels, 9.% of neighbouring pixels differ"):
+        read_user_mask(str(tmp_path / "photo.png"))
+    # A dark photo (every value a small number) is not flat regions.
+    dark = rng.integers(0, 20, (40, 60)).astype(np.uint8)
+    Image.fromarray(dark, mode="L").save(tmp_path / "dark.png")
+    with pytest.raises(InputError, match="dark.png: not a label map \\(looks like a photo\\): .* of neighbouring pixels differ"):
+        read_user_mask(str(tmp_path / "dark.png"))
+    # Objects drawn in grey levels are refused with what a mask is.
+    levels = np.zeros((40, 60), np.uint8)
+    levels[5:20, 5:20], levels[25:35, 30:50] = 128, 255
+    Image.fromarray(levels, mode="L").save(tmp_path / "levels.png")
+    with pytest.raises(InputError, match="levels.png: not a label map: object id 128 is outside 1-64 .* one small id per object"):
+        read_user_mask(str(tmp_path / "levels.png"))
+    # A greyscale label map of ids 1-3, a 0/255 mask and a bilevel mask are read.
+    labels = (levels > 0).astype(np.uint8) + (levels == 255)
+    labels[30:38, 2:10] = 3
+    Image.fromarray(labels, mode="L").save(tmp_path / "ids.png")
+    mask = read_user_mask(str(tmp_path / "ids.png"))
+    assert mask.kind == "greyscale label map" and mask.objects == [1, 2, 3]
+    np.testing.assert_array_equal(mask.labels, labels)
+    Image.fromarray((labels > 0).astype(np.uint8) * 255, mode="L").save(tmp_path / "white.png")
+    np.testing.assert_array_equal(read_user_mask(str(tmp_path / "white.png")).labels, labels > 0)
+    Image.fromarray(labels > 0).convert("1").save(tmp_path / "bilevel.png")
+    np.testing.assert_array_equal(read_user_mask(str(tmp_path / "bilevel.png")).labels, labels > 0)
 
 
 def _video(n=8, h=48, w=64, k=2, seed=3):
@@ -363,3 +396,58 @@ def test_dataset_masks_read_bilevel_pngs_as_zero_one(tmp_path):
     Image.fromarray(square).convert("1").save(tmp_path / "b.png")
     assert Image.open(tmp_path / "b.png").mode == "1"
     np.testing.assert_array_equal(read_label_png(str(tmp_path / "b.png")), square.astype(np.uint8))
+
+
+def test_bad_input_to_segment_video_is_one_line_and_leaves_no_output_folder(tmp_path, checkpoint):
+    frames, labels = _video(n=3)
+    (tmp_path / "clip").mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / "clip" / f"{t:03d}.png")
+    write_label_png(str(tmp_path / "m0.png"), labels[0])
+    photo = (np.random.default_rng(0).integers(0, 46, labels[0].shape) * 5).astype(np.uint8)
+    Image.fromarray(photo, mode="L").save(tmp_path / "photo.png")
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "taken").write_text("a file where the output folder would go\n")
+    base = ["--input", str(tmp_path / "clip"), *FLAGS]
+    good = ["--checkpoint", str(checkpoint), "--mask", str(tmp_path / "m0.png")]
+    cases = [
+        (["--checkpoint", str(checkpoint), "--mask", str(tmp_path / "photo.png")], "out/a",
+         "photo.png: not a label map \\(looks like a photo\\)"),
+        (["--checkpoint", str(tmp_path / "passwd"), "--mask", str(tmp_path / "m0.png")], "out/b",
+         "passwd: this is a text file, not a PyTorch checkpoint"),
+        (good + ["--size", "0"], "out/c", "--size must be a positive number of pixels .* or -1 .*, got 0"),
+        (good + ["--size", "-5"], "out/d", "--size must be a positive number"),
+        (good, "taken", "taken: --output is a file, not a folder"),
+        (good, "taken/sub", "taken/sub: --output cannot be made"),
+    ]
+    for flags, output, message in cases:
+        with pytest.raises(InputError, match=message) as info:
+            _segment(base + flags + ["--output", str(tmp_path / output)])
+        assert "\n" not in str(info.value)
+        assert not os.path.exists(tmp_path / "out"), output   # not even the parent made for it
+    assert (tmp_path / "taken").read_text() == "a file where the output folder would go\n"
+    # A video of one pixel is segmented like any other.
+    (tmp_path / "dot").mkdir()
+    for t in range(2):
+        Image.fromarray(np.full((1, 1, 3), 200, np.uint8)).save(tmp_path / "dot" / f"{t}.png")
+    Image.fromarray(np.full((1, 1), 255, np.uint8), mode="L").save(tmp_path / "dot.png")
+    _segment(["--checkpoint", str(checkpoint), "--input", str(tmp_path / "dot"), "--mask", str(tmp_path / "dot.png"),
+              "--output", str(tmp_path / "dots"), "--overlay", "none", *FLAGS])
+    written = [np.array(Image.open(tmp_path / "dots/dot" / f"{t}.png")) for t in range(2)]
+    assert [w.shape for w in written] == [(1, 1), (1, 1)] and written[0].tolist() == [[1]]
+
+
+def test_a_text_file_as_checkpoint_exits_with_one_line_and_no_traceback(tmp_path):
+    import subprocess
+    import sys
+    (tmp_path / "notes.pth").write_text("these are my notes, not weights\n")
+    (tmp_path / "frames").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "frames/0.png")
+    Image.fromarray(np.full((8, 8), 255, np.uint8), mode="L").save(tmp_path / "m.png")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "segment_video.py")
+    done = subprocess.run([sys.executable, script, "--checkpoint", str(tmp_path / "notes.pth"), "--input", str(tmp_path / "frames"),
+                           "--mask", str(tmp_path / "m.png"), "--output", str(tmp_path / "out"), *FLAGS],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'notes.pth'}: this is a text file, not a PyTorch checkpoint (.pth)"
+    assert not os.path.exists(tmp_path / "out")

@@ -23,7 +23,7 @@ from training.data import youtube_videos
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-ITERATIONS = 16   # 20 samples / 2 ranks / batch 2 = 5 batches an epoch: saves at 4, 8 (mid-epoch), 12, 16
+ITERATIONS = 8   # 20 samples / 2 ranks / batch 2 = 5 batches an epoch: saves at 3, 6 (mid-epoch) and 8
 
 pytestmark = pytest.mark.slow  # launchers, subprocesses, resumes
 
@@ -32,7 +32,7 @@ def argv(davis_root, save_dir, *extra):
     return ["train_simvos.py", "--id", "r", "--backbone_type", "vit_tiny", "--pretrained", "none", "--yv_root", "none",
             "--davis_root", str(davis_root), "--batch_size", "2", "--img_size", "32", "--log_every", "4",
             "--image_every", "1000", "--save_dir", str(save_dir), "--log_dir", str(save_dir / "runs"),
-            "--no_amp", "--device", "cpu", "--iterations", str(ITERATIONS), "--save_every", "4",
+            "--no_amp", "--device", "cpu", "--iterations", str(ITERATIONS), "--save_every", "3",
             "--drop_path", "0.1", *extra]
 
 
@@ -81,46 +81,57 @@ def uninterrupted(davis_root, tmp_path_factory):
     proc = run(torchrun(*argv(davis_root, save, "--num_workers", "0")))
     assert proc.returncode == 0, proc.stderr[-3000:]
     sums = checksums(proc.stdout)
-    assert set(sums) == {"0", "1"} and sums["0"] == sums["1"]
+    assert set(sums) == {"0", "1"} and sums["0"] == sums["1"]                  # DDP keeps the ranks identical
+    assert "world size 2, batch 2 per process = 4 global" in proc.stdout
     return save, sums["0"]
 
 
 def test_resume_mid_epoch_with_other_workers_is_bit_exact(davis_root, uninterrupted, tmp_path):
     reference, checksum = uninterrupted
-    state = torch.load(reference / "r" / "checkpoint_8.pth", weights_only=True)
-    assert (state["epoch"], state["batches_done"]) == (1, 3)                     # mid-epoch
+    state = torch.load(reference / "r" / "checkpoint_6.pth", weights_only=True)
+    assert (state["epoch"], state["batches_done"]) == (1, 1)                     # mid-epoch
     os.makedirs(tmp_path / "r")
-    shutil.copy(reference / "r" / "checkpoint_8.pth", tmp_path / "r" / "checkpoint_8.pth")
+    shutil.copy(reference / "r" / "checkpoint_6.pth", tmp_path / "r" / "checkpoint_6.pth")
     proc = run(torchrun(*argv(davis_root, tmp_path, "--num_workers", "2", "--resume", "auto")))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "at iteration 8 (epoch 1, batch 3)" in proc.stdout
+    assert "at iteration 6 (epoch 1, batch 1)" in proc.stdout
     assert checksums(proc.stdout) == {"0": checksum, "1": checksum}
     assert_same_weights(final_weights(tmp_path), final_weights(reference))
 
 
-def test_sigkill_then_resume_auto_skips_a_truncated_checkpoint(davis_root, tmp_path):
-    command = [sys.executable, *argv(davis_root, tmp_path / "a", "--num_workers", "0", "--resume", "auto")]
-    reference = run(command)
-    assert reference.returncode == 0 and "no training state in" in reference.stdout
-    command = [sys.executable, *argv(davis_root, tmp_path / "b", "--num_workers", "0", "--resume", "auto",
-                                     "--keep_checkpoints", "2")]
-    proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    first = tmp_path / "b" / "r" / "checkpoint_4.pth"
+def train_here(command, capsys):
+    """``train_simvos.py`` in this process, one thread as the subprocesses (ENV); -> its stdout and stderr."""
+    import train_simvos
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_simvos.main(command[1:])
+    finally:
+        torch.set_num_threads(threads)
+    return capsys.readouterr()
+
+
+def test_sigkill_then_resume_auto_skips_a_truncated_checkpoint(davis_root, tmp_path, capsys):
+    reference = train_here(argv(davis_root, tmp_path / "a", "--num_workers", "0", "--resume", "auto"), capsys)
+    assert "no training state in" in reference.out
+    command = argv(davis_root, tmp_path / "b", "--num_workers", "0", "--resume", "auto", "--keep_checkpoints", "2")
+    proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    first = tmp_path / "b" / "r" / "checkpoint_3.pth"
     wait_for(first, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     saved = sorted(int(re.match(r"checkpoint_(\d+)", f).group(1)) for f in os.listdir(tmp_path / "b" / "r")
                    if re.fullmatch(r"checkpoint_\d+\.pth", f))
-    assert 4 <= saved[-1] < ITERATIONS and len(saved) <= 2                   # --keep_checkpoints 2
+    assert 3 <= saved[-1] < ITERATIONS and len(saved) <= 2                   # --keep_checkpoints 2
     truncated = tmp_path / "b" / "r" / f"checkpoint_{saved[-1] + 1}.pth"
     data = first.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])                           # a crash during an old, non-atomic save
-    rerun = run(command)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"skipping {truncated}" in rerun.stderr
-    assert f"resumed from {tmp_path / 'b' / 'r' / f'checkpoint_{saved[-1]}.pth'}" in rerun.stdout
-    assert checksums(rerun.stdout) == checksums(reference.stdout)
+    rerun = train_here(command, capsys)
+    assert f"skipping {truncated}" in rerun.err
+    assert f"resumed from {tmp_path / 'b' / 'r' / f'checkpoint_{saved[-1]}.pth'}" in rerun.out
+    assert checksums(rerun.out) == checksums(reference.out)
     assert_same_weights(final_weights(tmp_path / "b"), final_weights(tmp_path / "a"))
 
 
@@ -143,7 +154,7 @@ def test_elastic_restart_after_a_worker_dies_ends_on_the_same_weights(davis_root
     with open(log, "w") as f:
         proc = subprocess.Popen(torchrun(*argv(davis_root, tmp_path, "--num_workers", "0", "--resume", "auto"), restarts=1),
                                 cwd=ROOT, env=ENV, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(tmp_path / "r" / "checkpoint_4.pth", proc)
+        wait_for(tmp_path / "r" / "checkpoint_3.pth", proc)
         workers = _children(proc.pid)
         assert workers, "no worker processes found"
         os.kill(workers[-1], signal.SIGKILL)

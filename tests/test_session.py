@@ -134,6 +134,28 @@ def test_remove_object(model):
     assert 2 not in video.core.memory.references and 2 not in video.core.memory.previous
 
 
+def test_removing_the_only_object_of_a_complete_annotation_keeps_it_as_nothing_here(model):
+    frames, labels = _video(k=2)
+    only_two = np.where(labels[3] == 2, 2, 0).astype(np.uint8)
+    video = SimVOSPredictor(model, "cpu").open(frames)
+    video.add_mask(0, labels[0])
+    video.add_mask(3, only_two)                       # frame 3: object 2 only, object 1 absent
+    video.add_mask(5, only_two, complete=False)       # frame 5: adds object 2, says nothing of 1
+    video.remove_object(2)
+    assert video.objects == [1] and video.annotated_frames == [0, 3]
+    got = list(video.propagate(0, "forward"))
+    # An independent session given frame 3 as an empty complete annotation from the start.
+    given = SimVOSPredictor(model, "cpu").open(frames)
+    given.add_mask(0, np.where(labels[0] == 2, 0, labels[0]).astype(np.uint8))
+    given.add_mask(3, np.zeros_like(labels[3]))
+    expected = list(given.propagate(0, "forward"))
+    assert [r.index for r in got] == [r.index for r in expected] == list(range(6))
+    for a, b in zip(got, expected):
+        assert a.object_ids == b.object_ids == [1]
+        torch.testing.assert_close(a.probs, b.probs)
+    assert not got[3].labels().any()                   # nothing here: object 1 absent on frame 3
+
+
 def test_remove_mask_and_changes_during_a_walk(model):
     frames, labels = _video()
     video = SimVOSPredictor(model, "cpu").open(frames)
@@ -190,6 +212,14 @@ def test_a_bad_max_keyframes_is_an_input_error_wherever_it_comes_from(model, bad
         SimVOSPredictor(model, "cpu").open(np.zeros((2, 16, 16, 3), np.uint8), memory="keyframes", max_keyframes=bad)
     with pytest.raises(InputError, match="max_keyframes"):
         make_memory("keyframes", bad)
+
+
+@pytest.mark.parametrize("bad", [0, -2, True, 1.5, "480"])
+def test_a_bad_processing_size_is_an_input_error_wherever_it_comes_from(model, bad):
+    with pytest.raises(InputError, match="size must be a positive number of pixels .* or -1"):
+        SimVOSPredictor(model, "cpu", size=bad)
+    with pytest.raises(InputError, match="size must be a positive number of pixels .* or -1"):
+        SimVOSPredictor(model, "cpu").open(np.zeros((2, 16, 16, 3), np.uint8), size=bad)
 
 
 def test_keyframe_memory_starts_with_every_annotation_nearest_last(model):

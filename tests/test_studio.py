@@ -130,6 +130,8 @@ def test_the_whole_flow_and_a_restart_keeps_everything(tmp_path, predictor, clip
     again = make_client(tmp_path / "ws", predictor)
     listed = again.get("/api/sessions", headers=AUTH).json()["sessions"]
     assert [s["id"] for s in listed] == [sid] and listed[0]["annotated"] == [0, 6] and listed[0]["computed"] == 11
+    assert listed[0]["video"] == "clip.mp4" and listed[0]["annotated_count"] == 2
+    assert time.strftime("%Y-%m-%dT", time.gmtime()) in listed[0]["created"] and listed[0]["created"].endswith("Z")
     assert again.get(f"/api/sessions/{sid}/masks/00011.png", headers=AUTH).status_code == 200
 
 
@@ -297,7 +299,7 @@ def test_links_out_of_the_videos_folder_are_not_listed(tmp_path, predictor, clip
 
 def _blocking_runner(predictor, monkeypatch):
     """A runner whose jobs wait for ``release`` before they compute (to hold a queue)."""
-    from studio.jobs import PropagationJob
+    from studio.propagation import PropagationJob
     release, real = threading.Event(), PropagationJob.run
 
     def run(job, runner):
@@ -519,7 +521,7 @@ def test_finetune_from_the_studio_and_switch_the_model(tmp_path, clip):
         for t in (0, 5, 10):
             client.put(f"/api/sessions/{sid}/masks/{t:05d}.png", content=png(labels[t]), headers=AUTH)
     assert client.post("/api/finetune", json={"sessions": sids, "minutes": "ten"}, headers=AUTH).status_code == 400
-    started = client.post("/api/finetune", json={"sessions": sids, "minutes": 0.3}, headers=AUTH).json()
+    started = client.post("/api/finetune", json={"sessions": sids, "minutes": 0.1}, headers=AUTH).json()
     state = wait(client, started["job"], timeout=300)
     assert state["state"] == "done", state
     assert state["kind"] == "finetune" and state["total"] > 0, state
@@ -629,7 +631,7 @@ def test_finetune_jobs_follow_the_event_stream_lock_their_sessions_and_queue_at_
         tmp_path, tiny_checkpoint, fake_trainer, clip, monkeypatch):
     path, _, labels = clip
     monkeypatch.setenv("FAKE_SECONDS", "0.3")
-    monkeypatch.setenv("FAKE_ITERATIONS", "4")
+    monkeypatch.setenv("FAKE_ITERATIONS", "6")
     client, workspace = finetune_client(tmp_path, tiny_checkpoint, fake_trainer)
     sids = annotated_sessions(workspace, path, labels)
     plan = client.post("/api/finetune/plan", json={"sessions": sids, "minutes": 1}, headers=AUTH).json()
@@ -647,10 +649,10 @@ def test_finetune_jobs_follow_the_event_stream_lock_their_sessions_and_queue_at_
     assert client.delete(f"/api/sessions/{sids[0]}/masks/00005.png", headers=AUTH).status_code == 409
     assert client.delete(f"/api/models/{first['model']}", headers=AUTH).status_code == 409
     running = wait_for(lambda: (s := client.get(f"/api/jobs/{first['job']}", headers=AUTH).json())["done"] >= 1 and s)
-    assert running["state"] == "running" and running["total"] == 4 and running["val_jf_before"] == 10.0
+    assert running["state"] == "running" and running["total"] == 6 and running["val_jf_before"] == 10.0
     assert client.delete(f"/api/jobs/{second['job']}", headers=AUTH).json()["state"] == "cancelled"
     state = wait(client, first["job"])
-    assert state["state"] == "done" and state["done"] == 4 and state["val_jf"] == 20.0, state
+    assert state["state"] == "done" and state["done"] == 6 and state["val_jf"] == 20.0, state
     models = {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}
     assert models[first["model"]]["usable"] and models[first["model"]]["size_bytes"] > 0
     assert client.put(f"/api/sessions/{sids[1]}/masks/00003.png", content=png(labels[3]), headers=AUTH).status_code == 200
@@ -759,16 +761,44 @@ def _reachable(base: str) -> bool:
         return False
 
 
+def test_a_finetune_left_running_by_a_stopped_studio_is_interrupted_and_its_model_not_offered(tmp_path, predictor,
+                                                                                              tiny_checkpoint):
+    """As a studio killed during a fine-tune leaves the workspace: a running record, a model folder
+    whose weights the trainer had already written (its best validation so far)."""
+    import json
+    import shutil
+    checkpoint, _ = tiny_checkpoint
+    folder = tmp_path / "ws" / "models" / "finetuned-1"
+    folder.mkdir(parents=True)
+    shutil.copy(checkpoint, folder / "finetuned.pth")
+    shutil.copy(checkpoint[:-4] + ".json", folder / "finetuned.json")
+    (tmp_path / "ws" / "jobs").mkdir()
+    record = {"job": "0123456789ab", "kind": "finetune", "state": "running", "done": 7, "total": 40, "model": "finetuned-1",
+              "sessions": ["aaaaaaaaaaaa"], "started": time.time() - 60}
+    (tmp_path / "ws" / "jobs" / "0123456789ab.json").write_text(json.dumps(record))
+    client = make_client(tmp_path / "ws", predictor)
+    state = client.get("/api/jobs/0123456789ab", headers=AUTH).json()
+    assert state["state"] == "interrupted" and "after 7 iteration(s)" in state["error"]
+    listed = {m["name"]: m for m in client.get("/api/models", headers=AUTH).json()["models"]}
+    assert not listed["finetuned-1"]["usable"] and listed["finetuned-1"]["state"] == "interrupted"
+    assert client.post("/api/model", json={"name": "finetuned-1"}, headers=AUTH).status_code == 409
+    assert client.delete("/api/models/start", headers=AUTH).status_code == 400
+    deleted = client.delete("/api/models/finetuned-1", headers=AUTH).json()
+    assert deleted["freed_bytes"] == os.path.getsize(checkpoint) + os.path.getsize(checkpoint[:-4] + ".json")
+    assert [m["name"] for m in client.get("/api/models", headers=AUTH).json()["models"]] == ["start"]
+
+
 def test_switching_models_and_back_gives_the_first_masks_again(tmp_path, clip):
-    """The start model is kept with the config the command line gave (token learner on, no sidecar to
-    recover it from): propagate, switch to another model, switch back, the same masks bit for bit."""
+    """The start model is kept with the config the command line gave (``--variant simvos_bs``, here
+    in a small width, and no sidecar to recover it from): propagate, switch to another model, switch
+    back, the same masks bit for bit."""
     from inference_core import build_predictor
     from model import config_from_flags
-    from model.variants import write_sidecar
+    from model.variants import resolve_config, write_sidecar
     path, _, labels = clip
     torch.manual_seed(1)
-    start_config = config_from_flags("vit_tiny", layer_index=2, use_token_learner=True, num_bases_foreground=6,
-                                     num_bases_background=5, train_img_size=64)
+    start_config = resolve_config("simvos_bs", {}, depth=5, embed_dim=192, num_heads=3, decoder_channels=(64, 32),
+                                  num_bases_foreground=6, num_bases_background=5, train_img_size=64)
     start = str(tmp_path / "published_like.pth")          # no sidecar, as a published checkpoint
     torch.save(build_model(start_config).state_dict(), start)
     other_config = config_from_flags("vit_tiny", layer_index=0, train_img_size=64)
@@ -791,7 +821,7 @@ def test_switching_models_and_back_gives_the_first_masks_again(tmp_path, clip):
     assert chosen["model"] == "mine" and client.get("/api/info", headers=AUTH).json()["model"] == "mine"
     masks()
     back = client.post("/api/model", json={"name": "start"}, headers=AUTH)
-    assert back.status_code == 200, back.text
+    assert back.status_code == 200 and back.json()["variant"] == "simvos_bs", back.text
     for got, expected in zip(masks(), first):
         np.testing.assert_array_equal(got, expected)
 

@@ -1,4 +1,4 @@
-"""Training: data sampling and augmentation, the loss, single- and two-process runs, resume."""
+"""Training: data sampling and augmentation, the loss, single-process runs, resume (two processes: test_resume.py)."""
 import os
 import random
 import re
@@ -226,18 +226,6 @@ def test_a_full_disk_while_saving_is_one_line_and_leaves_no_file(tmp_path, monke
     with pytest.raises(InputError, match=r"model_3.pth: cannot be written: No space left on device$"):
         training.state.atomic_save({"w": torch.zeros(1000)}, str(tmp_path / "saves" / "model_3.pth"))
     assert os.listdir(tmp_path / "saves") == []
-
-
-@pytest.mark.slow
-def test_two_processes_over_gloo_end_identical(davis_root, tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_simvos.py",
-           *train_argv(davis_root, tmp_path, "--iterations", "2", "--save_every", "100")]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    sums = dict(re.findall(r"rank (\d) weights checksum (\S+)", proc.stdout))
-    assert set(sums) == {"0", "1"} and sums["0"] == sums["1"]
-    assert "world size 2, batch 2 per process = 4 global" in proc.stdout and "it 2/2" in proc.stdout
 
 
 def test_a_reference_frame_without_objects_trains_the_first_target_as_empty(tmp_path):

@@ -6,6 +6,8 @@ renamed into place, so a reader sees the old version or the complete new one, ne
     with staging("out/clip") as stage:               # several outputs made together, each moved
         ...                                          # into place with replace(); the rest removed
     remove_leftovers("out")                          # at the next start: what a killed writer left
+    with output_folder("out"):                       # made if missing; removed again if a failure
+        ...                                          # left it empty (finished work is never removed)
 
 Temporary names are unique per call (process id + random), so two writers of one output never
 share one, and keep the extension (writers that pick the format by it still work). A leftover is
@@ -20,6 +22,8 @@ import secrets
 import shutil
 from contextlib import ExitStack, contextmanager
 from typing import Iterator
+
+from util.errors import InputError
 
 _TEMPORARY = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
@@ -73,6 +77,32 @@ def staging(path: str) -> Iterator[str]:
         yield tmp
     finally:
         _remove(tmp)
+
+
+@contextmanager
+def output_folder(path: str, what: str = "the output folder") -> Iterator[str]:
+    """The folder ``path``, made (with its parents) if missing; an error inside removes it again
+    when this call made it and nothing was written into it. A file in its place, or a folder that
+    cannot be made, is an InputError naming ``what`` (a flag)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"{path}: {what} is a file, not a folder")
+    made, folder = [], os.path.abspath(path)   # the folders this call makes, deepest first
+    while not os.path.exists(folder):
+        made.append(folder)
+        folder = os.path.dirname(folder)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{path}: {what} cannot be made ({exc.strerror or exc})") from None
+    try:
+        yield path
+    except BaseException:
+        for folder in made:
+            try:
+                os.rmdir(folder)   # only an empty folder: another writer's work stays
+            except OSError:
+                break
+        raise
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from studio.errors import workspace_writes
 from studio.finetune import MAX_QUEUED, FinetuneJob, new_finetune_job
-from studio.jobs import FINISHED
+from studio.job import FINISHED
 from studio.schemas import FinetunePlan, FinetuneRequest, JobStarted, JobState, PropagateRequest
 from studio.state import Studio, StudioDep
 from studio.store import NotFound
