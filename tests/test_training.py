@@ -206,9 +206,14 @@ def test_bad_flags_are_one_line_and_leave_nothing(davis_root, tmp_path, flags, m
     (tmp_path / "a_file").write_text("not a folder")
     flags = [str(tmp_path / "a_file") if f == "A_FILE" else f for f in flags]
     argv = train_argv(davis_root, tmp_path, "--iterations", "2", "--save_dir", str(tmp_path / "saves"))
+    events = str(tmp_path / "events.jsonl")
     with pytest.raises(InputError) as refused:
-        train_simvos.main(argv + flags)
+        train_simvos.main(argv + flags + ["--events", events])
     assert message in str(refused.value) and "\n" not in str(refused.value)
+    from util.run_events import EventReader, Failed
+    named = {"--load_network": "/etc/passwd", "--save_dir": str(tmp_path / "a_file")}.get(flags[0])
+    assert EventReader(events).read() == [Failed(str(refused.value), named)]
+    os.remove(events)
     assert sorted(os.listdir(tmp_path)) == ["a_file"]   # no saves/, no runs/
 
 

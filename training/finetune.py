@@ -99,6 +99,10 @@ def plan_iterations(done: int, elapsed: float, seconds_per_iteration: float, sec
     return max(total, done + 1)
 
 
+def _jf(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
+
+
 class FinetuneStrategy:
     """Fine-tuning (see the module docstring). ``validate``: net -> validation J&F (None: the
     videos hold none out)."""
@@ -154,8 +158,9 @@ class FinetuneStrategy:
         if self.validate is not None:
             if self.last_val_it != trainer.iteration:
                 self._validation(trainer)
-            trainer.say(f"fine-tuned: validation J&F {self.before:.2f} before, {self.best:.2f} best (iteration "
-                        f"{self.best_it}) -> {self.path}", out=True)
+            if trainer.dist.is_main:   # the other ranks do not validate
+                trainer.say(f"fine-tuned: validation J&F {_jf(self.before)} before, {_jf(self.best)} best (iteration "
+                            f"{self.best_it}) -> {self.path}", out=True)
         else:
             self._keep(trainer)
             trainer.say(f"fine-tuned for {trainer.iteration} iterations (no validation: the last weights) -> "
@@ -227,7 +232,8 @@ class FinetuneStrategy:
             planned = plan_iterations(trainer.iteration, now - self.started, self.seconds_per_iteration,
                                       self.seconds_per_validation if self.validate is not None else 0.0,
                                       self.settings.minutes * 60, self.settings, self.seconds_at_end)
-            planned = int(all_reduce_max(float(planned), trainer.dist))
+            # Rank 0 alone validates (it measured the validations): every rank takes the shortest plan.
+            planned = int(-all_reduce_max(-float(planned), trainer.dist))
             steps = self.config.lr.steps or (int(planned * FINETUNE_STEP_AT),)
             self.planned = RunPlan(planned, dataclasses.replace(self.config.lr, steps=tuple(steps)))
             trainer.replan(self.planned)

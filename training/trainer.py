@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -29,6 +30,17 @@ from util.run_events import Event, EventWriter, Finished, Planned, Progress, Sav
 def build_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
     """Adam (as published); the fused kernel where the device has one (about 10% of a small CPU step)."""
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True if device.type in ("cpu", "cuda") else None)
+
+
+@contextmanager
+def naming_the_file(path: str):
+    """An InputError raised inside (a checkpoint that does not load) names ``path`` as the file at fault."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.path is None:
+            exc.path = path
+        raise
 
 
 class _NoSummaryWriter:
@@ -101,8 +113,9 @@ class Trainer:
     def _initial_weights(self) -> None:
         config = self.config
         if config.load_network:
-            check_recorded_variant(config.load_network, config.model)  # weights of ours record their flags
-            report = load_weights(self.net, config.load_network, resample_pos_embed=True)
+            with naming_the_file(config.load_network):
+                check_recorded_variant(config.load_network, config.model)  # weights of ours record their flags
+                report = load_weights(self.net, config.load_network, resample_pos_embed=True)
             for note in report.notes:
                 self.say(f"note: {config.load_network}: {note}")
         elif config.pretrained:
@@ -114,7 +127,8 @@ class Trainer:
         """Restores a full training state (``config.resume_from``, or with ``resume_auto`` the newest
         loadable one in the run's folder, if any); -> what the start-up line says about it."""
         if self.config.resume_from:
-            path, state = self.config.resume_from, read_state(self.config.resume_from)
+            with naming_the_file(self.config.resume_from):
+                path, state = self.config.resume_from, read_state(self.config.resume_from)
         elif self.config.resume_auto:
             found = newest_state(self.save_dir, report=self.say)
             chosen = int(all_reduce_max(float(found[1]["it"]) if found else -1.0, self.dist))
@@ -226,8 +240,9 @@ class Trainer:
             sampler.set_epoch(self.epoch)
             sampler.set_start(self.batches_done * config.batch_size)
             for batch in loader:
-                if isinstance(batch, DataFailure):
-                    self._stop_on(batch)
+                failure = self._agreed_failure(batch if isinstance(batch, DataFailure) else None)
+                if failure is not None:
+                    self._stop_on(failure)
                 self.batches_done += 1
                 torch.manual_seed(derive_seed(config.seed, self.iteration, self.dist.rank, 1))
                 p = self.bootstrap_fraction()
@@ -262,6 +277,15 @@ class Trainer:
         if self.stopped != STOPPED_BY_SIGNAL:
             self.strategy.end(self)
         self.emit(Finished(self.iteration, self.stopped or "done", self.strategy.weights(self), self.strategy.best_jf()))
+
+    def _agreed_failure(self, failure: DataFailure | None) -> DataFailure | None:
+        """A data failure of any rank, the same on every rank (so that all stop together, before the
+        step whose gradients they would wait on each other for)."""
+        if not self.dist.enabled or not all_reduce_max(float(failure is not None), self.dist):
+            return failure
+        failures = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(failures, failure)
+        return next(f for f in failures if f is not None)
 
     def _stop_on(self, failure: DataFailure) -> None:
         """A data file could not be read: the iterations done so far are saved, then the failure is
