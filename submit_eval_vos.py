@@ -13,6 +13,8 @@ segmented independently unless --independent_objects False.
 """
 from __future__ import annotations
 
+import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
+
 import argparse
 import os
 

@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader, Dataset
 from util.cpu_threads import thread_settings, usable_cores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENTRY_POINTS = ["train_simvos.py", "segment_video.py", "submit_eval_davis_ours_all.py", "submit_eval_youtube.py",
-                "studio/__main__.py", "demo/run_demo.py", "benchmarks/__init__.py"]
+# Every top-level script, the studio, the demo and (through their package) the benchmarks.
+ENTRY_POINTS = sorted(f for f in os.listdir(ROOT) if f.endswith(".py")) + [
+    "studio/__main__.py", "demo/run_demo.py", "benchmarks/__init__.py"]
 
 
 def openmp_report(args: list[str], **env: str) -> dict[str, str]:

@@ -99,13 +99,24 @@ def test_resume_mid_epoch_with_other_workers_is_bit_exact(davis_root, uninterrup
     assert_same_weights(final_weights(tmp_path), final_weights(reference))
 
 
-def test_sigkill_then_resume_auto_skips_a_truncated_checkpoint(davis_root, tmp_path):
-    command = [sys.executable, *argv(davis_root, tmp_path / "a", "--num_workers", "0", "--resume", "auto")]
-    reference = run(command)
-    assert reference.returncode == 0 and "no training state in" in reference.stdout
-    command = [sys.executable, *argv(davis_root, tmp_path / "b", "--num_workers", "0", "--resume", "auto",
-                                     "--keep_checkpoints", "2")]
-    proc = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def train_here(command, capsys):
+    """``train_simvos.py`` in this process, one thread as the subprocesses (ENV); -> its stdout and stderr."""
+    import train_simvos
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train_simvos.main(command[1:])
+    finally:
+        torch.set_num_threads(threads)
+    return capsys.readouterr()
+
+
+def test_sigkill_then_resume_auto_skips_a_truncated_checkpoint(davis_root, tmp_path, capsys):
+    reference = train_here(argv(davis_root, tmp_path / "a", "--num_workers", "0", "--resume", "auto"), capsys)
+    assert "no training state in" in reference.out
+    command = argv(davis_root, tmp_path / "b", "--num_workers", "0", "--resume", "auto", "--keep_checkpoints", "2")
+    proc = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     first = tmp_path / "b" / "r" / "checkpoint_3.pth"
     wait_for(first, proc)
     proc.send_signal(signal.SIGKILL)
@@ -117,11 +128,10 @@ def test_sigkill_then_resume_auto_skips_a_truncated_checkpoint(davis_root, tmp_p
     truncated = tmp_path / "b" / "r" / f"checkpoint_{saved[-1] + 1}.pth"
     data = first.read_bytes()
     truncated.write_bytes(data[: len(data) // 2])                           # a crash during an old, non-atomic save
-    rerun = run(command)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert f"skipping {truncated}" in rerun.stderr
-    assert f"resumed from {tmp_path / 'b' / 'r' / f'checkpoint_{saved[-1]}.pth'}" in rerun.stdout
-    assert checksums(rerun.stdout) == checksums(reference.stdout)
+    rerun = train_here(command, capsys)
+    assert f"skipping {truncated}" in rerun.err
+    assert f"resumed from {tmp_path / 'b' / 'r' / f'checkpoint_{saved[-1]}.pth'}" in rerun.out
+    assert checksums(rerun.out) == checksums(reference.out)
     assert_same_weights(final_weights(tmp_path / "b"), final_weights(tmp_path / "a"))
 
 

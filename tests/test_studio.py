@@ -521,7 +521,7 @@ def test_finetune_from_the_studio_and_switch_the_model(tmp_path, clip):
         for t in (0, 5, 10):
             client.put(f"/api/sessions/{sid}/masks/{t:05d}.png", content=png(labels[t]), headers=AUTH)
     assert client.post("/api/finetune", json={"sessions": sids, "minutes": "ten"}, headers=AUTH).status_code == 400
-    started = client.post("/api/finetune", json={"sessions": sids, "minutes": 0.3}, headers=AUTH).json()
+    started = client.post("/api/finetune", json={"sessions": sids, "minutes": 0.1}, headers=AUTH).json()
     state = wait(client, started["job"], timeout=300)
     assert state["state"] == "done", state
     assert state["kind"] == "finetune" and state["total"] > 0, state
