@@ -96,14 +96,15 @@ def _grey(path: str, values: np.ndarray) -> UserMask:
     if len(nonzero) == 1:
         return UserMask((values != 0).astype(np.uint8), "binary mask", [1])
     changing = changing_neighbours(values)
-    small_ids = 0 < nonzero.min(initial=1) and nonzero.max(initial=0) <= MAX_OBJECTS
-    if not small_ids or changing > MAX_CHANGING_NEIGHBOURS:
-        why = (f"values {int(nonzero.min())} to {int(nonzero.max())}" if not small_ids
-               else f"{changing:.0%} of neighbouring pixels differ")
+    above = [int(v) for v in nonzero if not 0 < v <= MAX_OBJECTS]
+    what = (f"a greyscale mask is 0 (background) and one small id per object (1, 2, ... at most {MAX_OBJECTS}), or 0 "
+            "and one other value for one object: save it without smoothing, or as an indexed PNG")
+    if changing > MAX_CHANGING_NEIGHBOURS or len(nonzero) > MAX_OBJECTS:
         raise InputError(f"{path}: not a label map (looks like a photo): a greyscale image with {len(nonzero)} grey "
-                         f"levels, {why}; a greyscale mask is 0 (background) and one small id per object (1, 2, ... "
-                         f"at most {MAX_OBJECTS}), or 0 and 255 for one object: save it without smoothing, or as an "
-                         "indexed PNG")
+                         f"levels, {changing:.0%} of neighbouring pixels differ; {what}")
+    if above:
+        raise InputError(f"{path}: not a label map: object id {above[0]} is outside "
+                         f"1-{MAX_OBJECTS} (objects drawn in grey levels such as 128 and 255? a photo?); {what}")
     labels = values.astype(np.uint8)
     return UserMask(labels, "greyscale label map", object_ids(labels))
 

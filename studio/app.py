@@ -1,8 +1,9 @@
 """The studio's app: the page, the token, and the routers by resource (studio/routes/); state in one
 typed object (studio/state.py), errors answered by one table (studio/errors.py).
 
-Every /api route needs the token (studio/auth.py); every answer carries the security headers; errors are
-JSON ``{"error": "..."}`` with a 4xx status (503 when the workspace cannot be written), never a crash.
+The page and its static files are public; every other route needs the token (studio/auth.py); every
+answer carries the security headers; errors are JSON ``{"error": "..."}`` with a 4xx status (503 when
+the workspace cannot be written), never a crash.
 JSON bodies are read up to their limits before they are parsed (studio/requests.py); the schema of
 every request and answer is at ``/openapi.json`` (studio/schemas.py).
 """

@@ -21,12 +21,12 @@ import secrets
 import stat
 from typing import NamedTuple
 
+from dataset.workspace import WorkspaceLayout
 from util.errors import InputError
 from util.publish import publishing
 
 ENVIRONMENT = "SIMVOS_STUDIO_TOKEN"
 MIN_LENGTH = 16
-TOKEN_FILE = "token"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; object-src 'none'; "
                                "base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
@@ -49,18 +49,22 @@ def resolve_token(given: str | None, workspace_root: str) -> Token:
         return Token(_checked(given, "--token"), "--token", None)
     if os.environ.get(ENVIRONMENT):
         return Token(_checked(os.environ[ENVIRONMENT], f"${ENVIRONMENT}"), f"${ENVIRONMENT}", None)
-    path = os.path.join(workspace_root, TOKEN_FILE)
+    path = WorkspaceLayout.at(workspace_root).token_path
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # Not through a link, and without waiting on a FIFO (refused below as not a regular file).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         return Token(_new_token(path), path, None)
     except OSError as exc:
         raise InputError(f"{path}: the token file cannot be read ({exc.strerror or exc})") from None
-    with os.fdopen(fd) as f:
+    with os.fdopen(fd, "rb") as f:
         mode = os.fstat(f.fileno()).st_mode
         if not stat.S_ISREG(mode):
             raise InputError(f"{path}: the token file is not a regular file")
-        kept = f.read().strip()
+        try:
+            kept = f.read(4096).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: the token file is not text (delete it for a new random token)") from None
         warning = None
         if mode & 0o077:
             os.fchmod(f.fileno(), 0o600)

@@ -29,7 +29,7 @@ def test_a_wheel_holds_the_studio_and_runs_outside_the_repository(tmp_path):
     (wheel,) = wheels.iterdir()
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
-    for needed in ("studio/static/index.html", "studio/static/app.js", "studio/static/style.css", "studio/__main__.py",
+    for needed in ("studio/static/index.html", "studio/static/main.js", "studio/static/api.js", "studio/static/style.css", "studio/__main__.py",
                    "outputs/formats.py", "inference_core/session.py", "dataset/lists/yv_subset.txt", "segment_video.py"):
         assert needed in names, needed
     site = tmp_path / "site"

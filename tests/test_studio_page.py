@@ -119,6 +119,19 @@ def test_a_short_token_is_refused_with_one_line(tmp_path, monkeypatch):
     with pytest.raises(InputError) as refused:
         auth.resolve_token(None, str(tmp_path))
     assert str(refused.value).startswith(f"{tmp_path / 'token'}: the token has 3 characters") and "\n" not in str(refused.value)
+    # Not a token at all: binary, a FIFO (not waited on), a link: one line each.
+    (tmp_path / "token").write_bytes(b"\xff\xfe" * 20)
+    with pytest.raises(InputError, match="the token file is not text"):
+        auth.resolve_token(None, str(tmp_path))
+    os.remove(tmp_path / "token")
+    os.mkfifo(tmp_path / "token")
+    with pytest.raises(InputError, match="not a regular file"):
+        auth.resolve_token(None, str(tmp_path))
+    os.remove(tmp_path / "token")
+    (tmp_path / "elsewhere").write_text("a-token-kept-somewhere-else\n")
+    os.symlink(tmp_path / "elsewhere", tmp_path / "token")
+    with pytest.raises(InputError, match="the token file cannot be read"):
+        auth.resolve_token(None, str(tmp_path))
     assert not os.path.exists(tmp_path / "other" / "token")
 
 
@@ -235,6 +248,11 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         _drag(page, "grab-fg", (12, 12), (16, 14))                    # a + stroke refines the same GrabCut
         _message_has(page, "GrabCut done")
         _drag(page, "brush", (20, 20), (30, 24))
+        page.check("input[value=polygon]")                            # a triangle closed with Enter
+        box = page.locator("#canvas").bounding_box()
+        for x, y in ((46, 4), (62, 4), (62, 20)):
+            page.mouse.click(box["x"] + x * box["width"] / 64, box["y"] + y * box["height"] / 48)
+        page.keyboard.press("Enter")
         # Another frame and back: the unsaved drawing is still there.
         _scrub(page, 3)
         _frame_is(page, "frame 3")
@@ -242,6 +260,9 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         _until(page, "() => document.querySelector('#frame-label').textContent.includes('unsaved draft')")
         page.click("#save")
         _message_has(page, "saved as an annotation")
+        sid = os.listdir(tmp_path / "ws/sessions")[0]
+        annotation = np.asarray(Image.open(tmp_path / "ws/sessions" / sid / "masks/00000.png"))
+        assert annotation[8, 58] == 1 and annotation[22, 25] == 1 and annotation[40, 60] == 0   # polygon, brush, neither
         # The fine-tune panel follows the workspace (the new session and its count, no reload) and ticks nothing.
         _until(page, "() => document.querySelector('#ft-sessions').textContent.includes('1 annotated / 12 frames')")
         page.click("#propagate")
@@ -297,9 +318,12 @@ def test_two_studios_in_one_browser_both_keep_working(tmp_path, predictor, clip,
         pages = [browser_page, browser_page.context.new_page()]
         for page in pages:
             page.on("response", lambda r: responses.append(r))
-        for page, base, token, sid in zip(pages, (first, second), tokens, sessions):
-            page.goto(f"{base}/?token={token}#session={sid}")
+        # The first as the studio prints it, the second with the token after '#' (never sent to a server).
+        for page, url in zip(pages, (f"{first}/?token={tokens[0]}#session={sessions[0]}",
+                                     f"{second}/#token={tokens[1]}&session={sessions[1]}")):
+            page.goto(url)
             _frame_is(page, "frame 0")
+            assert "token" not in page.url
         for page, sid, name in zip(pages, sessions, ("alpha", "beta")):
             page.bring_to_front()
             page.reload()                                             # the stored token, no URL token
@@ -351,6 +375,9 @@ def test_a_page_of_another_port_never_gets_the_token(tmp_path, predictor, browse
         await app(scope, receive, noting)
     app = make_app(tmp_path / "ws", predictor)
     with serving(recorded) as studio:
+        page.goto(f"{studio}/")                                       # no token yet: one line says what to do
+        _message_has(page, "open the URL the studio printed")
+        assert reached == []
         page.goto(f"{studio}/?token={TOKEN}")
         page.wait_for_load_state("networkidle")
         assert reached and all(auth == f"Bearer {TOKEN}".encode() for _, auth, _, _ in reached)
@@ -372,7 +399,8 @@ def test_a_page_of_another_port_never_gets_the_token(tmp_path, predictor, browse
 
 def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, predictor, clip, browser_page):
     """The first event stream of a propagation breaks before its first message (as when the network
-    or the studio drops it): the page says it lost contact, reads the stream again and shows the end."""
+    or the studio drops it): the page says it lost contact, reads the stream again and shows the end;
+    a job running when the tab is reloaded is followed again."""
     path, _, labels = clip
     workspace = Workspace(str(tmp_path / "ws"))
     session = workspace.create(str(path), "clip", owned=False)
@@ -398,5 +426,103 @@ def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, pre
         page.click("#propagate")
         _message_has(page, "propagation done", timeout=60)
         said = page.evaluate("window.said")
+        # A reload while a job runs (or just after it ended): the tab follows it again to its end.
+        page.click("#propagate")
+        page.reload()
+        _message_has(page, "propagation done", timeout=60)
     assert len(streams) >= 2 and any("lost contact" in s for s in said), (streams, said)
     assert len(os.listdir(tmp_path / "ws" / "sessions" / session.id / "results")) == 11
+
+
+def test_the_fine_tune_panel_follows_the_workspace_and_lists_models_by_state(tmp_path, predictor, clip, browser_page):
+    """Sessions with the same name told apart (date, counts), nothing ticked until the person ticks,
+    the server's plan shown (which one is held out); models listed with state and size, a cancelled
+    run not selectable and deletable, a finished one selectable."""
+    import json
+    path, _, labels = clip
+    workspace = Workspace(str(tmp_path / "ws"))
+    sessions = [workspace.create(str(path), "dog", owned=False) for _ in range(2)]
+    for session in sessions:
+        for t in (0, 5):
+            (tmp_path / "ws" / "sessions" / session.id / "masks").mkdir(exist_ok=True)
+            Image.fromarray(labels[t].astype(np.uint8)).save(session.path("masks", t))
+    for name, state in (("run-cancelled", "cancelled"), ("run-done", "done")):
+        folder = tmp_path / "ws" / "models" / name
+        folder.mkdir(parents=True)
+        (folder / "info.json").write_text(json.dumps({"state": state, "sessions": [s.id for s in sessions]}))
+        (folder / ("finetuned.pth" if state == "done" else "partial.bin")).write_bytes(b"\0" * 3 * 2**20)
+    page = browser_page
+    page.on("dialog", lambda dialog: dialog.accept())
+    with serving(create_app(workspace, JobRunner(predictor), TOKEN, INFO)) as base:
+        page.goto(f"{base}/?token={TOKEN}#session={sessions[0].id}")
+        _frame_is(page, "frame 0")
+        _until(page, "() => document.querySelectorAll('#ft-sessions input').length === 2")
+        rows = [row.strip() for row in page.locator("#ft-sessions label").all_inner_texts()]
+        assert len(set(rows)) == 2 and all(r.startswith("dog") and "2 annotated / 12 frames" in r for r in rows), rows
+        assert page.evaluate("document.querySelectorAll('#ft-sessions input:checked').length") == 0
+        for box in page.locator("#ft-sessions input").all():
+            box.check()
+        _until(page, "() => document.querySelector('#ft-plan').textContent.includes('held out for validation')")
+        models = {row.split()[0]: row for row in page.locator("#models .model").all_inner_texts()}
+        assert "cancelled" in models["run-cancelled"] and "3.0 MB" in models["run-cancelled"], models
+        assert page.is_disabled("#models input[value=run-cancelled]") and page.is_enabled("#models input[value=run-done]")
+        page.click("#models .model:has(input[value=run-cancelled]) button")
+        _message_has(page, "model run-cancelled deleted")
+        _until(page, "() => !document.querySelector('#models input[value=run-cancelled]')")
+    assert sorted(os.listdir(tmp_path / "ws" / "models")) == ["run-done"]
+
+
+def test_a_fine_tune_from_the_page_survives_a_dropped_stream(tmp_path, clip, browser_page, monkeypatch):
+    """Tick two sessions, fine-tune (a stand-in trainer speaking the trainer's event stream), the
+    job's first event stream breaks: the page reads it again, says the model is ready, ticks nothing
+    again, lists the model as usable, and uses it once chosen."""
+    from inference_core import build_predictor
+    from model import config_from_flags
+    from model.variants import write_sidecar
+    from studio.store import save_png_atomic
+    from tests.test_studio import FAKE_TRAINER
+    import sys
+    path, _, labels = clip
+    torch.manual_seed(0)
+    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
+    checkpoint = str(tmp_path / "start.pth")
+    torch.save(build_model(config).state_dict(), checkpoint)
+    write_sidecar(checkpoint, config)
+    trainer = tmp_path / "trainer.py"
+    trainer.write_text(FAKE_TRAINER)
+    monkeypatch.setenv("REPOSITORY", ROOT)
+    monkeypatch.setenv("FAKE_ITERATIONS", "3")
+    monkeypatch.setenv("FAKE_SECONDS", "0.2")
+    workspace = Workspace(str(tmp_path / "ws"))
+    for name in ("cat", "dog"):
+        session = workspace.create(str(path), name, owned=False)   # the page opens the last one
+        for t in (0, 5):
+            save_png_atomic(session.path("masks", t), labels[t])
+    runner = JobRunner(build_predictor(checkpoint, config, "cpu"), checkpoint=checkpoint)
+    app = create_app(workspace, runner, TOKEN, INFO, trainer=(sys.executable, str(trainer)))
+    streams = []
+
+    async def dropping_the_first_stream(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/events"):
+            streams.append(scope["path"])
+            if len(streams) == 1:
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+                await send({"type": "http.response.body", "body": b"", "more_body": True})
+                raise ConnectionResetError("the test drops this stream")
+        await app(scope, receive, send)
+    page = browser_page
+    with serving(dropping_the_first_stream) as base:
+        page.goto(f"{base}/?token={TOKEN}#session={session.id}")
+        _until(page, "() => document.querySelectorAll('#ft-sessions input:not([disabled])').length === 2")
+        for box in page.locator("#ft-sessions input").all():
+            box.check()
+        page.click("#ft-start")
+        _message_has(page, "is ready", timeout=60)
+        assert len(streams) >= 2
+        assert page.evaluate("document.querySelectorAll('#ft-sessions input:checked').length") == 0
+        model = page.inner_text("#message").split("fine-tuned model ")[1].split()[0]
+        _until(page, f"() => !!document.querySelector('#models input[value=\"{model}\"]:not([disabled])')")
+        page.check(f"#models input[value='{model}']")
+        page.click("#use-model")
+        _message_has(page, f"the next propagations use {model}")
+    assert runner.checkpoint.startswith(str(tmp_path / "ws" / "models" / model))

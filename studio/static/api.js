@@ -30,7 +30,7 @@ export function takeToken() {
   return token;
 }
 
-export class ApiError extends Error {
+class ApiError extends Error {
   constructor(message, status) {
     super(message);
     this.status = status;
@@ -65,6 +65,15 @@ export async function json(method, path, body) {
   return res.json();
 }
 
+let listing = null;
+
+/** GET /api/sessions, one request for the callers that ask while it is under way (the panels that
+ *  refresh on the same change). */
+export function sessions() {
+  listing ??= json("GET", "/api/sessions").finally(() => { listing = null; });
+  return listing;
+}
+
 /** An image of the API, decoded; the caller closes it when done. */
 export async function bitmap(path) {
   return createImageBitmap(await (await call("GET", path)).blob());
@@ -93,7 +102,7 @@ export async function download(path, fallback) {
 
 /** The messages of a text/event-stream (each "data:" block parsed as JSON), read with fetch(). Ends
  *  when the server closes the stream; throws when it breaks. */
-export async function* events(path, signal) {
+async function* events(path, signal) {
   const res = await call("GET", path, undefined, undefined, signal);
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buffered = "";
@@ -118,28 +127,38 @@ export async function* events(path, signal) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Follows a job's event stream until it is in one of ``finished`` (the server's finished states),
- *  calling ``onState`` with each state. A broken stream (the studio restarting) is read again after
- *  a pause (``onDrop`` is told); a job the studio no longer knows ends as interrupted. Resolves with
- *  the last state, or null once ``signal`` is aborted. */
+ *  calling ``onState`` with each state (its errors are the caller's). A stream that breaks or ends
+ *  early (the network, the studio restarting) is read again after a pause (``onDrop`` is told); a
+ *  job the studio no longer knows ends as interrupted. Resolves with the last state, or null once
+ *  ``signal`` is aborted. */
 export async function followJob(jobId, { finished, onState, onDrop = () => {}, signal }) {
   let pause = 1000;
-  for (;;) {
-    if (signal.aborted) return null;
+  while (!signal.aborted) {
+    const stream = events(`/api/jobs/${encodeURIComponent(jobId)}/events`, signal);
     try {
-      for await (const job of events(`/api/jobs/${encodeURIComponent(jobId)}/events`, signal)) {
+      for (;;) {
+        let next;
+        try {
+          next = await stream.next();
+        } catch (err) {
+          if (signal.aborted) return null;
+          if (err.status === 404) {
+            return { state: "interrupted", done: 0, total: 0, error: "the studio restarted and has no record of this job" };
+          }
+          if (err.status === 401 || !(err instanceof ApiError || err instanceof TypeError)) throw err;
+          onDrop(err);
+          break;
+        }
+        if (next.done) break;
         pause = 1000;
-        await onState(job);
-        if (finished.includes(job.state)) return job;
+        await onState(next.value);
+        if (finished.includes(next.value.state)) return next.value;
       }
-    } catch (err) {
-      if (signal.aborted) return null;
-      if (err.status === 404) {
-        return { state: "interrupted", done: 0, total: 0, error: "the studio restarted and has no record of this job" };
-      }
-      if (err.status === 401 || !(err instanceof ApiError || err instanceof TypeError)) throw err;
-      onDrop(err);
+    } finally {
+      await stream.return();
     }
     await sleep(pause);
     pause = Math.min(2 * pause, 8000);
   }
+  return null;
 }

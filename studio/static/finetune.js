@@ -1,16 +1,15 @@
 // The fine-tune panel: the workspace's sessions (refreshed whenever the workspace changes), ticked
-// only by the person; the run followed through its event stream (read again after a drop); the
-// models with their state and size, only usable ones selectable, the others deletable.
+// only by the person, with the server's plan for them (which session is held out for validation);
+// the run followed through its event stream (read again after a drop, picked up again after a
+// reload); the models with their state and size, only usable ones selectable, the others deletable.
 import * as api from "./api.js";
-import { state, $, element, guard, say, workspaceChanged } from "./state.js";
+import { state, $, element, guard, say, sessionLabels, workspaceChanged } from "./state.js";
 
 const chosen = new Set();   // ids of the sessions the person ticked (nothing ticked by default)
 let sessionNames = new Map();
-let pending = null;
-
-function when(seconds) {
-  return new Date(seconds * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-}
+let refreshing = null;      // the refresh under way: {again, done}
+let planTicket = 0;         // the latest plan asked for: older answers are dropped
+const ended = new Set();    // fine-tune jobs seen to their end (never followed again)
 
 function size(bytes) {
   if (bytes == null) return "";
@@ -24,39 +23,58 @@ function names(ids) {
   return (ids || []).map((id) => sessionNames.get(id) || id).join(", ");
 }
 
-function renderSessions(sessions) {
+function renderSessions(sessions, labels) {
   const need = state.info.finetune.min_annotated_frames;
-  const present = new Set(sessions.map((s) => s.id));
-  for (const id of [...chosen]) if (!present.has(id)) chosen.delete(id);
+  const usable = (s) => s.annotated.length >= need;
+  for (const id of [...chosen]) if (!sessions.some((s) => s.id === id && usable(s))) chosen.delete(id);
   const rows = sessions.map((s) => {
-    const usable = s.annotated.length >= need;
-    if (!usable) chosen.delete(s.id);
-    const box = element("input", { type: "checkbox", value: s.id, checked: chosen.has(s.id), disabled: !usable });
-    box.onchange = () => { if (box.checked) chosen.add(s.id); else chosen.delete(s.id); };
-    const facts = `${when(s.created)} · ${s.annotated.length} annotated / ${s.frames} frames` +
-      (usable ? "" : ` (needs ${need} annotated)`);
-    return element("label", { className: "ft-session" + (usable ? "" : " unusable") }, box, " ",
-      element("b", { textContent: s.name }), element("small", { textContent: ` ${facts}` }));
+    const box = element("input", { type: "checkbox", value: s.id, checked: chosen.has(s.id), disabled: !usable(s) });
+    box.onchange = () => {
+      if (box.checked) chosen.add(s.id); else chosen.delete(s.id);
+      guard(showPlan)();
+    };
+    const { name, facts } = labels.get(s.id);
+    return element("label", { className: "ft-session" + (usable(s) ? "" : " unusable") }, box, " ",
+      element("b", { textContent: name }), element("small", { textContent: ` ${facts}${usable(s) ? "" : ` (needs ${need} annotated)`}` }));
   });
-  const none = !sessions.some((s) => s.annotated.length >= need);
+  const none = !sessions.some(usable);
   $("ft-sessions").replaceChildren(...rows,
     ...(none ? [element("span", { textContent: `annotate at least ${need} frames of a video first` })] : []));
 }
 
+async function showPlan() {
+  // What the server would do with the ticked sessions: which one it holds out to validate on.
+  const ticket = ++planTicket, sessions = [...chosen];
+  if (!sessions.length) { $("ft-plan").textContent = ""; return; }
+  let text;
+  try {
+    const plan = await api.json("POST", "/api/finetune/plan", { sessions, minutes: +$("ft-minutes").value });
+    text = `trains on ${names(plan.trains_on)}` +
+      (plan.held_out.length ? `; held out for validation: ${names(plan.held_out)}` : "; nothing held out for validation") +
+      `; starts from ${plan.starts_from}`;
+  } catch (err) {
+    if (err.status !== 400) throw err;
+    text = err.message;
+  }
+  if (ticket === planTicket) $("ft-plan").textContent = text;
+}
+
 function renderModels(models) {
+  const { job_states: states, finished_job_states: finished } = state.info;
+  const active = (m) => states.includes(m.state) && !finished.includes(m.state);   // queued or running
   const picked = document.querySelector("#models input:checked");
   const keep = picked ? picked.value : null;
   const rows = models.map((m) => {
-    const usable = m.usable !== false;
-    const radio = element("input", { type: "radio", name: "model", value: m.name, disabled: !usable,
-                                     checked: usable && (keep ? keep === m.name : m.current) });
-    const facts = [m.state && m.state !== "done" ? m.state : "", size(m.size_bytes),
-                   m.val_jf != null ? `J&F ${m.val_jf}` + (m.val_jf_before != null ? ` (before ${m.val_jf_before})` : "") : "",
-                   m.sessions ? `on ${names(m.sessions)}` : "", m.held_out && m.held_out.length ? `validated on ${names(m.held_out)}` : "",
+    const radio = element("input", { type: "radio", name: "model", value: m.name, disabled: !m.usable,
+                                     checked: m.usable && (keep ? keep === m.name : m.current) });
+    const jf = m.val_jf == null ? "" : `J&F ${m.val_jf}` + (m.val_jf_before != null ? ` (before ${m.val_jf_before})` : "");
+    const facts = [m === models[0] ? "" : m.state, size(m.size_bytes), jf, m.sessions ? `on ${names(m.sessions)}` : "",
+                   m.held_out && m.held_out.length ? `validated on ${names(m.held_out)}` : "",
                    m.current ? "in use" : ""].filter(Boolean).join(" · ");
-    const row = element("div", { className: "model" + (usable ? "" : " unusable") },
-      element("label", {}, radio, " ", element("b", { textContent: m.name }), element("small", { textContent: facts ? ` ${facts}` : "" })));
-    if (m.name !== "start" && !m.current) {
+    const label = element("label", { title: m.error || "" }, radio, " ", element("b", { textContent: m.name }),
+                          element("small", { textContent: ` ${facts}` }));
+    const row = element("div", { className: "model" + (m.usable ? "" : " unusable") }, label);
+    if (m !== models[0] && !m.current && !active(m)) {   // the start model is listed first and stays
       const remove = element("button", { className: "link", textContent: "delete", title: `delete the model ${m.name}` });
       remove.onclick = guard(() => deleteModel(m));
       row.append(remove);
@@ -64,62 +82,69 @@ function renderModels(models) {
     return row;
   });
   $("models").replaceChildren(...rows);
-  $("use-model").disabled = !models.some((m) => m.usable !== false);
+  $("use-model").disabled = !models.some((m) => m.usable);
+  // A run started before this page was loaded (or before a restart of the stream) is followed.
+  const running = models.find((m) => m.job && active(m) && !ended.has(m.job));
+  if (running && !state.finetune) followFinetune(running.job);
 }
 
-/** Lists the sessions and the models again (coalesced: one refresh at a time, one more if asked meanwhile). */
+/** Lists the sessions and the models again (one refresh at a time, one more if asked meanwhile). */
 export function refreshFinetune() {
-  if (pending) { pending.again = true; return pending.done; }
-  pending = { again: false };
-  pending.done = (async () => {
+  if (refreshing) { refreshing.again = true; return refreshing.done; }
+  const run = refreshing = { again: false };
+  run.done = (async () => {
     try {
       do {
-        pending.again = false;
-        const [{ sessions }, { models }] = await Promise.all([api.json("GET", "/api/sessions"), api.json("GET", "/api/models")]);
-        sessionNames = new Map(sessions.map((s) => [s.id, s.name]));
-        renderSessions(sessions);
+        run.again = false;
+        const [{ sessions }, { models }] = await Promise.all([api.sessions(), api.json("GET", "/api/models")]);
+        const labels = sessionLabels(sessions);
+        sessionNames = new Map([...labels].map(([id, label]) => [id, label.distinct]));
+        renderSessions(sessions, labels);
         renderModels(models);
-      } while (pending.again);
+      } while (run.again);
     } finally {
-      pending = null;
+      refreshing = null;
     }
+    await showPlan();
   })();
-  return pending.done;
+  return run.done;
 }
 
 async function deleteModel(model) {
   if (!confirm(`Delete the model ${model.name}${model.size_bytes ? ` (${size(model.size_bytes)})` : ""}?`)) return;
-  await api.json("DELETE", `/api/models/${encodeURIComponent(model.name)}`);
-  say(`model ${model.name} deleted`);
+  const body = await api.json("DELETE", `/api/models/${encodeURIComponent(model.name)}`);
+  say(`model ${body.model} deleted (${size(body.freed_bytes)} freed)`);
   await refreshFinetune();
 }
 
-export async function useModel() {
+async function useModel() {
   const picked = document.querySelector("#models input:checked");
   if (!picked) throw new Error("pick a finished model first");
   const body = await api.json("POST", "/api/model", { name: picked.value });
+  document.dispatchEvent(new CustomEvent("model-changed"));
   await refreshFinetune();
   say(`the next propagations use ${body.model}`);
 }
 
-export async function startFinetune() {
+async function startFinetune() {
   const sessions = [...chosen];
-  const need = state.info.finetune.min_annotated_frames;
-  if (!sessions.length) throw new Error(`tick the videos to fine-tune on (each with at least ${need} annotated frames)`);
+  if (!sessions.length) {
+    throw new Error(`tick the videos to fine-tune on (each with at least ${state.info.finetune.min_annotated_frames} annotated frames)`);
+  }
   const body = await api.json("POST", "/api/finetune", { sessions, minutes: +$("ft-minutes").value });
   chosen.clear();                      // the next run is chosen afresh
-  await refreshFinetune();
   followFinetune(body.job);
+  await refreshFinetune();
 }
 
 function describe(job) {
   const jf = job.val_jf == null ? "" : `, validation J&F ${job.val_jf}` + (job.val_jf_before != null ? ` (before ${job.val_jf_before})` : "");
   const where = job.state === "queued" ? `queued (${job.position || "?"} in line)` : `${job.done}/${job.total || "?"} iterations`;
   const held = job.held_out && job.held_out.length ? `, validating on ${names(job.held_out)}` : "";
-  return `${job.state}: ${where}${jf}${held}`;
+  return `${job.model || "fine-tuning"} ${job.state}: ${where}${jf}${held}`;
 }
 
-export function followFinetune(jobId) {
+function followFinetune(jobId) {
   if (state.finetune) state.finetune.stop.abort();
   const stop = new AbortController();
   state.finetune = { id: jobId, stop };
@@ -130,23 +155,27 @@ export function followFinetune(jobId) {
   guard(async () => {
     const job = await api.followJob(jobId, { finished: state.info.finished_job_states, onState, onDrop, signal: stop.signal });
     if (!job || !ours()) return;
+    ended.add(jobId);
     state.finetune = null;
     $("ft-cancel").disabled = true;
     $("ft-text").textContent = describe(job);
     workspaceChanged();
-    if (job.state === "done") say(`fine-tuned model ${job.model} is ready: pick it under "model" and press "use this model"`);
+    if (job.state === "done") say(`fine-tuned model ${job.model} is ready: pick it under "Models" and press "use this model"`);
     else if (job.error) say(`fine-tuning ${job.state}: ${job.error}`, true);
   })();
 }
 
-export async function cancelFinetune() {
+async function cancelFinetune() {
   if (state.finetune) await api.json("DELETE", `/api/jobs/${state.finetune.id}`);
 }
 
 /** The panel's limits and default from the server; refreshed whenever the workspace changes. */
 export function bindFinetune() {
   const ft = state.info.finetune;
-  Object.assign($("ft-minutes"), { min: ft.min_minutes ?? "", max: ft.max_minutes, value: ft.default_minutes });
+  Object.assign($("ft-minutes"), { min: ft.min_minutes, max: ft.max_minutes, value: ft.default_minutes });
+  $("ft-start").disabled = !ft.available;
+  if (!ft.available) $("ft-text").textContent = "fine-tuning needs the studio's start model as a file (--checkpoint)";
+  $("ft-minutes").onchange = guard(showPlan);
   document.addEventListener("workspace-changed", guard(refreshFinetune));
   $("ft-start").onclick = guard(startFinetune);
   $("ft-cancel").onclick = guard(cancelFinetune);

@@ -25,9 +25,11 @@ export async function loadFrame(index, { keep = true } = {}) {
   const draft = state.drafts.get(frame);
   if (!draft && (s.annotated.includes(frame) || s.computed_frames.includes(frame))) {
     const res = await api.call("GET", `/api/sessions/${s.id}/masks/${pad(frame)}.png`);
-    annotated = res.headers.get("X-Annotated") === "true";
-    const px = await decodeImage(await res.blob());
-    for (let i = 0; i < labels.length; i++) labels[i] = COLOUR_TO_LABEL.get((px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]) || 0;
+    if (res.status !== 204) {  // 204: the mask went since the session was listed
+      annotated = res.headers.get("X-Annotated") === "true";
+      const px = await decodeImage(await res.blob());
+      for (let i = 0; i < labels.length; i++) labels[i] = COLOUR_TO_LABEL.get((px[4 * i] << 16) | (px[4 * i + 1] << 8) | px[4 * i + 2]) || 0;
+    }
   }
   if (ticket !== state.loading || s !== state.session) { image.close(); return; }  // a newer request won
   if (state.image) state.image.close();
@@ -38,11 +40,10 @@ export async function loadFrame(index, { keep = true } = {}) {
   } else {
     state.labels = labels; state.undo = []; state.grab = null; state.dirty = false;
   }
-  state.annotatedHere = annotated || s.annotated.includes(frame);
   knowObjects(state.labels);
   renderObjects();
   $("scrub").value = frame;
-  const what = state.dirty ? " (unsaved draft)" : state.annotatedHere ? " (annotated)" :
+  const what = state.dirty ? " (unsaved draft)" : annotated || s.annotated.includes(frame) ? " (annotated)" :
     s.computed_frames.includes(frame) ? " (computed)" : "";
   $("frame-label").textContent = `frame ${frame} / ${s.frames - 1}${what}`;
   $("unannotate").disabled = !s.annotated.includes(frame);
@@ -74,7 +75,7 @@ export async function saveAnnotation() {
   const body = await res.json();
   session.annotated = body.annotated;
   if (session !== state.session) return;
-  if (frame === state.frame) { state.dirty = false; state.annotatedHere = true; }
+  if (frame === state.frame) state.dirty = false;
   await loadFrame(state.frame, { keep: false });
   say(`frame ${frame} saved as an annotation (objects ${body.objects.join(", ")})`);
   await refreshSession();

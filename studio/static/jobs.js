@@ -1,10 +1,12 @@
 // Propagation jobs: the direction and range chosen (the directions are the server's), the job's
 // event stream followed (read again after a drop, until the job is in one of the server's finished
-// states), progress, the frames it computes shown as they come.
+// states; after a reload of the tab too), progress, the frames it computes shown as they come.
 import * as api from "./api.js";
 import { loadFrame, saveAnnotation } from "./frames.js";
 import { state, $, element, guard, say, workspaceChanged } from "./state.js";
 import { markTimeline } from "./timeline.js";
+
+const FOLLOWED = "simvos-studio-job";   // sessionStorage: the job this tab follows, kept across a reload
 
 // How the page words the server's directions (a direction it does not know is shown as is).
 const DIRECTION_WORDS = { forward: "forward", backward: "backward", both_ways: "both ways from this frame" };
@@ -29,35 +31,37 @@ export async function cancel() {
   if (state.job) await api.json("DELETE", `/api/jobs/${state.job.id}`);
 }
 
-export function showProgress(job) {
+function showProgress(job) {
   $("progress").max = Math.max(job.total, 1); $("progress").value = job.done;
   let text = `${job.done}/${job.total} frames`;
   if (job.state === "queued") {
-    text = `queued (${job.position || "?"} in line` + (job.waiting_for ? `, after a job on ${job.waiting_for.name}` : "") + ")";
+    text = `queued (${job.position || "?"} in line` + (job.waiting_for ? `, after the ${job.waiting_for.label}` : "") + ")";
   } else if (job.state === "running") {
     text += `, ${job.fps} FPS` + (job.eta_seconds == null ? "" : `, ETA ${Math.round(job.eta_seconds)} s`);
   }
   $("progress-text").textContent = text;
 }
 
-export function watchJob(jobId, sessionId) {
+function watchJob(jobId, sessionId) {
   if (state.job) state.job.stop.abort();
   const stop = new AbortController();
   state.job = { id: jobId, session: sessionId, stop, last: null };
+  sessionStorage.setItem(FOLLOWED, JSON.stringify({ job: jobId, session: sessionId }));
   setRunning(true);
   const ours = () => state.job && state.job.id === jobId;
-  const onState = async (job) => {
+  // Each state shown; a frame that fails to load is said, and the job is followed on.
+  const onState = guard(async (job) => {
     if (!ours()) return;
     const mine = state.session && state.session.id === sessionId;
     if (mine) showProgress(job);
     if (mine && job.last_frame != null && job.last_frame !== state.job.last) {
       state.job.last = job.last_frame;
       if (!state.session.computed_frames.includes(job.last_frame)) state.session.computed_frames.push(job.last_frame);
+      markTimeline();
       if ($("follow").checked && !state.dirty) await loadFrame(job.last_frame);
       else if (job.last_frame === state.frame && !state.dirty) await loadFrame(state.frame, { keep: false });
-      markTimeline();
     }
-  };
+  });
   const onDrop = () => { if (ours()) say("lost contact with the studio (stopped or restarting?): waiting for it…", true); };
   guard(async () => {
     const job = await api.followJob(jobId, { finished: state.info.finished_job_states, onState, onDrop, signal: stop.signal });
@@ -65,9 +69,16 @@ export function watchJob(jobId, sessionId) {
   })();
 }
 
+/** Follows again the job this tab followed before a reload, if any. */
+export function resumeJob() {
+  const kept = JSON.parse(sessionStorage.getItem(FOLLOWED) || "null");
+  if (kept) watchJob(kept.job, kept.session);
+}
+
 async function jobEnded(job) {
   const sessionId = state.job.session;
   state.job = null;
+  sessionStorage.removeItem(FOLLOWED);
   setRunning(false);
   workspaceChanged();
   if (!state.session || state.session.id !== sessionId) return;

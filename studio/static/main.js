@@ -6,20 +6,21 @@
 import * as api from "./api.js";
 import { bindFinetune, refreshFinetune } from "./finetune.js";
 import { discardDraft, importMask, loadFrame, removeAnnotation, saveAnnotation } from "./frames.js";
-import { cancel, fillDirections, propagate } from "./jobs.js";
+import { cancel, fillDirections, propagate, resumeJob } from "./jobs.js";
 import { masksChanged, render } from "./overlay.js";
 import { fromHash, openById, openFromVideos, refreshSessions, upload } from "./sessions.js";
 import { state, $, element, guard, say } from "./state.js";
 import { addObject, bindCanvas, clearObject, undo } from "./tools.js";
 
 function showModelNote(info) {
-  if (!info.demo_model && info.published) return;
   const note = $("model-note");
-  note.hidden = false;
+  note.hidden = !info.demo_model && info.published;
+  if (note.hidden) return;
   note.textContent = (info.demo_model
     ? "This is the demo model, trained for minutes on synthetic videos: on real video it is worse than copying the first mask. "
     : `This checkpoint (${info.backbone}) is not a published SimVOS network. `) +
-    `For real videos start the studio with published weights (python -m studio --checkpoint test_checkpoints/simvos_bs.pth --variant simvos_bs): ${info.weights_help || ""}`;
+    "For real videos start the studio with published weights (python -m studio --checkpoint test_checkpoints/simvos_bs.pth " +
+    `--variant simvos_bs)${info.weights_help ? `: ${info.weights_help}` : "."}`;
 }
 
 function bindControls() {
@@ -54,6 +55,10 @@ function bindControls() {
     if (state.dirty || state.drafts.size) { e.preventDefault(); e.returnValue = ""; }
   });
   document.addEventListener("workspace-changed", guard(refreshSessions));
+  document.addEventListener("model-changed", guard(async () => {   // the note follows the model in use
+    state.info = await api.json("GET", "/api/info");
+    showModelNote(state.info);
+  }));
 }
 
 async function main() {
@@ -70,6 +75,7 @@ async function main() {
   bindFinetune();
   await Promise.all([refreshSessions(), refreshFinetune()]);
   await fromHash();
+  resumeJob();
 }
 
 main().catch((err) => say(err.message, true));

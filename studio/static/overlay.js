@@ -2,15 +2,13 @@
 //
 // The masks' colours live in an offscreen canvas (one pixel per frame pixel), recoloured only where
 // the labels changed: the whole of it when a frame's mask is loaded, replaced or the outline view is
-// toggled, the brush's box while painting. Drawing the view is the frame and that canvas composited by
-// the browser (drawImage with globalAlpha for the opacity): no JavaScript loop over the pixels per
-// mouse move, and a change of opacity recolours nothing.
+// toggled, the brush's box while painting. The view is the frame and that canvas composited by the
+// browser (drawImage with globalAlpha for the opacity), redrawn only inside the box that changed:
+// no JavaScript loop over the frame's pixels per mouse move, and a change of opacity recolours nothing.
 import { state, $, PALETTE } from "./state.js";
 
 const layer = document.createElement("canvas");
 const layerContext = layer.getContext("2d");
-let colours = null;   // ImageData of the layer
-let words = null;     // its pixels as one RGBA word each
 // label -> its colour as one RGBA word (little-endian: the bytes are r, g, b, a), 0 = transparent.
 const WORD = new Uint32Array(256);
 for (let label = 1; label < 256; label++) {
@@ -20,41 +18,51 @@ for (let label = 1; label < 256; label++) {
 
 export const canvas = () => $("canvas");
 
-/** Recolours the mask layer inside the box [x0, y0]..[x1, y1] (frame pixels, inclusive; the whole
- *  frame without one) from state.labels, then draws the view. */
+/** Recolours the mask layer inside the box [x0, y0, x1, y1] (frame pixels, inclusive; the whole
+ *  frame without one) from state.labels, then draws the view there. */
 export function masksChanged(x0 = 0, y0 = 0, x1 = state.width - 1, y1 = state.height - 1) {
   const w = state.width, h = state.height, lab = state.labels;
-  if (!colours || colours.width !== w || colours.height !== h) {
+  if (layer.width !== w || layer.height !== h) {
     layer.width = w; layer.height = h;
-    colours = layerContext.createImageData(w, h);
-    words = new Uint32Array(colours.data.buffer);
     [x0, y0, x1, y1] = [0, 0, w - 1, h - 1];
   }
   // An outline pixel depends on its neighbours: recolour one more pixel around the box.
   x0 = Math.max(0, x0 - 1); y0 = Math.max(0, y0 - 1); x1 = Math.min(w - 1, x1 + 1); y1 = Math.min(h - 1, y1 + 1);
+  const bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+  const colours = layerContext.createImageData(bw, bh), words = new Uint32Array(colours.data.buffer);
   const outline = $("outline").checked;
-  for (let y = y0; y <= y1; y++) {
-    for (let x = x0, i = y * w + x0; x <= x1; x++, i++) {
+  for (let y = y0, k = 0; y <= y1; y++) {
+    for (let x = x0, i = y * w + x0; x <= x1; x++, i++, k++) {
       const v = lab ? lab[i] : 0;
       const shown = v && (!outline || (x > 0 && lab[i - 1] !== v) || (x < w - 1 && lab[i + 1] !== v) ||
                                       (y > 0 && lab[i - w] !== v) || (y < h - 1 && lab[i + w] !== v));
-      words[i] = shown ? WORD[v] : 0;
+      words[k] = shown ? WORD[v] : 0;
     }
   }
-  layerContext.putImageData(colours, 0, 0, x0, y0, x1 - x0 + 1, y1 - y0 + 1);
-  render();
+  layerContext.putImageData(colours, x0, y0);
+  render([x0, y0, x1, y1]);
 }
 
-/** Draws the view: the frame, the masks at the chosen opacity, then the tools' marks. */
-export function render() {
+/** Draws the view inside the box [x0, y0, x1, y1] (the whole frame without one): the frame, the
+ *  masks at the chosen opacity, then the tools' marks. */
+export function render(box = null) {
   const ctx = canvas().getContext("2d");
   if (!state.image) return;
-  ctx.drawImage(state.image, 0, 0);
-  if (state.labels && colours) {
+  const [x0, y0, x1, y1] = box || [0, 0, state.width - 1, state.height - 1];
+  const bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+  ctx.save();
+  ctx.beginPath(); ctx.rect(x0, y0, bw, bh); ctx.clip();
+  ctx.drawImage(state.image, x0, y0, bw, bh, x0, y0, bw, bh);
+  if (state.labels && layer.width === state.width) {
     ctx.globalAlpha = $("outline").checked ? 1 : +$("opacity").value / 100;
-    ctx.drawImage(layer, 0, 0);
+    ctx.drawImage(layer, x0, y0, bw, bh, x0, y0, bw, bh);
     ctx.globalAlpha = 1;
   }
+  drawMarks(ctx);
+  ctx.restore();
+}
+
+function drawMarks(ctx) {
   ctx.lineWidth = 2;
   ctx.strokeStyle = "#fff";
   if (state.polygon.length) {

@@ -4,11 +4,11 @@ import * as api from "./api.js";
 import { buildExports } from "./exports.js";
 import { keepDraft, loadFrame } from "./frames.js";
 import { canvas } from "./overlay.js";
-import { state, $, element, say, workspaceChanged } from "./state.js";
+import { state, $, element, say, sessionLabels, workspaceChanged } from "./state.js";
 import { buildTimeline } from "./timeline.js";
 import { renderObjects } from "./tools.js";
 
-export async function openSession(session, frame = null) {
+async function openSession(session, frame = null) {
   if (state.job && state.job.session !== session.id) $("progress-text").textContent = "";
   keepDraft();
   if (state.session && state.session.id !== session.id) {
@@ -33,14 +33,13 @@ export async function openSession(session, frame = null) {
   workspaceChanged();
 }
 
-export function sessionLabel(s) {
-  const when = new Date(s.created * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
-  return `${s.name} — ${when}, ${s.annotated.length} annotated / ${s.frames} frames`;
-}
-
 export async function refreshSessions() {
-  const { sessions } = await api.json("GET", "/api/sessions");
-  const options = sessions.map((s) => element("option", { value: s.id, textContent: sessionLabel(s) }));
+  const { sessions } = await api.sessions();
+  const labels = sessionLabels(sessions);
+  const options = sessions.map((s) => {
+    const { name, facts } = labels.get(s.id);
+    return element("option", { value: s.id, textContent: `${name} — ${facts}` });
+  });
   $("sessions").replaceChildren(element("option", { value: "", textContent: "earlier sessions…" }), ...options);
   if (state.session) $("sessions").value = state.session.id;
 }
@@ -55,7 +54,7 @@ export async function openFromVideos(name) {
 }
 
 export async function upload(file) {
-  const limit = state.info.max_upload_mb;
+  const limit = state.info.limits.max_upload_mb;
   if (file.size > limit * 2 ** 20) throw new Error(`${file.name} is larger than the studio takes (--max_upload_mb ${limit})`);
   say(`uploading ${file.name}…`);
   const form = new FormData();

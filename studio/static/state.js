@@ -3,7 +3,7 @@
 
 export const state = {
   info: null,         // GET /api/info: every fact the server knows (limits, states, directions, exports)
-  session: null, frame: 0, labels: null, width: 0, height: 0, annotatedHere: false,
+  session: null, frame: 0, labels: null, width: 0, height: 0,
   object: 1, objects: [1], undo: [], dirty: false, image: null, playing: null,
   polygon: [], drag: null, stroke: null,
   grab: null,         // the current GrabCut: {box, foreground: [[x, y, r]], background: [...], before: labels}
@@ -11,6 +11,7 @@ export const state = {
   job: null,          // the propagation followed: {id, session, stop (AbortController), last}
   finetune: null,     // the fine-tune followed: {id, stop}
   loading: 0,         // the latest frame request: older answers are dropped
+  timelineStep: 1,    // frames per thumbnail
 };
 
 export const $ = (id) => document.getElementById(id);
@@ -38,6 +39,26 @@ export function guard(fn) {
 }
 
 export function pad(i) { return String(i).padStart(5, "0"); }
+
+/** A session's creation time (ISO 8601 from the server) as this browser words dates. */
+export function when(iso) {
+  return new Date(iso).toLocaleString([], { dateStyle: "medium", timeStyle: "medium" });
+}
+
+/** How a person tells the sessions apart: id -> {name, facts, distinct}. ``name``: the session's
+ *  name, with the video it came from when that says more, and its id when another session has the
+ *  same name and date; ``facts``: date, annotated and total frames; ``distinct``: the name alone
+ *  where it is unique, else with its date (for sentences that name sessions). */
+export function sessionLabels(sessions) {
+  const count = (same) => sessions.filter(same).length;
+  return new Map(sessions.map((s) => {
+    const video = s.video && s.video !== s.name && !s.video.startsWith(`${s.name}.`) ? ` (${s.video})` : "";
+    const twin = count((o) => o.name === s.name && o.created === s.created) > 1 ? ` #${s.id.slice(0, 6)}` : "";
+    const name = s.name + video + twin;
+    const distinct = count((o) => o.name === s.name) > 1 ? `${name} of ${when(s.created)}` : name;
+    return [s.id, { name, distinct, facts: `${when(s.created)}, ${s.annotated.length} annotated / ${s.frames} frames` }];
+  }));
+}
 
 /** The workspace changed (a session created, an annotation saved or removed, a job ended): the
  *  panels that list sessions or models refresh themselves. */

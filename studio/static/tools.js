@@ -7,7 +7,7 @@ import { markTimeline } from "./timeline.js";
 
 const UNDO_BYTES = 256 * 2 ** 20;  // the undo history of one frame keeps at most this many bytes of label maps
 
-export function tool() { return document.querySelector("input[name=tool]:checked").value; }
+function tool() { return document.querySelector("input[name=tool]:checked").value; }
 
 // ------------------------------------------------------------------ objects
 export function renderObjects() {
@@ -50,7 +50,7 @@ function snapshot() {
     box: g.box && g.box.slice(), foreground: g.foreground.slice(), background: g.background.slice(), before: g.before } };
 }
 
-export function remember() {
+function remember() {
   state.undo.push(snapshot());
   const keep = Math.max(2, Math.min(40, Math.floor(UNDO_BYTES / state.labels.length)));
   while (state.undo.length > keep) state.undo.shift();
@@ -72,8 +72,7 @@ export function clearObject() {
 
 /** The labels changed (inside the box, else anywhere): a draft now, redrawn there. */
 export function changed(box) {
-  state.dirty = true;
-  markTimeline();
+  if (!state.dirty) { state.dirty = true; markTimeline(); }   // the timeline marks the frame's draft once
   if (box) masksChanged(...box);
   else masksChanged();
 }
