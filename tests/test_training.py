@@ -198,7 +198,7 @@ def test_missing_data_and_weights_are_clear_errors(davis_root, tmp_path):
     (["--img_size", "0"], "--img_size must be at least 16, got 0"),
     (["--batch_size", "-1"], "--batch_size must be at least 1"),
     (["--lr", "0"], "--lr must be positive"),
-    (["--load_network", "/etc/passwd"], "/etc/passwd: not a PyTorch checkpoint"),
+    (["--load_network", "/etc/passwd"], "not a PyTorch checkpoint"),
     (["--save_dir", "A_FILE"], "names a file, not a folder"),
 ])
 def test_bad_flags_are_one_line_and_leave_nothing(davis_root, tmp_path, flags, message):
