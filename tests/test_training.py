@@ -217,6 +217,14 @@ def test_bad_flags_are_one_line_and_leave_nothing(davis_root, tmp_path, flags, m
     assert sorted(os.listdir(tmp_path)) == ["a_file"]   # no saves/, no runs/
 
 
+def test_an_events_file_that_cannot_be_written_is_one_line(davis_root, tmp_path):
+    from util.errors import InputError
+    events = tmp_path / "gone" / "events.jsonl"
+    with pytest.raises(InputError, match=f"^{re.escape(str(events))}: cannot write the events file"):
+        train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "1", "--events", str(events)))
+    assert sorted(os.listdir(tmp_path)) == []
+
+
 def test_a_full_disk_while_saving_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
     import builtins
     import training.state
