@@ -156,6 +156,36 @@ def test_the_events_stream_follows_a_finetune(tmp_path, start_checkpoint):
     assert got[-1] == Finished(2, "done", str(folder / "finetuned.pth"), best.jf)
 
 
+def test_sigterm_stops_a_finetune_with_its_best_weights(tmp_path, start_checkpoint):
+    """As the studio cancels a fine-tune: the state is saved, finished says stopped and gives the
+    weights kept so far (the best validated), and the signal handlers before the run are back."""
+    import signal
+    import threading
+
+    import train_simvos
+    from util.run_events import EventReader, Finished, Progress, Validation
+    data = write_videos(tmp_path / "d", 3, frames=4, size=(48, 64))
+    events = str(tmp_path / "events.jsonl")
+
+    def stop_once_training():
+        reader, deadline = EventReader(events), time.time() + 120
+        while not any(isinstance(e, Progress) for e in reader.read()) and time.time() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+    before = signal.getsignal(signal.SIGTERM)
+    stopper = threading.Thread(target=stop_once_training, daemon=True)
+    stopper.start()
+    train_simvos.main(finetune_argv([data], start_checkpoint, tmp_path / "s", "--iterations", "100000", "--val_videos",
+                                    "1", "--log_every", "1", "--events", events))
+    stopper.join()
+    assert signal.getsignal(signal.SIGTERM) is before
+    got = EventReader(events).read()
+    start = next(e for e in got if isinstance(e, Validation))
+    end = got[-1]
+    assert end == Finished(end.iteration, "stopped", str(tmp_path / "s" / "ft" / "finetuned.pth"), start.jf)
+    assert end.iteration >= 1 and (tmp_path / "s" / "ft" / f"checkpoint_{end.iteration}.pth").is_file()
+
+
 def test_a_refused_finetune_reports_failed(tmp_path, start_checkpoint):
     import train_simvos
     from util.run_events import EventReader, Failed

@@ -48,12 +48,13 @@ class FinetuneVideos:
     val: list[AnnotatedVideo]
 
     @classmethod
-    def find(cls, folders, sessions=None, val_folder: str | None = None, val_videos: int = 0) -> "FinetuneVideos":
-        """The videos of ``folders`` (of a studio workspace, only ``sessions``), validated on
-        ``val_folder`` or the last ``val_videos`` of them held out."""
-        videos = find_annotated_videos(list(folders), sessions=set(sessions) if sessions else None)
-        if val_folder:
-            return cls(videos, find_annotated_videos([val_folder]))
+    def find(cls, settings: FinetuneSettings) -> "FinetuneVideos":
+        """The videos of ``settings.folders`` (of a studio workspace, only its ``sessions``),
+        validated on ``val_folder`` or the last ``val_videos`` of them held out."""
+        videos = find_annotated_videos(list(settings.folders), sessions=set(settings.sessions) if settings.sessions else None)
+        val_videos = settings.val_videos
+        if settings.val_folder:
+            return cls(videos, find_annotated_videos([settings.val_folder]))
         if val_videos >= len(videos):
             raise InputError(f"--val_videos {val_videos}: only {len(videos)} video(s) in --finetune; keep at least "
                              "one to train on (or pass --val DIR)")

@@ -33,6 +33,22 @@ def build_optimizer(params, lr: float, weight_decay: float, device: torch.device
 
 
 @contextmanager
+def stop_requests():
+    """SIGINT and SIGTERM ask for a stop instead of ending the process (the handlers before are put
+    back after); yields a function: whether one came."""
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(received)
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
 def naming_the_file(path: str):
     """An InputError raised inside (a checkpoint that does not load) names ``path`` as the file at fault."""
     try:
@@ -226,10 +242,14 @@ class Trainer:
     def train(self, loader, sampler) -> None:
         """Runs to the plan's iterations from where the run is, mid-epoch included: the sampler starts
         after the batches already consumed, and every step's randomness (drop path) is seeded by
-        (seed, iteration, rank), so a resumed run repeats the uninterrupted one exactly."""
+        (seed, iteration, rank), so a resumed run repeats the uninterrupted one exactly. SIGINT and
+        SIGTERM stop it after the current step, its state saved."""
+        with stop_requests() as signal_received:
+            self._train(loader, sampler, signal_received)
+
+    def _train(self, loader, sampler, signal_received) -> None:
         config = self.config
         nonfinite = 0
-        signal_received = self._install_signals()
         if self.plan is not None:
             self.emit(Planned(self.plan.iterations))
         self.strategy.start(self)
@@ -294,17 +314,6 @@ class Trainer:
             self.save()
         raise InputError(f"{failure.message} (training stopped at iteration {self.iteration}, its state saved in "
                          f"{self.save_dir}: --resume auto goes on once the data is back)", failure.path)
-
-    @staticmethod
-    def _install_signals():
-        """SIGINT and SIGTERM ask the run to stop after the current step; -> whether one came."""
-        received = []
-
-        def handler(signum, frame):
-            received.append(signum)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, handler)
-        return lambda: bool(received)
 
     def _log(self, out, batch, p, start_it, start_time) -> None:
         config, it = self.config, self.iteration
