@@ -7,7 +7,7 @@ torchrun --nproc_per_node=4 segment_video.py ... --input videos/*.mp4 --masks_di
 
 Masks: indexed PNGs (values = object ids), black-and-white PNGs (one object) or RGB PNGs (one colour per
 object), drawn on the frame as displayed. Outputs at the input's resolution: out/<name>/<frame>.png
-(indexed, DAVIS palette), out/<name>_overlay.mp4, and what --save adds (see the README).
+(indexed, DAVIS palette), out/<name>_overlay.mp4, and what --save adds (docs/own-videos.md).
 """
 from __future__ import annotations
 
@@ -42,8 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                        "inputs: one sub-folder per input, named like the input (<masks_dir>/<name>/)")
     p.add_argument("--output", required=True)
     p.add_argument("--save", nargs="+", choices=SAVE_KINDS, default=["palette"],
-                   help="palette: indexed PNGs (always); objects: a binary PNG folder per object; coco: COCO RLE "
-                        "JSON; probs: float16 probabilities")
+                   help="palette: indexed PNGs (always); objects: a binary PNG folder per object; coco: a COCO dataset file (RLE masks, "
+                        "one track per object); probs: float16 probabilities")
     p.add_argument("--overlay", choices=OVERLAY_KINDS, default="mp4", help="an overlay video (H.264 MP4 or GIF)")
     add_bool_flag(p, "--overwrite", False, help="redo videos whose outputs are already complete")
     add_model_flags(p)

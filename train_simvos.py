@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from evaluation.own_videos import score_videos
 from inference_core.predictor import DEFAULT_SIZE, SimVOSPredictor
 from training.cli import parse_args as training_args
-from training.config import check_command_line, resolve_config
+from training.config import check_command_line, finetune_settings, resolve_config
 from training.data import SeededSampler, collate_samples
 from training.finetune import FinetuneStrategy, FinetuneVideos, crop_size_for
 from training.strategy import PublishedStage
@@ -79,7 +79,7 @@ def train(args, info, events) -> None:
     """The run of ``main`` once the processes are set up: the config resolved once, then trained."""
     if args.finetune:
         check_command_line(args)   # before the videos are read
-        videos = FinetuneVideos.find(args.finetune, args.sessions, args.val, args.val_videos)
+        videos = FinetuneVideos.find(finetune_settings(args))
         config = resolve_config(args, info.device.type, crop_size_for(videos.train))
         validate = validation_of(videos.val, info.device, DEFAULT_SIZE) if videos.val else None
         strategy = FinetuneStrategy(config, videos, validate)

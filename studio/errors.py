@@ -1,12 +1,11 @@
 """One table from the studio's error kinds to HTTP status codes, and the handlers that answer them
 as JSON ``{"error": "..."}``. ``OSError`` means "the workspace cannot be used" only inside
 :func:`workspace_writes` (around the writes into the workspace); elsewhere it is a bug (500 JSON,
-traceback printed), never a crash.
+its traceback logged), never a crash.
 """
 from __future__ import annotations
 
 import errno
-import traceback
 from contextlib import contextmanager
 
 from fastapi import FastAPI, Request
@@ -91,6 +90,5 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(400, _validation_message(exc.errors()))
 
     @app.exception_handler(Exception)
-    async def bug(request: Request, exc: Exception):
-        traceback.print_exception(exc)
+    async def bug(request: Request, exc: Exception):  # Starlette logs the traceback after this answer
         return error(500, f"internal error: {type(exc).__name__}: {exc}")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inference_core.directions import JOB_DIRECTIONS
 from studio.exports import EXPORTS
+from studio.finetune import DEFAULT_MINUTES
 from studio.propagation import UNTIL
 
 Direction = Literal[JOB_DIRECTIONS]
@@ -50,7 +51,7 @@ class GrabCutRequest(Request):
 
 class FinetuneRequest(Request):
     sessions: list[str] = Field(min_length=1, max_length=1000)
-    minutes: float = Field(default=10.0, allow_inf_nan=False)
+    minutes: float = Field(default=DEFAULT_MINUTES, allow_inf_nan=False)
 
 
 class ChooseModel(Request):

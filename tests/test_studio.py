@@ -889,13 +889,31 @@ def test_a_session_deleted_under_a_job_fails_it_and_leaves_no_record(tmp_path, p
     assert not (tmp_path / "ws" / "jobs" / f"{job}.json").exists() and os.listdir(tmp_path / "ws" / "sessions") == []
 
 
+def test_a_bug_or_a_file_removed_by_hand_is_a_json_answer(tmp_path, predictor, clip, monkeypatch):
+    path, _, _ = clip
+    client = make_client(tmp_path / "ws", predictor)
+    client = TestClient(client.app, raise_server_exceptions=False)
+    sid = upload(client, path).json()["id"]
+    os.remove(tmp_path / "ws" / "sessions" / sid / "frames" / "00003.jpg")
+    gone = client.get(f"/api/sessions/{sid}/frames/00003.jpg", headers=AUTH)
+    assert gone.status_code == 404 and "00003.jpg: missing" in gone.json()["error"]
+    from studio.store import StoredSession
+    monkeypatch.setattr(StoredSession, "describe", lambda self: 1 / 0)     # a bug in a route
+    bug = client.get(f"/api/sessions/{sid}", headers=AUTH)
+    assert bug.status_code == 500 and bug.headers["content-type"] == "application/json"
+    assert "ZeroDivisionError" in bug.json()["error"]
+
+
 def test_object_ids_are_bounded(tmp_path, predictor, clip):
     path, _, _ = clip
     client = make_client(tmp_path / "ws", predictor)
     sid = upload(client, path).json()["id"]
     labels = np.zeros((48, 64), np.uint8)
     labels[:4, :4], labels[10:14, 10:14] = 65, 1
-    refused = client.put(f"/api/sessions/{sid}/masks/00000.png", content=png(labels), headers=AUTH)
+    from dataset.palette_io import write_label_png
+    write_label_png(str(tmp_path / "indexed.png"), labels)           # an indexed PNG: ids as they are
+    refused = client.put(f"/api/sessions/{sid}/masks/00000.png", content=(tmp_path / "indexed.png").read_bytes(),
+                         headers=AUTH)
     assert refused.status_code == 400 and "object id 65" in refused.json()["error"]
 
 

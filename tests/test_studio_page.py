@@ -253,6 +253,7 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         for x, y in ((46, 4), (62, 4), (62, 20)):
             page.mouse.click(box["x"] + x * box["width"] / 64, box["y"] + y * box["height"] / 48)
         page.keyboard.press("Enter")
+        assert "unsaved draft" in page.inner_text("#frame-label")     # said as soon as something is drawn
         # Another frame and back: the unsaved drawing is still there.
         _scrub(page, 3)
         _frame_is(page, "frame 3")
@@ -428,6 +429,7 @@ def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, pre
         said = page.evaluate("window.said")
         # A reload while a job runs (or just after it ended): the tab follows it again to its end.
         page.click("#propagate")
+        _until(page, "() => sessionStorage.getItem('simvos-studio-job') !== null")   # the job is started
         page.reload()
         _message_has(page, "propagation done", timeout=60)
     assert len(streams) >= 2 and any("lost contact" in s for s in said), (streams, said)

@@ -198,7 +198,7 @@ def test_missing_data_and_weights_are_clear_errors(davis_root, tmp_path):
     (["--img_size", "0"], "--img_size must be at least 16, got 0"),
     (["--batch_size", "-1"], "--batch_size must be at least 1"),
     (["--lr", "0"], "--lr must be positive"),
-    (["--load_network", "/etc/passwd"], "/etc/passwd: not a PyTorch checkpoint"),
+    (["--load_network", "/etc/passwd"], "not a PyTorch checkpoint"),
     (["--save_dir", "A_FILE"], "names a file, not a folder"),
 ])
 def test_bad_flags_are_one_line_and_leave_nothing(davis_root, tmp_path, flags, message):
@@ -206,10 +206,23 @@ def test_bad_flags_are_one_line_and_leave_nothing(davis_root, tmp_path, flags, m
     (tmp_path / "a_file").write_text("not a folder")
     flags = [str(tmp_path / "a_file") if f == "A_FILE" else f for f in flags]
     argv = train_argv(davis_root, tmp_path, "--iterations", "2", "--save_dir", str(tmp_path / "saves"))
+    events = str(tmp_path / "events.jsonl")
     with pytest.raises(InputError) as refused:
-        train_simvos.main(argv + flags)
+        train_simvos.main(argv + flags + ["--events", events])
     assert message in str(refused.value) and "\n" not in str(refused.value)
+    from util.run_events import EventReader, Failed
+    named = {"--load_network": "/etc/passwd", "--save_dir": str(tmp_path / "a_file")}.get(flags[0])
+    assert EventReader(events).read() == [Failed(str(refused.value), named)]
+    os.remove(events)
     assert sorted(os.listdir(tmp_path)) == ["a_file"]   # no saves/, no runs/
+
+
+def test_an_events_file_that_cannot_be_written_is_one_line(davis_root, tmp_path):
+    from util.errors import InputError
+    events = tmp_path / "gone" / "events.jsonl"
+    with pytest.raises(InputError, match=f"^{re.escape(str(events))}: cannot write the events file"):
+        train_simvos.main(train_argv(davis_root, tmp_path, "--iterations", "1", "--events", str(events)))
+    assert sorted(os.listdir(tmp_path)) == []
 
 
 def test_a_full_disk_while_saving_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):

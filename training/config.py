@@ -190,8 +190,15 @@ def resolve_config(args: argparse.Namespace, device_type: str, crop_size: int | 
             None if args.yv_subset.lower() == "none" else args.yv_subset, value("davis_repeat"),
             value("davis_max_jump"), value("yv_max_jump"), args.memory_frames,
             tuple(map(parse_vos_folder, args.vos_datasets))),
-        finetune=FinetuneSettings(tuple(args.finetune), tuple(args.sessions) if args.sessions else None, args.val,
-                                  args.val_videos, args.val_every, args.minutes, value("max_jump")) if finetune else None)
+        finetune=finetune_settings(args) if finetune else None)
+
+
+def finetune_settings(args: argparse.Namespace) -> FinetuneSettings:
+    """The fine-tuning part of a command line with ``--finetune`` (its videos are found from it
+    before the rest is resolved: the training crop is measured from them)."""
+    return FinetuneSettings(tuple(args.finetune), tuple(args.sessions) if args.sessions else None, args.val,
+                            args.val_videos, args.val_every, args.minutes,
+                            args.max_jump if args.max_jump is not None else FINETUNE_PRESET["max_jump"])
 
 
 def check_command_line(args: argparse.Namespace) -> None:

@@ -48,12 +48,13 @@ class FinetuneVideos:
     val: list[AnnotatedVideo]
 
     @classmethod
-    def find(cls, folders, sessions=None, val_folder: str | None = None, val_videos: int = 0) -> "FinetuneVideos":
-        """The videos of ``folders`` (of a studio workspace, only ``sessions``), validated on
-        ``val_folder`` or the last ``val_videos`` of them held out."""
-        videos = find_annotated_videos(list(folders), sessions=set(sessions) if sessions else None)
-        if val_folder:
-            return cls(videos, find_annotated_videos([val_folder]))
+    def find(cls, settings: FinetuneSettings) -> "FinetuneVideos":
+        """The videos of ``settings.folders`` (of a studio workspace, only its ``sessions``),
+        validated on ``val_folder`` or the last ``val_videos`` of them held out."""
+        videos = find_annotated_videos(list(settings.folders), sessions=set(settings.sessions) if settings.sessions else None)
+        val_videos = settings.val_videos
+        if settings.val_folder:
+            return cls(videos, find_annotated_videos([settings.val_folder]))
         if val_videos >= len(videos):
             raise InputError(f"--val_videos {val_videos}: only {len(videos)} video(s) in --finetune; keep at least "
                              "one to train on (or pass --val DIR)")
@@ -97,6 +98,10 @@ def plan_iterations(done: int, elapsed: float, seconds_per_iteration: float, sec
     while total > done + 1 and seconds(total) > budget:
         total -= 1
     return max(total, done + 1)
+
+
+def _jf(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
 
 
 class FinetuneStrategy:
@@ -154,8 +159,9 @@ class FinetuneStrategy:
         if self.validate is not None:
             if self.last_val_it != trainer.iteration:
                 self._validation(trainer)
-            trainer.say(f"fine-tuned: validation J&F {self.before:.2f} before, {self.best:.2f} best (iteration "
-                        f"{self.best_it}) -> {self.path}", out=True)
+            if trainer.dist.is_main:   # the other ranks do not validate
+                trainer.say(f"fine-tuned: validation J&F {_jf(self.before)} before, {_jf(self.best)} best (iteration "
+                            f"{self.best_it}) -> {self.path}", out=True)
         else:
             self._keep(trainer)
             trainer.say(f"fine-tuned for {trainer.iteration} iterations (no validation: the last weights) -> "
@@ -227,7 +233,8 @@ class FinetuneStrategy:
             planned = plan_iterations(trainer.iteration, now - self.started, self.seconds_per_iteration,
                                       self.seconds_per_validation if self.validate is not None else 0.0,
                                       self.settings.minutes * 60, self.settings, self.seconds_at_end)
-            planned = int(all_reduce_max(float(planned), trainer.dist))
+            # Rank 0 alone validates (it measured the validations): every rank takes the shortest plan.
+            planned = int(-all_reduce_max(-float(planned), trainer.dist))
             steps = self.config.lr.steps or (int(planned * FINETUNE_STEP_AT),)
             self.planned = RunPlan(planned, dataclasses.replace(self.config.lr, steps=tuple(steps)))
             trainer.replan(self.planned)

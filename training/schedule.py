@@ -1,6 +1,7 @@
 """Schedules over iterations: the learning-rate factor and the bootstrapped-loss fraction.
 
-Their values come from the stage preset (training/stages.py) and the flags, never from defaults here.
+Pure functions of numbers: training/config.py's ``LearningRate`` and ``BootstrapSchedule`` hold the
+values (the presets of training/stages.py, the flags), never defaults here.
 """
 from __future__ import annotations
 

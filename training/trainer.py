@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import contextmanager
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -29,6 +30,33 @@ from util.run_events import Event, EventWriter, Finished, Planned, Progress, Sav
 def build_optimizer(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
     """Adam (as published); the fused kernel where the device has one (about 10% of a small CPU step)."""
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True if device.type in ("cpu", "cuda") else None)
+
+
+@contextmanager
+def stop_requests():
+    """SIGINT and SIGTERM ask for a stop instead of ending the process (the handlers before are put
+    back after); yields a function: whether one came."""
+    received = []
+
+    def handler(signum, frame):
+        received.append(signum)
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: bool(received)
+    finally:
+        for sig, old in before.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def naming_the_file(path: str):
+    """An InputError raised inside (a checkpoint that does not load) names ``path`` as the file at fault."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.path is None:
+            exc.path = path
+        raise
 
 
 class _NoSummaryWriter:
@@ -101,8 +129,9 @@ class Trainer:
     def _initial_weights(self) -> None:
         config = self.config
         if config.load_network:
-            check_recorded_variant(config.load_network, config.model)  # weights of ours record their flags
-            report = load_weights(self.net, config.load_network, resample_pos_embed=True)
+            with naming_the_file(config.load_network):
+                check_recorded_variant(config.load_network, config.model)  # weights of ours record their flags
+                report = load_weights(self.net, config.load_network, resample_pos_embed=True)
             for note in report.notes:
                 self.say(f"note: {config.load_network}: {note}")
         elif config.pretrained:
@@ -114,7 +143,8 @@ class Trainer:
         """Restores a full training state (``config.resume_from``, or with ``resume_auto`` the newest
         loadable one in the run's folder, if any); -> what the start-up line says about it."""
         if self.config.resume_from:
-            path, state = self.config.resume_from, read_state(self.config.resume_from)
+            with naming_the_file(self.config.resume_from):
+                path, state = self.config.resume_from, read_state(self.config.resume_from)
         elif self.config.resume_auto:
             found = newest_state(self.save_dir, report=self.say)
             chosen = int(all_reduce_max(float(found[1]["it"]) if found else -1.0, self.dist))
@@ -212,10 +242,14 @@ class Trainer:
     def train(self, loader, sampler) -> None:
         """Runs to the plan's iterations from where the run is, mid-epoch included: the sampler starts
         after the batches already consumed, and every step's randomness (drop path) is seeded by
-        (seed, iteration, rank), so a resumed run repeats the uninterrupted one exactly."""
+        (seed, iteration, rank), so a resumed run repeats the uninterrupted one exactly. SIGINT and
+        SIGTERM stop it after the current step, its state saved."""
+        with stop_requests() as signal_received:
+            self._train(loader, sampler, signal_received)
+
+    def _train(self, loader, sampler, signal_received) -> None:
         config = self.config
         nonfinite = 0
-        signal_received = self._install_signals()
         if self.plan is not None:
             self.emit(Planned(self.plan.iterations))
         self.strategy.start(self)
@@ -226,8 +260,9 @@ class Trainer:
             sampler.set_epoch(self.epoch)
             sampler.set_start(self.batches_done * config.batch_size)
             for batch in loader:
-                if isinstance(batch, DataFailure):
-                    self._stop_on(batch)
+                failure = self._agreed_failure(batch if isinstance(batch, DataFailure) else None)
+                if failure is not None:
+                    self._stop_on(failure)
                 self.batches_done += 1
                 torch.manual_seed(derive_seed(config.seed, self.iteration, self.dist.rank, 1))
                 p = self.bootstrap_fraction()
@@ -263,6 +298,15 @@ class Trainer:
             self.strategy.end(self)
         self.emit(Finished(self.iteration, self.stopped or "done", self.strategy.weights(self), self.strategy.best_jf()))
 
+    def _agreed_failure(self, failure: DataFailure | None) -> DataFailure | None:
+        """A data failure of any rank, the same on every rank (so that all stop together, before the
+        step whose gradients they would wait on each other for)."""
+        if not self.dist.enabled or not all_reduce_max(float(failure is not None), self.dist):
+            return failure
+        failures = [None] * self.dist.world_size
+        torch.distributed.all_gather_object(failures, failure)
+        return next(f for f in failures if f is not None)
+
     def _stop_on(self, failure: DataFailure) -> None:
         """A data file could not be read: the iterations done so far are saved, then the failure is
         raised as the one line the user sees."""
@@ -270,17 +314,6 @@ class Trainer:
             self.save()
         raise InputError(f"{failure.message} (training stopped at iteration {self.iteration}, its state saved in "
                          f"{self.save_dir}: --resume auto goes on once the data is back)", failure.path)
-
-    @staticmethod
-    def _install_signals():
-        """SIGINT and SIGTERM ask the run to stop after the current step; -> whether one came."""
-        received = []
-
-        def handler(signum, frame):
-            received.append(signum)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, handler)
-        return lambda: bool(received)
 
     def _log(self, out, batch, p, start_it, start_time) -> None:
         config, it = self.config, self.iteration

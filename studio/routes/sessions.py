@@ -80,4 +80,7 @@ def frame(session_id: str, name: str, studio: StudioDep):
     session = studio.workspace.session(session_id)
     kind = "thumbs" if name.startswith("thumb_") else "frames"
     index = session.frame_index(index_of(name.removeprefix("thumb_"), ".jpg"))
-    return FileResponse(session.path(kind, index), media_type="image/jpeg")
+    path = session.path(kind, index)
+    if not os.path.isfile(path):
+        raise NotFound(f"{path}: missing from the workspace (deleted by hand?)")
+    return FileResponse(path, media_type="image/jpeg")

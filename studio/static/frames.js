@@ -7,6 +7,16 @@ import { state, $, element, pad, say, workspaceChanged, COLOUR_TO_LABEL, PALETTE
 import { markTimeline } from "./timeline.js";
 import { decodeImage, knowObjects, renderObjects } from "./tools.js";
 
+let annotatedHere = false;   // the server says the shown frame's mask is an annotation
+
+/** "frame i / n" with what the shown frame holds: an unsaved draft, an annotation, a computed mask. */
+export function labelFrame() {
+  const s = state.session, frame = state.frame;
+  const what = state.dirty ? " (unsaved draft)" : annotatedHere || s.annotated.includes(frame) ? " (annotated)" :
+    s.computed_frames.includes(frame) ? " (computed)" : "";
+  $("frame-label").textContent = `frame ${frame} / ${s.frames - 1}${what}`;
+}
+
 export function keepDraft() {
   if (state.session && state.dirty && state.labels) {
     state.drafts.set(state.frame, { labels: state.labels, undo: state.undo, grab: state.grab });
@@ -43,9 +53,8 @@ export async function loadFrame(index, { keep = true } = {}) {
   knowObjects(state.labels);
   renderObjects();
   $("scrub").value = frame;
-  const what = state.dirty ? " (unsaved draft)" : annotated || s.annotated.includes(frame) ? " (annotated)" :
-    s.computed_frames.includes(frame) ? " (computed)" : "";
-  $("frame-label").textContent = `frame ${frame} / ${s.frames - 1}${what}`;
+  annotatedHere = annotated;
+  labelFrame();
   $("unannotate").disabled = !s.annotated.includes(frame);
   location.replace(`#session=${s.id}&frame=${frame}`);
   markTimeline(true);

@@ -3,6 +3,7 @@
 import * as api from "./api.js";
 import { masksChanged, point, render, canvas } from "./overlay.js";
 import { state, $, element, guard, say, PALETTE } from "./state.js";
+import { labelFrame } from "./frames.js";
 import { markTimeline } from "./timeline.js";
 
 const UNDO_BYTES = 256 * 2 ** 20;  // the undo history of one frame keeps at most this many bytes of label maps
@@ -72,7 +73,7 @@ export function clearObject() {
 
 /** The labels changed (inside the box, else anywhere): a draft now, redrawn there. */
 export function changed(box) {
-  if (!state.dirty) { state.dirty = true; markTimeline(); }   // the timeline marks the frame's draft once
+  if (!state.dirty) { state.dirty = true; markTimeline(); labelFrame(); }   // the frame's draft marked once
   if (box) masksChanged(...box);
   else masksChanged();
 }
