@@ -123,15 +123,17 @@ class StageFailed(Exception):
 
 
 class Stages:
-    """Runs the demo's scripts one at a time, each in its own process group: a signal to the demo
-    (Ctrl-C reaches only it) is passed on to the running script once, as SIGINT, on which the trainer
-    saves its state and the evaluations keep their finished sequences; the demo stops after it."""
+    """Runs the demo's scripts one at a time, each in its own session: a signal to the demo (Ctrl-C,
+    SIGTERM, a closed terminal's SIGHUP reach only it) is passed on to the running script once, as
+    SIGINT, on which the trainer saves its state and the evaluations keep their finished sequences;
+    the demo stops after it."""
 
     def __init__(self):
         self.child: subprocess.Popen | None = None
         self.signum: int | None = None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._on_signal)
+        for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+            if sig is not None:
+                signal.signal(sig, self._on_signal)
 
     def _on_signal(self, signum, frame) -> None:
         first = self.signum is None

@@ -2,9 +2,9 @@
 the tests): PyTorch's OpenMP threads yield their core while they wait, and there are as many of them as
 the cores this process may run on.
 
-Why: OpenMP threads that spin while waiting for a core that another process holds make a CPU run 10-80x
-slower beside other work (docs/benchmarks.md, "Under load"); waiting passively costs nothing measurable
-alone. The OpenMP runtime of the PyTorch wheels (GNU libgomp) reads its settings once, when ``import
+Why: OpenMP threads that spin while waiting for a core that another process holds make a CPU run many
+times slower beside other work (the demo's training 14-25x beside two busy processes: docs/benchmarks.md,
+"Under load"); waiting passively cost nothing measurable alone. The OpenMP runtime of the PyTorch wheels (GNU libgomp) reads its settings once, when ``import
 torch`` loads it, so an entry point imports this module before anything imports torch::
 
     import util.cpu_threads  # noqa: F401  (first: OpenMP settings before torch loads)
