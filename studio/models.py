@@ -15,15 +15,14 @@ import shutil
 from dataclasses import dataclass
 
 from dataset.workspace import ModelFolder
-from model.presets import ConfigError, ModelConfig
-from model.variants import MODEL_FLAGS, matching_variant, resolve_config, sidecar_path
+from model.checkpoint import CheckpointError
+from model.presets import ModelConfig
+from model.variants import matching_variant, read_sidecar, resolve_config, sidecar_path
 from studio.finetune import FinetuneJob
 from studio.store import Conflict, NotFound, Workspace
 from util.errors import InputError
 
 START = "start"
-FLAG_TYPES = {"backbone_type": str, "layer_index": int, "use_token_learner": bool, "use_local_window": bool,
-              "num_bases_foreground": int, "num_bases_background": int}
 
 
 class BadModel(InputError):
@@ -37,25 +36,18 @@ class StartModel:
 
 
 def sidecar_config(weights: str) -> ModelConfig:
-    """The ModelConfig a fine-tuned model's sidecar records; BadModel naming the sidecar otherwise."""
+    """The ModelConfig a fine-tuned model's sidecar records (read and checked by
+    ``model.variants.read_sidecar``); BadModel naming the sidecar otherwise."""
     path = sidecar_path(weights)
     if not os.path.isfile(path):
         raise BadModel(f"{path}: missing: the model's flags are unknown (the trainer writes it beside {os.path.basename(weights)})")
     try:
-        with open(path) as f:
-            flags = json.load(f)["model"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadModel(f"{path}: not a model sidecar ({type(exc).__name__}: {exc})") from None
-    if not isinstance(flags, dict):
-        raise BadModel(f"{path}: 'model' must be an object of model flags")
-    for key, kind in FLAG_TYPES.items():
-        value = flags.get(key)
-        if key in flags and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            raise BadModel(f"{path}: '{key}' must be {kind.__name__}, got {json.dumps(value)[:40]}")
-    try:
-        return resolve_config(None, {k: flags[k] for k in MODEL_FLAGS if k in flags})
-    except ConfigError as exc:
-        raise BadModel(f"{path}: {exc}") from None
+        recorded = read_sidecar(weights)
+    except CheckpointError as exc:
+        raise BadModel(str(exc)) from None
+    if recorded is None:
+        raise BadModel(f"{path}: not a model sidecar (a JSON object with a \"model\" object of model flags)")
+    return resolve_config(None, recorded["model"])
 
 
 class ModelCatalog:

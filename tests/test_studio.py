@@ -844,7 +844,7 @@ def test_broken_model_folders_are_a_4xx_naming_the_file(tmp_path, tiny_checkpoin
     (models / "badflag" / "finetuned.json").write_text(json.dumps(sidecar))
     client = make_client(tmp_path / "ws", predictor)
     for name, words in (("nosidecar", "finetuned.json: missing"), ("textlink", "finetuned.pth"),
-                        ("badflag", "'layer_index' must be int")):
+                        ("badflag", '"layer_index" must be an integer')):
         response = client.post("/api/model", json={"name": name}, headers=AUTH)
         assert 400 <= response.status_code < 500 and response.headers["content-type"] == "application/json", response.text
         assert words in response.json()["error"] and name in response.json()["error"], response.json()
