@@ -54,6 +54,28 @@ def davis_root(tmp_path_factory):
     return root / "DAVIS"
 
 
+# ------------------------------------------------------------------ the studio's tests
+@pytest.fixture(scope="module")
+def predictor():
+    """A predictor over a seeded tiny B-path network on the CPU (the studio's tests)."""
+    from inference_core import SimVOSPredictor
+    torch.manual_seed(0)
+    return SimVOSPredictor(build_model(tiny_config()).eval(), "cpu")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """(an H.264 MP4 of 12 synthetic 48x64 frames with 2 objects, its frames (12, 48, 64, 3) uint8,
+    their labels (12, 48, 64)) (the studio's tests)."""
+    import numpy as np
+    from dataset.synthetic import make_video
+    from tests.test_own_videos import write_h264
+    folder = tmp_path_factory.mktemp("clip")
+    frames, labels = make_video(np.random.default_rng(7), 12, 48, 64, 2)
+    write_h264(folder / "clip.mp4", frames)
+    return folder / "clip.mp4", frames, labels
+
+
 # ------------------------------------------------------------------ a real browser
 def chromium_binary() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")

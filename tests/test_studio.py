@@ -13,13 +13,11 @@ import torch
 from PIL import Image
 
 from dataset.palette_io import read_label_png
-from dataset.synthetic import make_video
 from dataset.video_io import codec_name
 from inference_core import SimVOSPredictor
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES
 from model import build_model
 from tests.conftest import ROOT, tiny_config
-from tests.test_own_videos import write_h264
 
 pytest.importorskip("fastapi", reason="the studio needs FastAPI (requirements.txt)")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -30,20 +28,6 @@ from studio.store import Workspace, save_png_atomic  # noqa: E402
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    torch.manual_seed(0)
-    return SimVOSPredictor(build_model(tiny_config()).eval(), "cpu")
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip")
-    frames, labels = make_video(np.random.default_rng(7), 12, 48, 64, 2)
-    write_h264(folder / "clip.mp4", frames)
-    return folder / "clip.mp4", frames, labels
 
 
 def make_client(root, predictor, videos=None, max_upload_mb=64):

@@ -14,11 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from dataset.synthetic import make_video
-from inference_core import SimVOSPredictor
 from model import build_model
-from tests.conftest import ROOT, tiny_config
-from tests.test_own_videos import write_h264
+from tests.conftest import ROOT
 from util.errors import InputError
 
 pytest.importorskip("fastapi", reason="the studio needs FastAPI (requirements.txt)")
@@ -32,20 +29,6 @@ from studio.store import Workspace  # noqa: E402
 TOKEN = "page-test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 INFO = {"demo_model": True, "published": False, "backbone": "vit_tiny"}
-
-
-@pytest.fixture(scope="module")
-def predictor():
-    torch.manual_seed(0)
-    return SimVOSPredictor(build_model(tiny_config()).eval(), "cpu")
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip")
-    frames, labels = make_video(np.random.default_rng(7), 12, 48, 64, 2)
-    write_h264(folder / "clip.mp4", frames)
-    return folder / "clip.mp4", frames, labels
 
 
 def make_app(root, predictor, token=TOKEN):
