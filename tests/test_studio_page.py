@@ -158,6 +158,20 @@ def serving(app):
         thread.join(timeout=10)
 
 
+def dropping_the_first_event_stream(app, streams: list):
+    """``app`` as an ASGI app whose first job event stream breaks before its first message (as when
+    the network or the studio drops it); the paths of the event streams asked for go to ``streams``."""
+    async def wrapped(scope, receive, send):
+        if scope["type"] == "http" and scope["path"].endswith("/events"):
+            streams.append(scope["path"])
+            if len(streams) == 1:
+                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+                await send({"type": "http.response.body", "body": b"", "more_body": True})
+                raise ConnectionResetError("the test drops this stream")
+        await app(scope, receive, send)
+    return wrapped
+
+
 def _until(page, script, timeout=30.0):
     """Polls ``script`` (a JavaScript function) until it returns true: the page's CSP forbids the
     eval that page.wait_for_function uses, and it stays on in these tests."""
@@ -389,16 +403,8 @@ def test_the_page_follows_a_job_again_after_its_event_stream_drops(tmp_path, pre
     workspace = Workspace(str(tmp_path / "ws"))
     session = workspace.create(str(path), "clip", owned=False)
     streams = []
-
-    async def dropping_the_first_stream(scope, receive, send):
-        if scope["type"] == "http" and scope["path"].endswith("/events"):
-            streams.append(scope["path"])
-            if len(streams) == 1:
-                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-                await send({"type": "http.response.body", "body": b"", "more_body": True})
-                raise ConnectionResetError("the test drops this stream")
-        await app(scope, receive, send)
     app = create_app(workspace, JobRunner(predictor), TOKEN, INFO)
+    dropping_the_first_stream = dropping_the_first_event_stream(app, streams)
     page = browser_page
     with serving(dropping_the_first_stream) as base:
         page.goto(f"{base}/?token={TOKEN}#session={session.id}")
@@ -486,15 +492,7 @@ def test_a_fine_tune_from_the_page_survives_a_dropped_stream(tmp_path, clip, bro
     runner = JobRunner(build_predictor(checkpoint, config, "cpu"), checkpoint=checkpoint)
     app = create_app(workspace, runner, TOKEN, INFO, trainer=(sys.executable, str(trainer)))
     streams = []
-
-    async def dropping_the_first_stream(scope, receive, send):
-        if scope["type"] == "http" and scope["path"].endswith("/events"):
-            streams.append(scope["path"])
-            if len(streams) == 1:
-                await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-                await send({"type": "http.response.body", "body": b"", "more_body": True})
-                raise ConnectionResetError("the test drops this stream")
-        await app(scope, receive, send)
+    dropping_the_first_stream = dropping_the_first_event_stream(app, streams)
     page = browser_page
     with serving(dropping_the_first_stream) as base:
         page.goto(f"{base}/?token={TOKEN}#session={session.id}")
