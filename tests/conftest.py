@@ -45,6 +45,17 @@ def checkpoint(tmp_path_factory):
     return path
 
 
+def write_sidecar_checkpoint(path: str):
+    """Writes a seeded vit_tiny (12 blocks, trained grid 64x64) checkpoint at ``path`` as our
+    training does (the bare state_dict and its sidecar of model flags); its ModelConfig."""
+    from model.variants import write_sidecar
+    torch.manual_seed(0)
+    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
+    torch.save(build_model(config).state_dict(), path)
+    write_sidecar(path, config)
+    return config
+
+
 @pytest.fixture(scope="session")
 def davis_root(tmp_path_factory):
     """A tiny DAVIS-2017 tree for training: 4 train videos of 6 frames, 48x64."""

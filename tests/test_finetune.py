@@ -9,15 +9,13 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from dataset.annotated import AnnotatedVideo, find_annotated_videos
 from dataset.palette_io import write_label_png
 from dataset.synthetic_rich import make_glyph_video
 from dataset.vos_pairs import AnnotatedPairDataset
-from model import build_model, config_from_flags
-from model.variants import write_sidecar
+from tests.conftest import write_sidecar_checkpoint
 from training.finetune import crop_size_for
 from util.errors import InputError
 
@@ -41,11 +39,8 @@ def write_videos(root, count, every=1, seed=0, frames=12, size=(64, 96)):
 def start_checkpoint(tmp_path_factory):
     """A checkpoint in our training's format (bare state_dict + sidecar), trained on nothing."""
     folder = tmp_path_factory.mktemp("start")
-    torch.manual_seed(0)
-    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
     path = str(folder / "start.pth")
-    torch.save(build_model(config).state_dict(), path)
-    write_sidecar(path, config)
+    write_sidecar_checkpoint(path)
     return path
 
 

@@ -17,7 +17,7 @@ from dataset.video_io import codec_name
 from inference_core import SimVOSPredictor
 from inference_core.memory import DEFAULT_MAX_KEYFRAMES
 from model import build_model
-from tests.conftest import ROOT, tiny_config
+from tests.conftest import ROOT, tiny_config, write_sidecar_checkpoint
 
 pytest.importorskip("fastapi", reason="the studio needs FastAPI (requirements.txt)")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -486,15 +486,10 @@ def test_finetune_from_the_studio_and_switch_the_model(tmp_path, clip):
     """Two annotated sessions, POST /api/finetune: a train_simvos.py --finetune process as a job
     with progress and the validation J&F; the model appears in /api/models and, once chosen,
     propagates the next job. Nothing is written outside the workspace."""
-    from model import config_from_flags
-    from model.variants import write_sidecar
     from inference_core import build_predictor
     path, _, labels = clip
-    torch.manual_seed(0)
-    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
     checkpoint = str(tmp_path / "start.pth")
-    torch.save(build_model(config).state_dict(), checkpoint)
-    write_sidecar(checkpoint, config)
+    config = write_sidecar_checkpoint(checkpoint)
     predictor = build_predictor(checkpoint, config, "cpu")
     workspace = Workspace(str(tmp_path / "ws"))
     client = TestClient(create_app(workspace, JobRunner(predictor, checkpoint=checkpoint), TOKEN, {"demo_model": False}))
@@ -562,15 +557,8 @@ events.emit(Finished(total, "done", os.path.join(folder, "finetuned.pth"), 20.0)
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
     """(checkpoint with its sidecar, its config): vit_tiny as our training writes it."""
-    from model import config_from_flags
-    from model.variants import write_sidecar
-    folder = tmp_path_factory.mktemp("tiny_checkpoint")
-    torch.manual_seed(0)
-    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
-    path = str(folder / "start.pth")
-    torch.save(build_model(config).state_dict(), path)
-    write_sidecar(path, config)
-    return path, config
+    path = str(tmp_path_factory.mktemp("tiny_checkpoint") / "start.pth")
+    return path, write_sidecar_checkpoint(path)
 
 
 @pytest.fixture

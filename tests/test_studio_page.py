@@ -11,11 +11,9 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from model import build_model
-from tests.conftest import ROOT
+from tests.conftest import ROOT, write_sidecar_checkpoint
 from util.errors import InputError
 
 pytest.importorskip("fastapi", reason="the studio needs FastAPI (requirements.txt)")
@@ -468,17 +466,12 @@ def test_a_fine_tune_from_the_page_survives_a_dropped_stream(tmp_path, clip, bro
     job's first event stream breaks: the page reads it again, says the model is ready, ticks nothing
     again, lists the model as usable, and uses it once chosen."""
     from inference_core import build_predictor
-    from model import config_from_flags
-    from model.variants import write_sidecar
     from studio.store import save_png_atomic
     from tests.test_studio import FAKE_TRAINER
     import sys
     path, _, labels = clip
-    torch.manual_seed(0)
-    config = config_from_flags("vit_tiny", layer_index=0, use_token_learner=False, train_img_size=64)
     checkpoint = str(tmp_path / "start.pth")
-    torch.save(build_model(config).state_dict(), checkpoint)
-    write_sidecar(checkpoint, config)
+    config = write_sidecar_checkpoint(checkpoint)
     trainer = tmp_path / "trainer.py"
     trainer.write_text(FAKE_TRAINER)
     monkeypatch.setenv("REPOSITORY", ROOT)
