@@ -78,13 +78,6 @@ def youtube_plans(yv_path: str, split: str, sparse: bool, only: list[str] | None
     return plans
 
 
-def video_plans(sequences: list[VideoSequence]) -> list[PlannedSequence]:
-    """Videos already opened (``segment_video.py``): cost = frames x objects of the first mask."""
-    return [PlannedSequence(s.name, lambda s=s: s, len(s.frames),
-                            len(s.frames) * _count_objects(s.annotations[min(s.annotations)]))
-            for s in sequences]
-
-
 def benchmark_plans(bench: BenchmarkRoot, all_masks: bool = False, only: list[str] | None = None,
                     resume_every: int | None = None) -> list[PlannedSequence]:
     """MOSE, LVOS, SA-V or generic videos (dataset/benchmarks.py): every frame written; SA-V one
