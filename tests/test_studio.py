@@ -475,13 +475,7 @@ def test_grabcut_strokes_refine_the_current_mask(tmp_path, predictor, clip):
     assert not got[:4].any() and not got[:, :4].any()                # outside the box: background
 
 
-def _trainer_writes_events() -> bool:
-    sources = [os.path.join(ROOT, "train_simvos.py"), os.path.join(ROOT, "training", "cli.py")]
-    return any('"--events"' in open(f).read() for f in sources)
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _trainer_writes_events(), reason="train_simvos.py has no --events yet (util/run_events.py stream)")
 def test_finetune_from_the_studio_and_switch_the_model(tmp_path, clip):
     """Two annotated sessions, POST /api/finetune: a train_simvos.py --finetune process as a job
     with progress and the validation J&F; the model appears in /api/models and, once chosen,
@@ -643,7 +637,6 @@ def test_finetune_jobs_follow_the_event_stream_lock_their_sessions_and_queue_at_
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _trainer_writes_events(), reason="train_simvos.py has no --events yet (util/run_events.py stream)")
 def test_a_trainer_data_error_reaches_the_job_naming_the_file(tmp_path, tiny_checkpoint, clip):
     """A mask file broken behind the studio's back: train_simvos.py's failed event names it, and the
     job's error is that line."""
@@ -681,7 +674,6 @@ def _processes_naming(text: str) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _trainer_writes_events(), reason="train_simvos.py has no --events yet (util/run_events.py stream)")
 def test_a_studio_killed_during_a_finetune_leaves_no_trainer_and_no_model(tmp_path, tiny_checkpoint, clip):
     """kill -9 of a real studio process while its fine-tune (train_simvos.py) runs: the trainer and its
     loader worker end with it (parent-death signal), and the studio started again reports the job
