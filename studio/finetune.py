@@ -21,6 +21,7 @@ import time
 
 from dataset.annotated import held_out_sessions
 from dataset.workspace import WorkspaceLayout
+from model.variants import MODEL_FLAGS
 from studio.job import Cancelled, Job
 from studio.jobs import JobRunner
 from studio.store import Workspace
@@ -84,8 +85,7 @@ class FinetuneJob(Job):
     def command(self, runner: JobRunner) -> list[str]:
         folder = self.layout.model(self.model)
         config = runner.predictor.model.config
-        flags = [f"--{k}={getattr(config, k)}" for k in ("backbone_type", "layer_index", "use_token_learner",
-                                                         "use_local_window", "num_bases_foreground", "num_bases_background")]
+        flags = [f"--{k}={getattr(config, k)}" for k in MODEL_FLAGS]
         cmd = [*self.trainer, "--id", self.model, "--finetune", self.layout.root, "--sessions", *self.sessions,
                "--load_network", runner.checkpoint, *flags, "--minutes", str(self.minutes), "--num_workers", "1",
                "--save_dir", self.layout.models_dir, "--log_dir", folder.runs,
