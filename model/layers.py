@@ -4,7 +4,6 @@ through it, torchvision and torch._dynamo: seconds at every start of a script)."
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
