@@ -14,9 +14,9 @@ from functools import partial
 
 import torch
 from torch import nn
-from timm.layers import PatchEmbed
 
 from model.decoder import STCNDecoder, build_fpn_heads
+from model.layers import PatchEmbed
 from model.presets import ModelConfig
 from model.token_refine import TokenLearner, prototype_weights
 from model.vit import Block, explicit_attention_block, local_window_size, resample_grid_pos_embed, sincos_pos_embed, window_partition, window_unpartition
@@ -36,8 +36,8 @@ class SimVOS(nn.Module):
         c = config.validate()
         self.config = c
         dim, c8, c4 = c.embed_dim, *c.decoder_channels
-        self.patch_embed = PatchEmbed(img_size=None, patch_size=c.patch_size, in_chans=3, embed_dim=dim)
-        self.mask_patch_embed = PatchEmbed(img_size=None, patch_size=c.patch_size, in_chans=1, embed_dim=dim)
+        self.patch_embed = PatchEmbed(c.patch_size, 3, dim)
+        self.mask_patch_embed = PatchEmbed(c.patch_size, 1, dim)
         # Frozen (S/16)^2 grid + class row, resampled to each frame's grid at run time.
         self.register_buffer("pos_embed_new", sincos_pos_embed(dim, c.train_grid))
         self._position_cache: dict[tuple, torch.Tensor] = {}

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from timm.layers import DropPath, Mlp, resample_abs_pos_embed
+
+from model.layers import DropPath, Mlp
 
 
 class Attention(nn.Module):
@@ -89,8 +90,14 @@ def resample_grid_pos_embed(pos_embed: torch.Tensor, grid_hw: tuple[int, int]) -
     pos_embed: [1, 1 + g*g, C] -> [1, 1 + h*w, C] (class row first and unchanged), bicubic,
     align_corners=False, no antialiasing (as the published code). Same grid: returned as is.
     """
-    return resample_abs_pos_embed(pos_embed, new_size=list(grid_hw), num_prefix_tokens=1,
-                                  interpolation="bicubic", antialias=False)
+    g = int(round((pos_embed.shape[1] - 1) ** 0.5))
+    if (g, g) == tuple(grid_hw):
+        return pos_embed
+    dim = pos_embed.shape[-1]
+    grid = pos_embed[:, 1:].float().reshape(1, g, g, dim).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=tuple(grid_hw), mode="bicubic", align_corners=False)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, -1, dim).to(pos_embed.dtype)
+    return torch.cat([pos_embed[:, :1], grid], dim=1)
 
 
 def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:

@@ -332,3 +332,28 @@ def test_native_bf16_follows_the_cpu_flags():
     with open("/proc/cpuinfo") as f:
         flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
     assert cpu_has_native_bf16() == bool({"avx512_bf16", "amx_bf16", "amx_tile"} & set(flags))
+
+
+def test_patch_embedding_is_one_linear_map_per_patch():
+    """model.layers.PatchEmbed against the patches cut out by hand and multiplied by the kernel."""
+    from model.layers import PatchEmbed
+    torch.manual_seed(0)
+    embed = PatchEmbed(patch_size=4, in_chans=3, embed_dim=5)
+    x = torch.randn(2, 3, 8, 12)
+    patches = x.reshape(2, 3, 2, 4, 3, 4).permute(0, 2, 4, 1, 3, 5).reshape(2, 6, 48)   # row-major patches
+    expected = patches @ embed.proj.weight.reshape(5, 48).T + embed.proj.bias
+    torch.testing.assert_close(embed(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_drop_path_drops_whole_samples_and_keeps_the_mean():
+    from model.layers import DropPath
+    torch.manual_seed(0)
+    drop = DropPath(0.25)
+    x = torch.ones(20000, 3, 2)
+    y = drop(x)
+    per_sample = y.reshape(20000, -1)
+    values = per_sample.unique()
+    assert len(values) == 2 and values[0] == 0 and abs(values[1].item() - 1 / 0.75) < 1e-6
+    assert (per_sample == per_sample[:, :1]).all()                  # a sample is kept or dropped whole
+    assert abs(per_sample[:, 0].eq(0).float().mean().item() - 0.25) < 0.02
+    assert torch.equal(drop.eval()(x), x)
