@@ -33,7 +33,7 @@ WEIGHTS_HELP = ("published SimVOS weights are not downloaded by this code: get S
                 "repository's model zoo (jimmy-dq/SimVOS, README \"Model zoo\") into test_checkpoints/simvos_bs.pth, "
                 "then check it with: python -c \"from inference_core import SimVOSPredictor as P; "
                 "P.from_checkpoint('test_checkpoints/simvos_bs.pth', variant='simvos_bs')\" (a file that does not fit "
-                "says which keys are missing); README, section 'Models and weights'")
+                "says which keys are missing); docs/models.md")
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -23,7 +23,7 @@ from studio.finetune import DEFAULT_MINUTES, MAX_MINUTES, MAX_QUEUED, MIN_ANNOTA
 from studio.job import FINISHED, JOB_STATES
 from studio.jobs import JobRunner, recover_jobs
 from studio.models import START, ModelCatalog, StartModel
-from studio.propagation import PropagationJob
+from studio.propagation import UNTIL, PropagationJob
 from studio.requests import MAX_JSON_BYTES, BodyLimit
 from studio.routes import annotations, exports, jobs, models, sessions
 from studio.routes.annotations import MAX_MASK_BYTES
@@ -96,7 +96,7 @@ def create_app(workspace: Workspace, runner: JobRunner, token: str, info: dict,
 def facts(studio: Studio) -> dict:
     runner, workspace = studio.runner, studio.workspace
     return {**studio.info, "model": studio.current, "demo_model": bool(studio.info.get("demo_model")) and studio.current == START, "checkpoint": os.path.basename(runner.checkpoint or "") or None,
-            "max_objects": MAX_OBJECTS, "directions": list(JOB_DIRECTIONS), "job_states": list(JOB_STATES),
+            "max_objects": MAX_OBJECTS, "directions": list(JOB_DIRECTIONS), "until": list(UNTIL), "job_states": list(JOB_STATES),
             "finished_job_states": list(FINISHED), "exports": list(EXPORTS), "max_keyframes": runner.max_keyframes,
             "size": runner.predictor.size,
             "limits": {"max_upload_mb": workspace.max_upload_bytes // 2**20, "max_pixels": workspace.max_pixels,

@@ -163,6 +163,7 @@ class Info(Answer):
     published: bool | None = None
     max_objects: int
     directions: list[str]
+    until: list[str]
     job_states: list[str]
     finished_job_states: list[str]
     exports: list[str]

@@ -170,6 +170,11 @@ def test_readme_stays_short():
     assert lines <= 250, f"README.md has {lines} lines: move the depth into docs/ (at most 250)"
 
 
+def test_readme_links_every_docs_page():
+    linked = {(ROOT / target.partition("#")[0]).resolve() for target in links(ROOT / "README.md")}
+    assert sorted(p.name for p in documents()[1:] if p.resolve() not in linked) == []
+
+
 def test_every_link_and_anchor_resolves():
     assert broken_links(documents()) == []
 

@@ -228,6 +228,9 @@ def test_the_page_in_a_real_browser(tmp_path, predictor, clip, browser_page):
         assert page.evaluate("localStorage.getItem('simvos-studio-token')") == TOKEN
         _until(page, "() => document.querySelector('#model-note').textContent.includes('demo model')")
         assert page.is_hidden("#main") and page.is_hidden("#propagate")   # nothing to press before a video is open
+        info = page.evaluate("async () => (await fetch('/api/info', {headers: {Authorization: 'Bearer ' + localStorage.getItem('simvos-studio-token')}})).json()")
+        for select, facts in (("#direction", info["directions"]), ("#until", info["until"])):   # the server's, not the page's
+            assert page.eval_on_selector_all(f"{select} option", "els => els.map(e => e.value)") == facts
         evil = tmp_path / '<img src=x onerror="document.title=1">.mp4'
         evil.write_text("not a video")
         page.set_input_files("#upload", str(evil))

@@ -11,8 +11,13 @@ const FOLLOWED = "simvos-studio-job";   // sessionStorage: the job this tab foll
 // How the page words the server's directions (a direction it does not know is shown as is).
 const DIRECTION_WORDS = { forward: "forward", backward: "backward", both_ways: "both ways from this frame" };
 
-export function fillDirections(directions) {
+// How the page words where a job stops (the server's choices; one it does not know is shown as is).
+const UNTIL_WORDS = { end: "to the end", next: "up to the next annotated frame" };
+
+export function fillDirections(directions, until) {
   $("direction").replaceChildren(...directions.map((d) => element("option", { value: d, textContent: DIRECTION_WORDS[d] || d })));
+  $("until").replaceChildren(...until.map((u) => element("option", { value: u, textContent: UNTIL_WORDS[u] || u })));
+  $("until").value = until.includes("end") ? "end" : until[0];
 }
 
 function setRunning(running) {

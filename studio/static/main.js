@@ -69,7 +69,7 @@ async function main() {
     $("videos-box").hidden = false;
     $("videos").append(...info.videos.map((v) => element("option", { value: v, textContent: v })));
   }
-  fillDirections(info.directions);
+  fillDirections(info.directions, info.until);
   bindCanvas();
   bindControls();
   bindFinetune();
