@@ -50,7 +50,7 @@ class _Pending:
 def independent_probs(object_probs: torch.Tensor) -> torch.Tensor:
     """Per-object probabilities [K, H, W] -> [K+1, H, W]: each object aggregated with the background
     alone (what it would be as the only object), the background channel ``1 - max_k``."""
-    objects = torch.stack([aggregate(p[None], dim=0)[1] for p in object_probs])
+    objects = aggregate(object_probs[None], dim=0)[1]   # one aggregation per object, all at once
     return torch.cat([1 - objects.amax(0, keepdim=True), objects])
 
 
